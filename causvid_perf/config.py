@@ -1,0 +1,293 @@
+"""RunConfig: everything that defines one measured run, with validation that names the fix."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .specs import MODELS, PROFILES, WEIGHT_SOURCES, ModelSpec
+
+MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+# Attention backends we let a user name: diffusers' dispatcher accepts more, but these are the
+# ones that run without a Hub download; "native" (SDPA) is the only one that runs on CPU.
+ATTENTION_BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math",
+                      "flash", "_flash_3", "sage", "flex", "xformers")
+CPU_ATTENTION_BACKENDS = ("native", "_native_math", "flex")
+DEFAULT_PROMPT = "A red fox runs through fresh snow in a birch forest, golden morning light, cinematic"
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message is one line that names the fix."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run. Fields left as None take the model's default recipe (see ``resolved``)."""
+
+    model: str = "causvid-1.3b"
+    weights: str = "auto"
+    height: int = 480
+    width: int = 832
+    frames: int = 81
+    steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None
+    shift: float | None = None
+    timesteps: tuple[int, ...] | None = None  # explicit timesteps, for the "causvid" sampler
+    seed: int = 0
+    dtype: str = "auto"
+    memory: tuple[str, ...] = ()
+    attention: str = "native"
+    device: str = "auto"
+    prompt: str = DEFAULT_PROMPT
+    negative_prompt: str = ""
+    checkpoint: str | None = None  # a full CausVid model.pt instead of the LoRA
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_profile(cls, name: str, **overrides: Any) -> "RunConfig":
+        if name not in PROFILES:
+            raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+        values = {**PROFILES[name], **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(**values).normalised()
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes).normalised()
+
+    def normalised(self) -> "RunConfig":
+        """Canonical field types: memory as a sorted tuple of flags, timesteps as a tuple."""
+        memory = self.memory
+        if isinstance(memory, str):
+            memory = parse_memory(memory)
+        memory = tuple(sorted(set(memory), key=_memory_order))
+        timesteps = tuple(int(t) for t in self.timesteps) if self.timesteps else None
+        return dataclasses.replace(self, memory=memory, timesteps=timesteps)
+
+    @property
+    def spec(self) -> ModelSpec:
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
+        return MODELS[self.model]
+
+    def resolved(self, device: str | None = None) -> "RunConfig":
+        """Fills model defaults and concrete device/dtype. Weights stay as given ("auto" is
+        decided by the loader, which knows whether pretrained files exist)."""
+        spec = self.spec
+        device = device or resolve_device(self.device)
+        dtype = self.dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        shift = self.shift
+        if shift is None:
+            # Wan 2.1 uses flow shift 5.0 at 720p for the teacher, 3.0 at 480p.
+            shift = 5.0 if (spec.role == "teacher" and min(self.height, self.width) >= 720) else spec.default_shift
+        steps = self.steps if self.steps is not None else spec.default_steps
+        if self.timesteps:
+            steps = len(self.timesteps)  # an explicit timestep list decides the step count
+        return dataclasses.replace(
+            self,
+            steps=steps,
+            guidance=self.guidance if self.guidance is not None else spec.default_guidance,
+            sampler=self.sampler or spec.default_sampler,
+            shift=float(shift),
+            dtype=dtype,
+            device=device,
+        ).normalised()
+
+    # -- derived ------------------------------------------------------------------------------
+
+    @property
+    def latent_frames(self) -> int:
+        return (self.frames - 1) // 4 + 1
+
+    @property
+    def dit_tokens(self) -> int:
+        """Tokens the DiT sees: latent frames x (H/8/2) x (W/8/2)."""
+        return self.latent_frames * (self.height // 16) * (self.width // 16)
+
+    @property
+    def uses_cfg(self) -> bool:
+        # diffusers' Wan pipeline skips the unconditional pass at guidance <= 1.0.
+        return (self.guidance if self.guidance is not None else self.spec.default_guidance) > 1.0
+
+    @property
+    def memory_label(self) -> str:
+        return "+".join(self.memory) if self.memory else "none"
+
+    def describe(self) -> str:
+        """Short human label, e.g. 'causvid-14b 832x480x81 6 steps cfg 1.0'."""
+        steps = self.steps if self.steps is not None else self.spec.default_steps
+        guidance = self.guidance if self.guidance is not None else self.spec.default_guidance
+        return f"{self.model} {self.width}x{self.height}x{self.frames} {steps} steps cfg {guidance:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["memory"] = list(self.memory)
+        data["timesteps"] = list(self.timesteps) if self.timesteps else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown RunConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(data)
+        if values.get("memory") is not None:
+            values["memory"] = tuple(values["memory"])
+        if values.get("timesteps") is not None:
+            values["timesteps"] = tuple(values["timesteps"])
+        return cls(**values).normalised()
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def validate(self) -> "RunConfig":
+        """Raises ConfigError with a one-line message naming the fix; returns self when valid."""
+        from .samplers import known_sampler_or_raise
+
+        self.spec  # unknown model
+        if self.weights not in WEIGHT_SOURCES:
+            raise ConfigError(f"unknown weights source {self.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
+        _check_int("frames", self.frames)
+        if self.frames < 1 or (self.frames - 1) % 4 != 0:
+            lower = max(1, (self.frames - 1) // 4 * 4 + 1)
+            raise ConfigError(
+                f"frames must be 4k+1 (the VAE packs 4 frames per latent frame); got {self.frames}, "
+                f"use {lower} or {lower + 4}"
+            )
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            _check_int(name, value)
+            if value < 16 or value % 16 != 0:
+                nearest = max(16, round(value / 16) * 16)
+                raise ConfigError(f"{name} must be a positive multiple of 16; got {value}, use {nearest}")
+        if self.steps is not None:
+            _check_int("steps", self.steps)
+            if self.steps < 1:
+                raise ConfigError(f"steps must be >= 1; got {self.steps}")
+        if self.guidance is not None and not (self.guidance >= 0):
+            raise ConfigError(f"guidance must be >= 0 (1.0 disables CFG); got {self.guidance}")
+        if self.shift is not None and not (self.shift > 0):
+            raise ConfigError(f"shift must be > 0; got {self.shift}")
+        _check_int("seed", self.seed)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0; got {self.seed}")
+        if self.sampler is not None:
+            known_sampler_or_raise(self.sampler)
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
+        bad_flags = [m for m in self.memory if m not in MEMORY_FLAGS]
+        if bad_flags:
+            raise ConfigError(f"unknown memory flag(s) {bad_flags}; choose from: {', '.join(MEMORY_FLAGS)} or none")
+        if self.attention not in ATTENTION_BACKENDS:
+            raise ConfigError(
+                f"unknown attention backend {self.attention!r}; choose one of: {', '.join(ATTENTION_BACKENDS)}"
+            )
+        if self.timesteps is not None and any(not (0 < t <= 1000) for t in self.timesteps):
+            raise ConfigError(f"timesteps must lie in (0, 1000]; got {list(self.timesteps)}")
+        self._validate_for_device(resolve_device(self.device))
+        return self
+
+    def _validate_for_device(self, device: str) -> None:
+        import torch
+
+        if device.startswith("cuda"):
+            if self.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+                raise ConfigError("this GPU does not support bfloat16; use --dtype float16")
+            return
+        if self.attention not in CPU_ATTENTION_BACKENDS:
+            raise ConfigError(
+                f"attention backend {self.attention!r} needs a CUDA GPU; on CPU use one of: "
+                f"{', '.join(CPU_ATTENTION_BACKENDS)}"
+            )
+        if self.weights == "synthetic":
+            raise ConfigError(
+                "synthetic weights are full-size models (1.4-14 B params) and need a CUDA GPU; "
+                "on CPU use --weights tiny"
+            )
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")
+    return device
+
+
+def parse_memory(text: str) -> tuple[str, ...]:
+    """'fp8-storage+te-offload' or 'fp8-storage,te-offload' or 'none' -> tuple of flags."""
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    return tuple(part.strip() for part in text.replace(",", "+").split("+") if part.strip())
+
+
+def _memory_order(flag: str) -> tuple[int, str]:
+    return (MEMORY_FLAGS.index(flag) if flag in MEMORY_FLAGS else len(MEMORY_FLAGS), flag)
+
+
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer; got {value!r}")
+
+
+# -- "key=value,key=value" overrides, as used by `causvid-perf compare --a/--b` -------------------
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+
+
+def parse_overrides(text: str) -> dict[str, Any]:
+    """Parses 'sampler=euler,shift=8' into typed RunConfig field values."""
+    overrides: dict[str, Any] = {}
+    if not text.strip():
+        return overrides
+    for part in _split_top_level(text):
+        if "=" not in part:
+            raise ConfigError(f"override {part!r} is not key=value (e.g. sampler=euler,shift=8)")
+        key, raw = (s.strip() for s in part.split("=", 1))
+        if key not in _FIELD_TYPES:
+            raise ConfigError(f"unknown field {key!r} in {text!r}; fields: {', '.join(_FIELD_TYPES)}")
+        overrides[key] = _coerce(key, raw)
+    return overrides
+
+
+def _split_top_level(text: str) -> list[str]:
+    # Split on commas, but keep bracketed lists (timesteps=[1000;757;522]) whole.
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p for p in parts if p.strip()]
+
+
+def _coerce(key: str, raw: str) -> Any:
+    kind = str(_FIELD_TYPES[key])
+    try:
+        if key == "memory":
+            return parse_memory(raw)
+        if key == "timesteps":
+            items = raw.strip("[]").replace(";", " ").replace(",", " ").split()
+            return tuple(int(float(x)) for x in items)
+        if raw.lower() == "none" and "None" in kind:
+            return None
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"field {key!r} expects {kind}; got {raw!r}") from None

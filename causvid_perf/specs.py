@@ -1,0 +1,156 @@
+"""The models the suite knows: full-size and tiny architectures, recipes and where weights live.
+
+Full-size numbers follow diffusers 0.42.1 and the Wan 2.1 / CausVid releases (../shared/REFERENCE.md,
+sections 2 and 3). Tiny configs are diffusers' own test sizes, so a CPU run takes seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# WanTransformer3DModel keyword arguments shared by both sizes.
+_TRANSFORMER_COMMON: dict[str, Any] = {
+    "patch_size": (1, 2, 2),
+    "attention_head_dim": 128,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-6,
+    # 1024 is needed at full resolution; the tiny value 32 crashes at 832 wide.
+    "rope_max_seq_len": 1024,
+}
+
+TRANSFORMER_FULL: dict[str, dict[str, Any]] = {
+    "1.3b": {**_TRANSFORMER_COMMON, "num_attention_heads": 12, "ffn_dim": 8960, "num_layers": 30},
+    "14b": {**_TRANSFORMER_COMMON, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40},
+}
+
+# Tiny sizes: diffusers' test components. The 14b stand-in has one more layer so that the two
+# families stay distinguishable in results, while both run in well under a second on CPU.
+_TRANSFORMER_TINY_COMMON: dict[str, Any] = {
+    "patch_size": (1, 2, 2),
+    "num_attention_heads": 2,
+    "attention_head_dim": 12,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 32,
+    "freq_dim": 256,
+    "ffn_dim": 32,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-6,
+    # diffusers' tests use 32, which limits frames to 256 px; 1024 costs nothing at this size.
+    "rope_max_seq_len": 1024,
+}
+TRANSFORMER_TINY: dict[str, dict[str, Any]] = {
+    "1.3b": {**_TRANSFORMER_TINY_COMMON, "num_layers": 2},
+    "14b": {**_TRANSFORMER_TINY_COMMON, "num_layers": 3},
+}
+
+# UMT5-XXL encoder (5.68 B params) and its tiny stand-in.
+TEXT_ENCODER_FULL: dict[str, Any] = {
+    "vocab_size": 256384,
+    "d_model": 4096,
+    "d_kv": 64,
+    "d_ff": 10240,
+    "num_layers": 24,
+    "num_heads": 64,
+    "relative_attention_num_buckets": 32,
+    "feed_forward_proj": "gated-gelu",
+}
+TEXT_ENCODER_TINY: dict[str, Any] = {
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 37,
+    "num_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+}
+
+# AutoencoderKLWan() defaults are the Wan 2.1 VAE (127 M params).
+VAE_FULL: dict[str, Any] = {}
+VAE_TINY: dict[str, Any] = {
+    "base_dim": 3,
+    "z_dim": 16,
+    "dim_mult": [1, 1, 1, 1],
+    "num_res_blocks": 1,
+    "temperal_downsample": [False, True, True],
+}
+
+TEXT_TOKENS = 512  # max_sequence_length of the Wan pipeline; T in the FLOP model.
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model the suite can run: architecture family, role and default recipe."""
+
+    name: str
+    family: str  # "1.3b" or "14b": picks the transformer size
+    role: str  # "student" (CausVid) or "teacher" (Wan 2.1)
+    default_steps: int
+    default_guidance: float
+    default_sampler: str
+    default_shift: float
+    base_repo: str  # diffusers-format Wan 2.1 checkpoint on the Hub
+    teacher: str | None = None  # the teacher this student was distilled from
+    lora_repo: str | None = None
+    lora_files: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_student(self) -> bool:
+        return self.role == "student"
+
+
+_WAN_13B = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+_WAN_14B = "Wan-AI/Wan2.1-T2V-14B-Diffusers"
+_KIJAI = "Kijai/WanVideo_comfy"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        # Teachers: Wan 2.1 defaults, 50 steps, CFG 5, UniPC with flow shift 3.0 at 480p.
+        ModelSpec("wan2.1-t2v-1.3b", "1.3b", "teacher", 50, 5.0, "unipc", 3.0, _WAN_13B),
+        ModelSpec("wan2.1-t2v-14b", "14b", "teacher", 50, 5.0, "unipc", 3.0, _WAN_14B),
+        # Students: CausVid LoRA on the Wan base; community settings 4-8 steps, CFG 1, shift ~8.
+        ModelSpec(
+            "causvid-1.3b", "1.3b", "student", 6, 1.0, "unipc", 8.0, _WAN_13B,
+            teacher="wan2.1-t2v-1.3b", lora_repo=_KIJAI,
+            lora_files=(
+                "Wan21_CausVid_bidirect2_T2V_1_3B_lora_rank32.safetensors",
+                "Wan21_CausVid_bidirect2_T2V_1_3B_lora_rank32_v1_5_no_first_block.safetensors",
+            ),
+        ),
+        ModelSpec(
+            "causvid-14b", "14b", "student", 6, 1.0, "unipc", 8.0, _WAN_14B,
+            teacher="wan2.1-t2v-14b", lora_repo=_KIJAI,
+            lora_files=("Wan21_CausVid_14B_T2V_lora_rank32.safetensors",),
+        ),
+    )
+}
+
+WEIGHT_SOURCES = ("tiny", "synthetic", "pretrained", "auto")
+
+# Profiles are named settings a user can ask for instead of spelling out every option.
+PROFILES: dict[str, dict[str, Any]] = {
+    # The published H100 study: CausVid-14B, 832x480, 81 frames, 6 steps, guidance 1.0, with fp8
+    # weight storage and the text encoder off the GPU (what a 21.56 GB peak implies).
+    "study": {
+        "model": "causvid-14b", "height": 480, "width": 832, "frames": 81, "steps": 6,
+        "guidance": 1.0, "memory": ("fp8-storage", "te-offload"),
+    },
+    "study-1.3b": {
+        "model": "causvid-1.3b", "height": 480, "width": 832, "frames": 81, "steps": 6,
+        "guidance": 1.0,
+    },
+    # Seconds on a laptop CPU with the tiny models.
+    "tiny": {"weights": "tiny", "height": 32, "width": 32, "frames": 9},
+}
+
+
+def transformer_config(family: str, tiny: bool) -> dict[str, Any]:
+    table = TRANSFORMER_TINY if tiny else TRANSFORMER_FULL
+    return dict(table[family])
