@@ -1,0 +1,425 @@
+"""A/B statistics for sampler performance comparisons.
+
+The suite measures a change A -> B as interleaved repeated rounds (see :func:`abba_order`) of one
+metric per round (per-step seconds, sampling seconds, peak VRAM bytes, ...), then judges the two
+independent samples with :func:`compare_samples`:
+
+* the point estimate is the **ratio of medians** ``median(B) / median(A)``;
+* significance is the two-sided **Mann-Whitney U** test (``scipy.stats.mannwhitneyu``, its default
+  ``method="auto"``: exact for small samples without ties, normal approximation otherwise);
+* uncertainty is a 95 % percentile **bootstrap CI of the ratio of medians**
+  (``scipy.stats.bootstrap``, two independent samples, seeded, so results are reproducible).
+
+Reference points: asv flags a change with Mann-Whitney U at p = 0.002 plus a factor 1.1;
+TorchBench uses a 7 % threshold. The default gate here is a 3 % change at alpha = 0.05;
+:func:`minimum_detectable_effect` and :func:`rounds_needed` tell how many rounds that needs for
+the noise actually observed.
+
+Verdict vocabulary
+------------------
+``Comparison.verdict`` is one of five strings, and which pair is used is chosen by the caller:
+
+* time metrics (``time_metric=True``, the default) use speed words, :data:`FASTER` /
+  :data:`SLOWER`. They name the effect on *speed*, so they also read correctly for
+  higher-is-better time metrics such as frames per second (fewer fps -> ``"slower"``).
+  For a time metric ``"slower"`` always means worse and ``"faster"`` always means better.
+* other metrics (``time_metric=False``: memory, sizes, counts) use direction words,
+  :data:`LOWER` / :data:`HIGHER`, naming where B's median lies relative to A's. Whether that is
+  worse depends on ``lower_is_better``; read :attr:`Comparison.worse` / :attr:`Comparison.better`.
+* :data:`NO_CHANGE` (``"no significant change"``) for either kind.
+
+The boolean properties :attr:`Comparison.worse`, :attr:`Comparison.better` and
+:attr:`Comparison.regression` are independent of the vocabulary; gates should use ``regression``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterable
+
+import numpy as np
+from scipy import stats as _st
+
+__all__ = [
+    "FASTER",
+    "SLOWER",
+    "LOWER",
+    "HIGHER",
+    "NO_CHANGE",
+    "VERDICTS",
+    "MW_ARE",
+    "Comparison",
+    "compare_samples",
+    "relative_noise",
+    "minimum_rounds",
+    "minimum_detectable_effect",
+    "rounds_needed",
+    "abba_order",
+]
+
+FASTER = "faster"
+SLOWER = "slower"
+LOWER = "lower"
+HIGHER = "higher"
+NO_CHANGE = "no significant change"
+VERDICTS = (FASTER, SLOWER, LOWER, HIGHER, NO_CHANGE)
+
+#: Asymptotic relative efficiency of the Mann-Whitney U test relative to the t test for normal
+#: data (3 / pi ~= 0.955): the rank test needs about pi / 3 times as many samples.
+MW_ARE = 3.0 / math.pi
+
+# scipy >= 1.15 takes ``rng=``; the older spelling ``random_state=`` serves scipy 1.11-1.14.
+_BOOTSTRAP_RNG_KW = "rng" if "rng" in inspect.signature(_st.bootstrap).parameters else "random_state"
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of comparing samples ``b`` (candidate) against ``a`` (baseline) for one metric.
+
+    ``ratio`` is ``median_b / median_a``; ``ci_low``/``ci_high`` bound it at ``confidence``;
+    ``p_value`` is the two-sided Mann-Whitney U p-value; ``verdict`` is one of :data:`VERDICTS`
+    (see the module docstring); ``threshold`` is the relative change the ``regression`` gate
+    tolerates (0.03 = 3 %); ``alpha`` is the significance level.
+    """
+
+    metric: str
+    n_a: int
+    n_b: int
+    median_a: float
+    median_b: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    verdict: str
+    threshold: float
+    alpha: float
+    confidence: float = 0.95
+    lower_is_better: bool = True
+
+    @property
+    def significant(self) -> bool:
+        """p < alpha and the CI of the ratio excludes 1 (on either side)."""
+        return self.p_value < self.alpha and (self.ci_low > 1.0 or self.ci_high < 1.0)
+
+    @property
+    def worse(self) -> bool:
+        """B is significantly worse than A (higher if lower is better, lower otherwise)."""
+        if not self.p_value < self.alpha:
+            return False
+        return self.ci_low > 1.0 if self.lower_is_better else self.ci_high < 1.0
+
+    @property
+    def better(self) -> bool:
+        """B is significantly better than A (mirror image of :attr:`worse`)."""
+        if not self.p_value < self.alpha:
+            return False
+        return self.ci_high < 1.0 if self.lower_is_better else self.ci_low > 1.0
+
+    @property
+    def regression(self) -> bool:
+        """The exit-code gate: B is significantly worse AND worse by more than ``threshold``.
+
+        For lower-is-better metrics: ``worse and ratio > 1 + threshold``. For higher-is-better
+        metrics the bound is mirrored on the log scale: ``worse and ratio < 1 / (1 + threshold)``
+        (e.g. fps falling by more than a 3 % slowdown's worth).
+        """
+        if not self.worse:
+            return False
+        if self.lower_is_better:
+            return self.ratio > 1.0 + self.threshold
+        return self.ratio < 1.0 / (1.0 + self.threshold)
+
+    @property
+    def change(self) -> float:
+        """Relative change of the medians, ``ratio - 1`` (0.05 = B's median 5 % above A's)."""
+        return self.ratio - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict: all fields plus the derived booleans and ``change``."""
+        d = asdict(self)
+        d.update(
+            significant=self.significant,
+            worse=self.worse,
+            better=self.better,
+            regression=self.regression,
+            change=self.change,
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Comparison":
+        """Inverse of :meth:`to_dict` (derived keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _as_samples(x: Iterable[float], side: str, metric: str) -> np.ndarray:
+    label = f"metric {metric!r}: " if metric else ""
+    if isinstance(x, Iterator):
+        x = list(x)
+    try:
+        arr = np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{label}samples {side} are not numbers ({exc})") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{label}samples {side} must be one-dimensional, got shape {arr.shape}")
+    bad = ~np.isfinite(arr) | (arr <= 0)
+    if bad.any():
+        raise ValueError(
+            f"{label}samples {side} must be finite and > 0; got {arr[bad][0]!r} "
+            f"at index {int(np.flatnonzero(bad)[0])}"
+        )
+    return arr
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not (isinstance(value, numbers.Real) and 0.0 < float(value) < 1.0):
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+
+
+def _ratio_of_medians(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(y, axis=axis) / np.median(x, axis=axis)
+
+
+def compare_samples(
+    a: Iterable[float],
+    b: Iterable[float],
+    *,
+    metric: str = "",
+    lower_is_better: bool = True,
+    threshold: float = 0.03,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    seed: int = 0,
+    time_metric: bool = True,
+) -> Comparison:
+    """Compare candidate samples ``b`` against baseline samples ``a`` of one metric.
+
+    ``a`` and ``b`` are independent repeated measurements (one value per round, all finite and
+    > 0). Returns a :class:`Comparison` with the medians, ``ratio = median(b) / median(a)``, a
+    ``confidence`` percentile-bootstrap CI of that ratio (``scipy.stats.bootstrap``,
+    ``paired=False``, ``n_resamples`` resamples from ``numpy.random.default_rng(seed)``, so the
+    result is deterministic) and the two-sided Mann-Whitney U p-value
+    (``scipy.stats.mannwhitneyu(a, b)``).
+
+    Verdict rules (``lower_is_better=True``; mirrored when False):
+
+    * worse  -- ``p_value < alpha`` AND ``ci_low > 1`` (the whole CI lies above 1);
+    * better -- ``p_value < alpha`` AND ``ci_high < 1`` (the whole CI lies below 1);
+    * otherwise :data:`NO_CHANGE`.
+
+    Words: for ``time_metric=True`` worse is :data:`SLOWER` and better is :data:`FASTER`; for
+    ``time_metric=False`` the verdict names the direction of B relative to A, :data:`HIGHER`
+    (CI above 1) or :data:`LOWER` (CI below 1), whichever of worse/better that is.
+
+    The gate, :attr:`Comparison.regression`, is ``worse`` AND the point ratio beyond the
+    threshold: ``ratio > 1 + threshold`` (lower is better) or ``ratio < 1 / (1 + threshold)``
+    (higher is better). A significant change smaller than ``threshold`` is reported in the
+    verdict but does not fail the gate.
+
+    Degenerate inputs: fewer than 2 samples on a side, or any non-finite or non-positive value,
+    raise ``ValueError``. If every sample on both sides is the same value, the result is
+    ``p_value = 1.0``, CI ``(1, 1)`` and :data:`NO_CHANGE` (no bootstrap is run). Note that with
+    few rounds the exact Mann-Whitney test cannot reach small p-values at all (see
+    :func:`minimum_rounds`): e.g. 3 rounds per side can never be significant at alpha = 0.05.
+    """
+    label = f"metric {metric!r}: " if metric else ""
+    _check_fraction("alpha", alpha)
+    _check_fraction("confidence", confidence)
+    xa = _as_samples(a, "a", metric)
+    xb = _as_samples(b, "b", metric)
+    if xa.size < 2 or xb.size < 2:
+        raise ValueError(
+            f"{label}need at least 2 samples per side, got n_a={xa.size}, n_b={xb.size}; "
+            f"run more rounds (>= {minimum_rounds(alpha)} per side for a usable test)"
+        )
+    if not (isinstance(threshold, numbers.Real) and math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    if isinstance(n_resamples, bool) or not (
+        isinstance(n_resamples, numbers.Integral) and n_resamples >= 1
+    ):
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+
+    med_a = float(np.median(xa))
+    med_b = float(np.median(xb))
+    ratio = med_b / med_a
+
+    if np.all(xa == xa[0]) and np.all(xb == xa[0]):
+        # Every value identical: nothing to test, and the bootstrap would be degenerate.
+        p_value, ci_low, ci_high = 1.0, 1.0, 1.0
+    else:
+        p_value = float(_st.mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+        if not math.isfinite(p_value):  # defensive: scipy returns 1.0 for all-tied data today
+            p_value = 1.0
+        with warnings.catch_warnings():
+            # A constant side makes the bootstrap distribution partly degenerate; the percentile
+            # interval is still well defined, so the warning carries no information here.
+            warnings.simplefilter("ignore", category=_st.DegenerateDataWarning)
+            res = _st.bootstrap(
+                (xa, xb),
+                _ratio_of_medians,
+                n_resamples=int(n_resamples),
+                vectorized=True,
+                paired=False,
+                axis=-1,
+                confidence_level=confidence,
+                method="percentile",
+                **{_BOOTSTRAP_RNG_KW: np.random.default_rng(seed)},
+            )
+        ci_low = float(res.confidence_interval.low)
+        ci_high = float(res.confidence_interval.high)
+        if not (math.isfinite(ci_low) and math.isfinite(ci_high)):  # defensive
+            ci_low = ci_high = ratio
+
+    significant = p_value < alpha
+    above = significant and ci_low > 1.0
+    below = significant and ci_high < 1.0
+    if time_metric:
+        worse, better = (above, below) if lower_is_better else (below, above)
+        verdict = SLOWER if worse else FASTER if better else NO_CHANGE
+    else:
+        verdict = HIGHER if above else LOWER if below else NO_CHANGE
+
+    return Comparison(
+        metric=metric,
+        n_a=int(xa.size),
+        n_b=int(xb.size),
+        median_a=med_a,
+        median_b=med_b,
+        ratio=ratio,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        p_value=p_value,
+        verdict=verdict,
+        threshold=float(threshold),
+        alpha=float(alpha),
+        confidence=float(confidence),
+        lower_is_better=bool(lower_is_better),
+    )
+
+
+def relative_noise(a_samples: Iterable[float], b_samples: Iterable[float] | None = None) -> float:
+    """Relative noise of repeated measurements: the pooled coefficient of variation (0.01 = 1 %).
+
+    Computed on the log scale, where a relative spread is scale free: the standard deviation of
+    ``log(x)``, pooled over the sides given (each side centred on its own mean, so a real A/B
+    shift does not count as noise; ``ddof=1`` per side). For small spreads this equals the
+    coefficient of variation. It is deliberately not a robust (MAD) estimate: with the 5-20
+    rounds typical here the MAD is far more erratic and often much too small, which would make
+    :func:`minimum_detectable_effect` over-optimistic; outliers instead inflate this estimate,
+    the conservative direction.
+    """
+    sides = [_as_samples(a_samples, "a", "")]
+    if b_samples is not None:
+        sides.append(_as_samples(b_samples, "b", ""))
+    if any(s.size < 2 for s in sides):
+        raise ValueError(
+            f"need at least 2 samples per side to estimate noise, got {[s.size for s in sides]}; "
+            "run more rounds"
+        )
+    logs = [np.log(s) for s in sides]
+    ss = sum(float(np.sum((x - x.mean()) ** 2)) for x in logs)
+    dof = sum(x.size - 1 for x in logs)
+    return math.sqrt(ss / dof)
+
+
+def minimum_rounds(alpha: float = 0.05) -> int:
+    """Smallest rounds per side at which a two-sided Mann-Whitney test can give p < alpha.
+
+    With n rounds per side and complete separation, the exact two-sided p-value is
+    ``2 / C(2n, n)``; below this n no data can be significant. alpha = 0.05 -> 4,
+    alpha = 0.002 (asv) -> 7.
+    """
+    _check_fraction("alpha", alpha)
+    n = 2
+    while 2.0 / math.comb(2 * n, n) >= alpha:
+        n += 1
+    return n
+
+
+def _z_sum(alpha: float, power: float) -> float:
+    _check_fraction("alpha", alpha)
+    _check_fraction("power", power)
+    return float(_st.norm.ppf(1.0 - alpha / 2.0) + _st.norm.ppf(power))
+
+
+def minimum_detectable_effect(
+    a_samples: Iterable[float],
+    b_samples: Iterable[float] | None = None,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    rounds: int | None = None,
+) -> float:
+    """Approximate smallest relative change detectable with ``rounds`` rounds per side.
+
+    ``a_samples`` (and optionally ``b_samples``) are A/A-style repeated measurements used only to
+    estimate the noise ``s = relative_noise(a_samples, b_samples)``. ``rounds`` defaults to the
+    number of samples given (the smaller side when both are given). The formula is the normal
+    approximation of a two-sided two-sample test on log values, inflated for the Mann-Whitney
+    test's asymptotic relative efficiency ``MW_ARE = 3/pi`` against the t test::
+
+        d   = (z[1 - alpha/2] + z[power]) * s * sqrt(2 / (MW_ARE * rounds))
+        MDE = exp(d) - 1            # e.g. 0.03 = a 3 % slowdown
+
+    Returns ``math.inf`` when ``rounds < minimum_rounds(alpha)`` (no effect can be significant).
+    This is an approximation: it assumes roughly normal log-noise, ignores the bootstrap-CI part
+    of the verdict rule and is optimistic at very small n. Treat it as an order of magnitude,
+    and use :func:`rounds_needed` to size a run.
+    """
+    z = _z_sum(alpha, power)
+    xa = _as_samples(a_samples, "a", "")
+    xb = None if b_samples is None else _as_samples(b_samples, "b", "")
+    s = relative_noise(xa, xb)
+    if rounds is None:
+        rounds = xa.size if xb is None else min(xa.size, xb.size)
+    if not (isinstance(rounds, numbers.Integral) and not isinstance(rounds, bool) and rounds >= 1):
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    if rounds < minimum_rounds(alpha):
+        return math.inf
+    return math.expm1(z * s * math.sqrt(2.0 / (MW_ARE * int(rounds))))
+
+
+def rounds_needed(cv: float, effect: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Approximate rounds per side needed to detect a relative change ``effect`` given noise ``cv``.
+
+    ``cv`` is the relative noise (e.g. from :func:`relative_noise`; 0.01 = 1 %) and ``effect``
+    the relative change to detect (0.03 = 3 %). Inverse of :func:`minimum_detectable_effect`::
+
+        n = ceil( 2 * (z[1 - alpha/2] + z[power])**2 * (cv / log(1 + effect))**2 / MW_ARE )
+
+    floored at :func:`minimum_rounds` ``(alpha)``, since fewer rounds can never be significant.
+    An approximation with the same caveats as :func:`minimum_detectable_effect`.
+    """
+    if not (isinstance(cv, numbers.Real) and math.isfinite(cv) and cv >= 0):
+        raise ValueError(f"cv must be a finite number >= 0, got {cv!r}")
+    if not (isinstance(effect, numbers.Real) and math.isfinite(effect) and effect > 0):
+        raise ValueError(f"effect must be a finite number > 0, got {effect!r}")
+    z = _z_sum(alpha, power)
+    n = 2.0 * z * z * (float(cv) / math.log1p(float(effect))) ** 2 / MW_ARE
+    # The small tolerance keeps round trips exact: rounds_needed(s, MDE(rounds=n)) == n.
+    return max(minimum_rounds(alpha), math.ceil(n - 1e-9))
+
+
+def abba_order(rounds: int) -> list[str]:
+    """Interleaved ABBA measurement order with each of ``"A"`` and ``"B"`` exactly ``rounds`` times.
+
+    The pattern A B B A repeats and is cut to ``2 * rounds`` entries: rounds=2 ->
+    ``["A", "B", "B", "A"]``, rounds=3 -> ``["A", "B", "B", "A", "A", "B"]``. It starts with A,
+    and in every prefix the counts of A and B differ by at most 1, so slow drifts (thermal,
+    clocks, allocator state) hit both sides about equally.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral):
+        raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    block = ("A", "B", "B", "A")
+    return [block[i % 4] for i in range(2 * int(rounds))]
