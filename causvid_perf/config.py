@@ -148,6 +148,8 @@ class RunConfig:
         """Raises ConfigError with a one-line message naming the fix; returns self when valid."""
         from .samplers import known_sampler_or_raise
 
+        if isinstance(self.memory, str):
+            return self.normalised().validate()
         self.spec  # unknown model
         if self.weights not in WEIGHT_SOURCES:
             raise ConfigError(f"unknown weights source {self.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
@@ -168,6 +170,10 @@ class RunConfig:
             _check_int("steps", self.steps)
             if self.steps < 1:
                 raise ConfigError(f"steps must be >= 1; got {self.steps}")
+        for name in ("guidance", "shift"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"{name} must be a number; got {value!r}")
         if self.guidance is not None and not (self.guidance >= 0):
             raise ConfigError(f"guidance must be >= 0 (1.0 disables CFG); got {self.guidance}")
         if self.shift is not None and not (self.shift > 0):
@@ -186,6 +192,12 @@ class RunConfig:
             raise ConfigError(
                 f"unknown attention backend {self.attention!r}; choose one of: {', '.join(ATTENTION_BACKENDS)}"
             )
+        if self.timesteps and self.sampler not in (None, "causvid"):
+            raise ConfigError(f"explicit timesteps need the causvid sampler; got sampler {self.sampler!r}, "
+                              "use --sampler causvid")
+        if self.checkpoint and self.weights in ("tiny", "synthetic"):
+            raise ConfigError(f"--checkpoint loads real weights; it cannot be combined with {self.weights} "
+                              "weights, use --weights pretrained")
         if self.timesteps is not None and any(not (0 < t <= 1000) for t in self.timesteps):
             raise ConfigError(f"timesteps must lie in (0, 1000]; got {list(self.timesteps)}")
         self._validate_for_device(resolve_device(self.device))

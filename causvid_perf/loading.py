@@ -109,6 +109,8 @@ def choose_weights(config: RunConfig, models_dir: Path | None, device: str) -> s
     """'auto' -> pretrained when its files exist, else synthetic on a GPU, else tiny."""
     if config.weights != "auto":
         return config.weights
+    if config.checkpoint:
+        return "pretrained"  # a checkpoint is real weights: never fall back to random ones
     if pretrained_available(config.spec, models_dir, config.checkpoint):
         return "pretrained"
     return "synthetic" if device.startswith("cuda") else "tiny"
@@ -124,17 +126,29 @@ def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> N
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"CausVid checkpoint {path} does not exist; pass the path of its model.pt")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("generator", state)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle with code in it, or not a torch file at all
+        raise ConfigError(f"{path} is not a weights-only torch checkpoint ({type(exc).__name__}); "
+                          "use the model.pt released with CausVid") from None
+    state = state.get("generator", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path} holds no state dict; use the model.pt released with CausVid")
     # CausVid wraps the Wan model: keys look like 'model.blocks.0...' in its training checkpoints.
     state = {k.removeprefix("model."): v for k, v in state.items()}
     converted = convert_wan_transformer_to_diffusers(state)
-    missing, unexpected = transformer.load_state_dict(converted, strict=False)
-    if missing or unexpected:
+    expected = transformer.state_dict()
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    mismatched = sorted(k for k in set(expected) & set(converted) if expected[k].shape != converted[k].shape)
+    if missing or unexpected or mismatched:
+        example = (missing or unexpected or mismatched)[:3]
         raise ConfigError(
             f"{path} does not fit {type(transformer).__name__}: {len(missing)} missing, {len(unexpected)} "
-            f"unexpected keys (e.g. {(missing or unexpected)[:3]}); is it a checkpoint of the same model size?"
+            f"unexpected, {len(mismatched)} wrongly shaped keys (e.g. {example}); is it a checkpoint of the "
+            "same model size?"
         )
+    transformer.load_state_dict(converted, strict=True)
 
 
 # -- building pipelines ----------------------------------------------------------------------------

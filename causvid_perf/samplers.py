@@ -106,9 +106,9 @@ def _import_factory(path: str) -> Callable[["RunConfig"], Any]:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or the user's module failing while it imports
         raise ConfigError(
-            f"cannot import sampler module {module_name!r} ({exc}); check the dotted path package.module:factory "
+            f"cannot import sampler module {module_name!r} ({type(exc).__name__}: {exc}); check the dotted path package.module:factory "
             "and that the package is importable"
         ) from None
     factory = getattr(module, attr, None)

@@ -1,0 +1,152 @@
+"""The pytest plugin, driven through pytester: markers, skips, --require-gpu, baseline states,
+--compare-to, history under xdist and GPU pinning per worker."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from causvid_perf import baselines as bl
+from causvid_perf.pytest_plugin import _pin_gpu_for_xdist_worker
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parents[2]
+
+TINY_CASE_TEST = """
+from causvid_perf.cases import PerfCase
+from causvid_perf.config import RunConfig
+
+CASE = PerfCase("tiny", RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9))
+
+def test_tiny(perf):
+    perf.check(CASE)
+"""
+TINY_KEY = {"gpu_class": "cpu", "model": "causvid-1.3b", "weights": "tiny", "height": 32, "width": 32,
+            "frames": 9, "steps": 6, "guidance": 1.0, "sampler": "unipc", "dtype": "float32", "memory": "none",
+            "attention": "native"}
+FAST = ["--rounds", "2", "--warmup-rounds", "0", "-p", "no:cacheprovider"]
+
+
+@pytest.fixture
+def suite(pytester):
+    """pytester whose runs happen in a subprocess: torch's op registry cannot be imported twice in
+    one process, and pytester unloads modules between in-process runs."""
+    pytester.makepyfile(test_tiny=TINY_CASE_TEST)
+    pytester.runpytest = pytester.runpytest_subprocess
+    return pytester
+
+
+def _write_baseline(path, **metrics):
+    spec = {name: (value, rel, abs_) for name, (value, rel, abs_) in metrics.items()}
+    bl.record(path, TINY_KEY, {n: v for n, (v, _, _) in spec.items()},
+              {"kind": "measured", "date": "2026-01-01T00:00:00+00:00", "commit": "test", "gpu": "cpu",
+               "driver": None, "cuda": None, "torch": "x", "diffusers": "x", "rounds": 1, "spread": {}},
+              tolerances={n: (r, a) for n, (_, r, a) in spec.items()})
+
+
+def test_markers_are_registered_and_strict_markers_pass(pytester):
+    result = pytester.runpytest("--markers")
+    for marker in ("h100:", "gpu:", "slow:", "quality:"):
+        result.stdout.fnmatch_lines([f"@pytest.mark.{marker}*"])
+    pytester.makepyfile("import pytest\n@pytest.mark.h100\n@pytest.mark.slow\ndef test_x():\n    pass\n")
+    assert pytester.runpytest("--strict-markers", "--collect-only").ret == 0
+
+
+def test_gpu_cases_skip_on_cpu_with_a_reason(pytester):
+    pytester.makepyfile("import pytest\n@pytest.mark.gpu\ndef test_x():\n    pass\n"
+                        "@pytest.mark.h100\ndef test_y():\n    pass\n")
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*needs a CUDA GPU*torch*sees none*"])
+
+
+def test_require_gpu_fails_at_session_start_without_a_gpu(pytester):
+    pytester.makepyfile("import pytest\n@pytest.mark.h100\ndef test_x():\n    pass\n")
+    result = pytester.runpytest("--require-gpu")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--require-gpu: needs a CUDA GPU*must not go green*"])
+
+
+def test_h100_collect_only_lists_the_parametrized_cases(pytester):
+    result = pytester.runpytest(str(REPO / "tests" / "perf"), "-m", "h100", "--collect-only", "-q",
+                                f"--rootdir={REPO}", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*test_gpu_case?causvid-14b-study?*", "*test_gpu_case?causvid-1.3b-study?*",
+                                 "*test_gpu_case?wan-1.3b-full?*"])
+    assert "tiny" not in result.stdout.str()
+
+
+def test_no_baseline_is_an_explicit_state_not_a_pass(suite):
+    result = suite.runpytest(*FAST, "-rs", "--baselines", "none.json")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no baseline for CPU, causvid-1.3b 32x32x9 6 steps cfg 1.0*--update-baselines*"])
+
+
+def test_update_baselines_records_with_provenance_then_passes(suite):
+    path = suite.path / "b.json"
+    result = suite.runpytest(*FAST, "--baselines", str(path), "--update-baselines")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*added measured baseline for cpu causvid-1.3b 32x32x9*"])
+    entry = bl.load_baselines(path).measured_for(TINY_KEY)
+    assert entry.provenance["kind"] == "measured" and entry.provenance["rounds"] == 2
+    assert {"sampling_s", "s_per_it", "prompt_to_output_s"} <= set(entry.metrics)
+    suite.runpytest(*FAST, "--baselines", str(path)).assert_outcomes(passed=1)
+
+
+def test_a_regression_fails_the_test_with_one_line(suite):
+    path = suite.path / "b.json"
+    _write_baseline(path, sampling_s=(1e-6, 0.05, 1e-7))
+    result = suite.runpytest(*FAST, "--baselines", str(path))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*sampling_s * s vs baseline 1e-06 s (+*%, tolerance 5 % / 1e-07 s) on CPU, "
+                                 "causvid-1.3b 32x32x9 6 steps cfg 1.0*"])
+
+
+def test_an_improvement_passes_and_is_reported(suite):
+    path = suite.path / "b.json"
+    _write_baseline(path, sampling_s=(100.0, 0.05, 0.5))
+    result = suite.runpytest(*FAST, "--baselines", str(path))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*improvement to record (--update-baselines): sampling_s*"])
+
+
+def test_foreign_baselines_file_gives_a_clear_error(suite):
+    (suite.path / "foreign.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
+    result = suite.runpytest(*FAST, "--baselines", "foreign.json")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*not a causvid-perf baselines file*"])
+
+
+def test_compare_to_latest_fails_on_an_injected_slowdown(suite):
+    history = suite.path / "hist"
+    args = [*FAST, "--baselines", "none.json", "--history-dir", str(history), "--rounds", "3"]
+    suite.runpytest(*args).assert_outcomes(skipped=1)
+    assert len(list(history.glob("*.json"))) == 1
+    result = suite.runpytest(*args, "--compare-to", "latest", "--inject-slowdown", "3")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*s_per_it * vs baseline *"])
+
+
+def test_shipped_cpu_baselines_catch_an_injected_2x_slowdown(pytester):
+    result = pytester.runpytest_subprocess(str(REPO / "tests" / "perf"), f"--rootdir={REPO}", "-p", "no:cacheprovider",
+                                "--baselines", str(REPO / "baselines.json"), "--inject-slowdown", "2",
+                                "--history-dir", str(pytester.path / "hist"), "--benchmark-disable")
+    result.assert_outcomes(failed=2, skipped=7)
+
+
+def test_xdist_workers_write_their_own_history(suite):
+    history = suite.path / "hist"
+    suite.makepyfile(test_two=TINY_CASE_TEST.replace("test_tiny", "test_tiny_again"))
+    result = suite.runpytest(*FAST, "-n", "2", "--baselines", "none.json", "--history-dir", str(history))
+    result.assert_outcomes(skipped=2)
+    files = sorted(history.glob("*.json"))
+    assert len(files) == 2 and {json.loads(f.read_text())["worker"] for f in files} == {"gw0", "gw1"}
+
+
+@pytest.mark.parametrize("outer, worker, expected", [("3,5", "gw1", "5"), ("3,5", "gw2", "3"), ("7", "gw0", "7")])
+def test_each_xdist_worker_is_pinned_to_one_gpu(monkeypatch, outer, worker, expected):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", outer)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    monkeypatch.delenv("CAUSVID_PERF_PINNED", raising=False)
+    _pin_gpu_for_xdist_worker()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == expected
