@@ -189,9 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     overhead.add_argument("--rounds", type=int, default=3)
     overhead.set_defaults(func=cmd_overhead)
 
+    from .ab import add_compare_parser
     from .bench import add_bench_parser
 
     add_bench_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 

@@ -1,0 +1,352 @@
+"""Unit tests for causvid_perf.ab (`causvid-perf compare`): real tiny-model runs on CPU for the
+A/A and injected-slowdown cases, fake runners for the wiring (ABBA order, seeds, statistics, gates)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from causvid_perf import ab, stats
+from causvid_perf.config import ConfigError, RunConfig
+from causvid_perf.result import Metrics, OutputInfo, RunResult
+
+# The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
+TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
+
+# Sleeps in every scheduler step: a tiny CPU step takes a few ms, so this at least doubles it.
+SLOW_STEP_S = 0.008
+SLOW_MODULE = f"""
+import time
+
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+
+class SlowEuler(FlowMatchEulerDiscreteScheduler):
+    def step(self, *args, **kwargs):
+        time.sleep({SLOW_STEP_S})
+        return super().step(*args, **kwargs)
+
+
+def factory(config):
+    return SlowEuler(shift=config.shift)
+"""
+
+
+def compare(argv: list[str]) -> int:
+    """`causvid-perf compare ARGV` through the subcommand's own parser (as cli.main runs it)."""
+    parser = argparse.ArgumentParser(prog="causvid-perf")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ab.add_compare_parser(sub)
+    args = parser.parse_args(["compare", *argv])
+    return args.func(args)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the real runs. With two intra-op threads on a busy 2-core machine
+    every parallel region waits for a descheduled thread, and a tiny 2 ms step becomes 2 or 10 ms
+    at random (measured): noise that swamps an 8 ms effect. The comparison logic is the same."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def slowmod(tmp_path, monkeypatch):
+    (tmp_path / "slowmod.py").write_text(SLOW_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slowmod", raising=False)
+    yield "slowmod:factory"
+    sys.modules.pop("slowmod", None)
+
+
+# -- real runs on the tiny model -------------------------------------------------------------------
+
+def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys, one_thread):
+    # Under the null hypothesis each metric is flagged with probability up to alpha (about 4 %
+    # with the real rule, measured), so a noisy shared 2-core machine gets up to 3 attempts: a
+    # false alarm in all three is about 1e-4, while a systematic A/A bias fails every time.
+    failures = []
+    for attempt in range(3):
+        out = tmp_path / f"aa{attempt}.json"
+        code = compare([*TINY, "--aa", "--rounds", "8", "--json", str(out)])
+        captured = capsys.readouterr()
+        report = json.loads(out.read_text())
+        verdicts = report["verdicts"]
+        if code == 0 and set(verdicts.values()) == {stats.NO_CHANGE}:
+            break
+        failures.append((code, verdicts))
+    else:
+        pytest.fail(f"A/A flagged a change in 3 of 3 attempts: {failures}")
+
+    assert report["aa"] is True and report["shared_pipeline"] is True
+    assert report["config_a"] == report["config_b"]
+    assert set(verdicts) == {"s_per_it", "sampling_s", "prompt_to_output_s"}
+    assert report["skipped"] == {"peak_vram_gib": "not measured on CPU"}
+    # The noise section: relative noise, the MDE at 8 rounds and the rounds a 3 % change needs.
+    for key in ("s_per_it", "sampling_s"):
+        noise = report["noise"][key]
+        a, b = report["samples"]["A"][key], report["samples"]["B"][key]
+        assert noise["relative_noise"] == pytest.approx(stats.relative_noise(a, b))
+        assert noise["mde"] == pytest.approx(stats.minimum_detectable_effect(a, b, rounds=8))
+        assert noise["rounds_needed"] == stats.rounds_needed(noise["relative_noise"], 0.03)
+    md = captured.out
+    assert "A/A noise check" in md and "relative noise" in md
+    assert "min. detectable effect (8 rounds)" in md and "rounds for 3%" in md
+    assert "identical (PSNR ∞, SSIM 1.000)" in md  # same config, same seed: the same frames
+    assert report["agreement"]["identical_frames"] == 9
+    assert "**Result: no regression (exit 0)**" in md
+
+
+def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, capsys, slowmod, one_thread):
+    md_path, json_path = tmp_path / "out" / "ab.md", tmp_path / "out" / "ab.json"
+    code = compare([*TINY, "--a", "sampler=euler", "--b", f"sampler={slowmod}", "--rounds", "6",
+                    "--markdown", str(md_path), "--json", str(json_path)])
+    captured = capsys.readouterr()
+    report = json.loads(json_path.read_text())
+    steps = {side: [[round(s * 1000, 1) for s in run["step_s"]] for run in report["runs"] if run["side"] == side]
+             for side in "AB"}
+    assert code == 1, (captured.out, steps)
+    s_per_it = report["comparisons"]["s_per_it"]
+    assert s_per_it["verdict"] == stats.SLOWER and s_per_it["regression"] is True, (captured.out, steps)
+    assert s_per_it["ratio"] > 1.5
+    assert "s_per_it" in report["regressions"] and report["exit_code"] == 1
+
+    # Markdown: printed and written, ready for a PR comment.
+    assert md_path.read_text() == captured.out
+    assert "| per-step time (s/it) |" in captured.out and "**slower (regression)**" in captured.out
+    assert "**Result: regression (exit 1)**" in captured.out
+    assert "sampler=euler → sampler=slowmod:factory" in captured.out
+    # Progress: one stderr line per measured round.
+    assert sum(line.startswith("round ") for line in captured.err.splitlines()) == 12
+
+    # JSON: both configs, rounds, every sample, every comparison, agreement, verdicts, machine.
+    assert report["config_a"]["sampler"] == "euler" and report["config_b"]["sampler"] == slowmod
+    assert report["rounds"] == 6 and report["order"] == stats.abba_order(6)
+    assert len(report["runs"]) == 12 and len(report["warmups"]) == 2
+    assert set(report["comparisons"]) == {"s_per_it", "sampling_s", "prompt_to_output_s"}
+    for key, cmp in report["comparisons"].items():
+        assert {"median_a", "median_b", "ratio", "ci_low", "ci_high", "p_value", "verdict",
+                "regression"} <= set(cmp)
+        a, b = report["samples"]["A"][key], report["samples"]["B"][key]
+        assert len(a) == len(b) == 6
+        # The report's statistics are compare_samples on the same samples.
+        expected = stats.compare_samples(a, b, metric=key, threshold=0.03, time_metric=True).to_dict()
+        assert cmp == pytest.approx(expected)
+    for run in report["runs"]:
+        assert run["s_per_it"] == pytest.approx(statistics.median(run["step_s"]))
+    # Euler and "slow Euler" compute the same thing: identical frames, PSNR inf stored as null.
+    agreement = report["agreement"]
+    assert agreement["compared"] and agreement["seed"] == 0 and agreement["frames"] == 9
+    assert agreement["psnr_per_frame"] == [None] * 9 and agreement["ssim_mean"] == pytest.approx(1.0)
+    assert report["machine"]["device"] == "cpu"
+
+
+def test_agreement_metrics_of_different_samplers():
+    frames_a = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
+    frames_b = frames_a.copy()
+    frames_b[1:] ^= 1  # every frame but the first differs slightly
+    agreement = ab._agreement(frames_a, frames_b, seed_a=3, seed_b=3)
+    assert agreement["identical_frames"] == 1 and agreement["psnr_per_frame"][0] is None
+    assert all(v > 40 for v in agreement["psnr_per_frame"][1:])
+    assert agreement["psnr_min"] == pytest.approx(min(agreement["psnr_per_frame"][1:]))
+    assert 0.9 < agreement["ssim_min"] <= agreement["ssim_mean"] <= 1.0
+    json.dumps(agreement, allow_nan=False)
+    other = ab._agreement(frames_a, frames_a[:5], seed_a=0, seed_b=0)
+    assert other == {"compared": False, "reason": "outputs differ in shape (9x32x32x3 vs 5x32x32x3)"}
+
+
+# -- bad input: exit 2, one clear line, before any model loads ------------------------------------
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--b", "sampler=nope"], "error: unknown sampler 'nope'; known: unipc, euler, dpmpp, causvid"),
+    (["--b", "sampler=no_such_module_xyz:factory"], "error: cannot import sampler module 'no_such_module_xyz'"),
+    (["--b", "sampler=slowmod:missing"], "error: 'slowmod' has no callable 'missing'"),
+    (["--b", "bogus=1"], "error: unknown field 'bogus'"),
+    (["--b", "steps=many"], "error: field 'steps' expects"),
+    (["--rounds", "1"], "error: rounds must be an integer >= 2"),
+    (["--aa", "--b", "sampler=euler"], "error: --aa compares A with itself"),
+])
+def test_bad_input_exits_2_with_one_line(argv, message, capsys, slowmod):
+    assert compare([*TINY, *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), captured.err
+
+
+def test_aa_detected_when_a_and_b_resolve_equal():
+    parser = argparse.ArgumentParser()
+    ab.add_compare_parser(parser.add_subparsers())
+    args = parser.parse_args(["compare", *TINY, "--a", "sampler=unipc"])  # unipc is the default
+    config_a, config_b, aa = ab.configs_from_args(args)
+    assert aa and config_a.resolved() == config_b.resolved()
+    args = parser.parse_args(["compare", *TINY, "--b", "sampler=euler,shift=7"])
+    config_a, config_b, aa = ab.configs_from_args(args)
+    assert not aa and (config_b.sampler, config_b.shift) == ("euler", 7.0) and config_a.sampler is None
+
+
+# -- wiring, with a fake runner ---------------------------------------------------------------------
+
+def _config(**changes) -> RunConfig:
+    return RunConfig.from_profile("tiny", device="cpu", **changes)
+
+
+def _fake_loaded(config: RunConfig) -> types.SimpleNamespace:
+    return types.SimpleNamespace(config=config.resolved("cpu"))
+
+
+def _result(step_s, sampling_s, p2o_s, vram=None, *, device_vram=None, finite=True, frames=None) -> RunResult:
+    metrics = Metrics(
+        load_s=None, text_encode_s=0.01, sampling_s=sampling_s, step_s=list(step_s),
+        s_per_it=statistics.median(step_s), decode_s=0.01, frames_out_s=0.001, prompt_to_output_s=p2o_s,
+        peak_vram_allocated_gib=vram, peak_vram_reserved_gib=vram, peak_vram_device_gib=device_vram,
+        tflop_per_step=1e-6, achieved_tflops=None, mfu=None,
+    )
+    return RunResult(config={}, weights_details={}, machine={"device": "cpu", "cpu": "x86_64", "cpu_threads": 2},
+                     output=OutputInfo(shape=[9, 32, 32, 3], dtype="uint8", finite=finite), metrics=metrics,
+                     frames=frames)
+
+
+class FakeRunner:
+    """Records every call; side B is the config whose sampler is `b_sampler`."""
+
+    def __init__(self, b_sampler: str, *, vram=None, b_vram_factor=1.0, b_time_factor=1.0, b_finite=True, seed=0):
+        self.b_sampler = b_sampler
+        self.vram, self.b_vram_factor, self.b_time_factor, self.b_finite = vram, b_vram_factor, b_time_factor, b_finite
+        self.rng = np.random.default_rng(seed)
+        self.calls: list[tuple[str, int, bool]] = []
+        self.produced: dict[str, list[RunResult]] = {"A": [], "B": []}
+
+    def __call__(self, loaded, config, *, include_load, keep_frames):
+        assert include_load is False
+        side = "B" if config.sampler == self.b_sampler else "A"
+        self.calls.append((side, config.seed, keep_frames))
+        factor = self.b_time_factor if side == "B" else 1.0
+        noise = lambda: float(np.exp(self.rng.normal(0, 0.02)))  # noqa: E731
+        vram = None if self.vram is None else self.vram * (self.b_vram_factor if side == "B" else 1.0) * (
+            1 + 0.001 * self.rng.random())
+        frames = np.full((9, 32, 32, 3), config.seed, dtype=np.uint8) if keep_frames else None
+        result = _result([0.01 * factor * noise() for _ in range(6)], 0.06 * factor * noise(),
+                         0.1 * factor * noise(), vram, finite=self.b_finite or side == "A", frames=frames)
+        self.produced[side].append(result)
+        return result
+
+
+def test_abba_order_warmups_and_seeds(monkeypatch):
+    from causvid_perf import runner as runner_module
+
+    config_a, config_b = _config(sampler="euler", seed=10), _config(sampler="unipc", seed=10)
+    runner = FakeRunner("unipc")
+    monkeypatch.setattr(runner_module, "run_case", runner)  # the default `run` goes through it
+    report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=5, n_resamples=200)
+    # One warm-up per side first, then ABBA; the k-th A and the k-th B share seed 10 + k.
+    assert runner.calls[:2] == [("A", 10, False), ("B", 10, False)]
+    measured = runner.calls[2:]
+    assert [side for side, _, _ in measured] == stats.abba_order(5) == report.order
+    for side in "AB":
+        assert [seed for s, seed, _ in measured if s == side] == [10, 11, 12, 13, 14]
+        assert [keep for s, _, keep in measured if s == side] == [True, False, False, False, False]
+    assert [r["side"] for r in report.runs] == report.order
+    assert [(w["side"], w["seed"]) for w in report.warmups] == [("A", 10), ("B", 10)]
+    assert report.agreement["seed"] == 10 and report.agreement["identical_frames"] == 9
+
+
+def test_report_statistics_are_compare_samples_on_the_samples():
+    config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
+    runner = FakeRunner("unipc", b_time_factor=1.01, seed=3)
+    report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=6, threshold=0.02, alpha=0.1,
+                       run=runner, n_resamples=500)
+    for side in "AB":
+        produced = runner.produced[side][1:]  # [0] is the warm-up
+        assert report.samples[side]["s_per_it"] == [statistics.median(r.metrics.step_s) for r in produced]
+        assert report.samples[side]["sampling_s"] == [r.metrics.sampling_s for r in produced]
+        assert report.samples[side]["prompt_to_output_s"] == [r.metrics.prompt_to_output_s for r in produced]
+    for key in ("s_per_it", "sampling_s", "prompt_to_output_s"):
+        expected = stats.compare_samples(report.samples["A"][key], report.samples["B"][key], metric=key,
+                                          threshold=0.02, alpha=0.1, n_resamples=500, time_metric=True)
+        assert report.comparisons[key] == expected
+    data = report.to_dict()
+    assert data["comparisons"]["sampling_s"] == report.comparisons["sampling_s"].to_dict()
+    json.dumps(data, allow_nan=False)
+
+
+def test_memory_gate_uses_tolerance_and_direction_words():
+    config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
+    loaded = _fake_loaded(config_a)
+    more = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.10),
+                     n_resamples=500)
+    vram = more.comparisons["peak_vram_gib"]
+    assert vram.verdict == stats.HIGHER and vram.threshold == 0.05 and vram.regression
+    assert more.regressions == ["peak_vram_gib"] and more.exit_code == 1
+    assert vram == stats.compare_samples(more.samples["A"]["peak_vram_gib"], more.samples["B"]["peak_vram_gib"],
+                                         metric="peak_vram_gib", threshold=0.05, n_resamples=500,
+                                         time_metric=False)
+    assert "allocated peak" in " ".join(more.notes)  # no NVML device peak: the allocated fallback
+    within = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.02),
+                       n_resamples=500)
+    assert within.comparisons["peak_vram_gib"].verdict == stats.HIGHER  # significant, but within 5 %
+    assert not within.regression and within.exit_code == 0
+    less = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=0.8),
+                     n_resamples=500)
+    assert less.comparisons["peak_vram_gib"].verdict == stats.LOWER and less.exit_code == 0
+
+
+def test_slower_beyond_threshold_fails_and_faster_passes():
+    config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
+    loaded = _fake_loaded(config_a)
+    slower = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=1.5),
+                       n_resamples=500)
+    assert slower.verdicts["s_per_it"] == stats.SLOWER and slower.exit_code == 1
+    assert set(slower.regressions) == {"s_per_it", "sampling_s"}  # prompt-to-output is not gated
+    assert "**Result: regression (exit 1)**" in slower.to_markdown()
+    faster = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=0.5),
+                       n_resamples=500)
+    assert faster.verdicts["s_per_it"] == stats.FASTER and faster.exit_code == 0
+
+
+def test_non_finite_output_exits_3():
+    config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
+    report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=4,
+                       run=FakeRunner("unipc", b_finite=False), n_resamples=200)
+    assert report.finite == {"A": True, "B": False} and report.exit_code == 3
+    assert "NaN/Inf" in report.to_markdown()
+
+
+def test_run_ab_rejects_bad_gate_options():
+    config = _config()
+    with pytest.raises(ConfigError, match="rounds"):
+        ab.run_ab(_fake_loaded(config), config, config, rounds=1, run=FakeRunner("x"))
+    with pytest.raises(ConfigError, match="threshold"):
+        ab.run_ab(_fake_loaded(config), config, config, rounds=4, threshold=-0.1, run=FakeRunner("x"))
+
+
+def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypatch):
+    import causvid_perf.loading as loading
+
+    loads = []
+
+    def fake_load(config, *, models_dir=None, progress=False):
+        loads.append(config)
+        return types.SimpleNamespace(config=config.resolved("cpu"), load_s=0.0)
+
+    monkeypatch.setattr(loading, "load_pipeline", fake_load)
+    a, b = ab.load_for_ab(_config(sampler="euler"), _config(sampler="unipc", shift=5.0, steps=3))
+    assert a is b and len(loads) == 1
+    a, b = ab.load_for_ab(_config(), _config(dtype="bfloat16"))
+    assert a is not b and len(loads) == 3
+
+
+def test_pipeline_fields_match_the_runner():
+    from causvid_perf import runner
+
+    assert ab.PIPELINE_FIELDS == runner._PIPELINE_FIELDS
