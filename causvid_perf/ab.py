@@ -24,12 +24,12 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomic
 from .config import ConfigError, RunConfig, parse_overrides
 
 AB_SCHEMA_ID = "causvid-perf/ab-report"
@@ -158,7 +158,7 @@ class ABReport:
         return write_json_atomic(path, self.to_dict())
 
     def write_markdown(self, path: str | os.PathLike) -> Path:
-        return _write_text_atomic(path, self.to_markdown() + "\n")
+        return write_text_atomic(path, self.to_markdown() + "\n")
 
     def to_markdown(self) -> str:
         c = self.config_a
@@ -511,22 +511,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # -- command line ----------------------------------------------------------------------------------

@@ -12,13 +12,10 @@ cases (0.2 s -> 0.3 s is +50 %) from flapping; the relative part scales with big
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
 import os
-import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +26,8 @@ from typing import Any
 import filelock
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+
+from .atomic import write_text_atomic
 
 SCHEMA_NAME = "causvid-perf/baselines"
 SCHEMA_VERSION = 1
@@ -651,7 +650,7 @@ def record(
             _check_document(
                 document, f"refusing to write {path}", fix="this is a bug in causvid_perf.baselines; the file is unchanged"
             )
-            _atomic_write_text(path, json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+            write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     except filelock.Timeout:
         raise BaselineError(
             f"{path}: timed out after {lock_timeout_s:g} s waiting for {path}.lock; "
@@ -736,29 +735,3 @@ def _json_copy(value: Any, label: str) -> Any:
         ) from None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Replace path with text so that readers see the old or the new file, never a partial one."""
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; keep the existing file's mode so sharing it keeps working.
-        os.chmod(temp_name, stat.S_IMODE(os.stat(path).st_mode) if path.exists() else 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not supported everywhere (e.g. Windows), hence best effort.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+
 from typing import Any
 
 from .config import ATTENTION_BACKENDS, DTYPES, ConfigError, RunConfig, parse_memory

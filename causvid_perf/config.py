@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .specs import MODELS, PROFILES, WEIGHT_SOURCES, ModelSpec

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import quality
+from .atomic import atomic_write
 
 FORMAT_ID = "causvid-perf/reference"
 FORMAT_VERSION = 1
@@ -79,23 +79,16 @@ def save_reference(path: str | os.PathLike, frames: np.ndarray, provenance: dict
     path = Path(path)
     video = _as_uint8(np.asarray(frames))
     indices = subsample_indices(video.shape[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                format=np.array(f"{FORMAT_ID}/{FORMAT_VERSION}"),
-                frames=video[indices],
-                indices=indices,
-                provenance=np.array(json.dumps(provenance, sort_keys=True, default=str)),
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def write(handle) -> None:
+        np.savez_compressed(
+            handle,
+            format=np.array(f"{FORMAT_ID}/{FORMAT_VERSION}"),
+            frames=video[indices],
+            indices=indices,
+            provenance=np.array(json.dumps(provenance, sort_keys=True, default=str)),
+        )
+
+    atomic_write(path, write, binary=True, suffix=".tmp.npz")
     return path
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .atomic import write_json_atomic  # noqa: F401  (re-exported: callers import it from here)
 
 SCHEMA_ID = "causvid-perf/run-result"
 SCHEMA_VERSION = 1
@@ -102,21 +103,3 @@ def validate_result_dict(data: dict[str, Any]) -> None:
             f"not a causvid-perf run result ({error.message} at {error.json_path}); "
             "was it written by `causvid-perf run --json`?"
         )
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

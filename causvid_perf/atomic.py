@@ -1,0 +1,62 @@
+"""Atomic file writes: readers see the old file or the new one, never half of one.
+
+Every file the suite writes (results, baselines, references, reports) goes through here: a temp
+file in the destination's folder, fsync, then os.replace (a rename on one filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = False,
+                 suffix: str = ".tmp") -> Path:
+    """Calls write(handle) on a temp file next to path, then renames it over path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600; keep the existing file's mode (or the usual 0644) so sharing works.
+        os.chmod(temp_name, stat.S_IMODE(os.stat(path).st_mode) if path.exists() else 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda handle: handle.write(text))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """JSON with NaN refused: a result that holds NaN is a bug to see, not a file to write."""
+
+    def dump(handle: IO) -> None:
+        json.dump(data, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+    return atomic_write(path, dump)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not supported everywhere (e.g. Windows), hence best effort.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
