@@ -1,23 +1,25 @@
 """Files for people to look at: MP4 clips and PNG contact sheets of (F, H, W, 3) videos.
 
-Every file is written atomically: to a temporary file in the destination's directory, then moved
-into place with os.replace, so a crash or exception never leaves a half-written file behind (an
-existing file at the destination stays untouched until the new one is complete).
+Every file is written through `causvid_perf.atomic.atomic_write`: a temporary file in the
+destination's directory, renamed into place once complete, so a crash or exception never leaves a
+half-written file behind (an existing file at the destination stays untouched until then).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import imageio.v2 as iio
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from causvid_perf.atomic import atomic_write
 from causvid_perf.quality import as_float_video, check_video
 
 # Wan 2.1 / CausVid generate at 16 frames per second.
@@ -51,25 +53,11 @@ def abs_difference(a: np.ndarray, b: np.ndarray, gain: float = 1.0) -> np.ndarra
     return to_uint8(np.clip(difference, 0.0, 1.0))
 
 
-@contextlib.contextmanager
-def _atomic_destination(path: str | os.PathLike[str], suffix: str) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it onto `path` on success, delete it on any exception."""
+def _require_suffix(path: str | os.PathLike[str], suffix: str) -> Path:
     destination = Path(path)
     if destination.suffix.lower() != suffix:
         raise ValueError(f"expected a path ending in {suffix}, got {destination}; rename it")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory as the destination, so os.replace is an atomic rename on one filesystem; the
-    # real suffix at the end because ffmpeg and matplotlib pick the format from it.
-    handle, temporary_name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=f".partial{suffix}",
-                                              dir=destination.parent)
-    os.close(handle)
-    temporary = Path(temporary_name)
-    try:
-        yield temporary
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    return destination
 
 
 def _pad_to_even(frames: np.ndarray) -> np.ndarray:
@@ -88,25 +76,34 @@ def save_mp4(video: np.ndarray, path: str | os.PathLike[str], fps: float = DEFAU
     odd heights/widths get one repeated edge row/column, because yuv420p needs even sizes. So an odd
     H or W comes back one pixel larger; content is never resampled.
     """
-    frames = _pad_to_even(to_uint8(video))
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    with _atomic_destination(path, ".mp4") as temporary:
-        writer = iio.get_writer(
-            temporary,
-            format="FFMPEG",
-            mode="I",
-            fps=fps,
-            codec="libx264",
-            pixelformat="yuv420p",
-            quality=_MP4_QUALITY,
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-        )
-        with writer:
-            for frame in frames:
-                writer.append_data(frame)
-    return Path(path)
+    frames = _pad_to_even(to_uint8(video))
+    destination = _require_suffix(path, ".mp4")
+
+    def encode(handle: IO[bytes]) -> None:
+        # ffmpeg needs a file name, not a Python handle: encode into a private scratch folder (removed
+        # even on errors), then copy the bytes into atomic_write's temp file beside the destination.
+        with tempfile.TemporaryDirectory(prefix="causvid-perf-mp4-") as scratch:
+            encoded = Path(scratch) / destination.name
+            writer = iio.get_writer(
+                encoded,
+                format="FFMPEG",
+                mode="I",
+                fps=fps,
+                codec="libx264",
+                pixelformat="yuv420p",
+                quality=_MP4_QUALITY,
+                macro_block_size=1,
+                ffmpeg_log_level="error",
+            )
+            with writer:
+                for frame in frames:
+                    writer.append_data(frame)
+            with encoded.open("rb") as source:
+                shutil.copyfileobj(source, handle)
+
+    return atomic_write(destination, encode, binary=True, suffix=".mp4")
 
 
 def _evenly_spaced(frame_count: int, max_frames: int) -> np.ndarray:
@@ -124,6 +121,7 @@ def save_contact_sheet(
     spread evenly from first to last, titled with their frame index. Drawn with matplotlib's Agg
     canvas on a standalone Figure, so the global backend and pyplot state are left alone.
     """
+    _require_suffix(path, ".png")
     if not rows:
         raise ValueError("rows is empty; pass at least one {label: video}")
     if max_frames < 1:
@@ -155,6 +153,4 @@ def save_contact_sheet(
                 ax.set_ylabel(label, fontsize=10)
     figure.tight_layout()
 
-    with _atomic_destination(path, ".png") as temporary:
-        figure.savefig(temporary, format="png")
-    return Path(path)
+    return atomic_write(path, lambda handle: figure.savefig(handle, format="png"), binary=True, suffix=".png")

