@@ -124,6 +124,7 @@ def _visible_gpus() -> list[str]:
         return []
 
 
+@pytest.hookimpl(optionalhook=True)  # only called when pytest-xdist is loaded
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` gives one worker per GPU on a GPU runner (CPU count elsewhere)."""
     gpus = len(_visible_gpus())

@@ -23,13 +23,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import baselines as bl
+from .atomic import atomic_write
 from .history import DEFAULT_HISTORY_DIR, HistoryError, load_history
 from .result import METRIC_NAMES
 from .specs import MODELS
@@ -214,7 +214,11 @@ def _case_from_session(raw: Any) -> CaseRecord:
 
 
 def load_benchmark_runs(benchmark_dir: str | os.PathLike) -> list[Run]:
-    """pytest-benchmark storage files (<dir>/<machine id>/NNNN_<commit>_<date>.json), oldest first."""
+    """pytest-benchmark storage files (<dir>/<machine id>/NNNN_<commit>_<date>.json), oldest first.
+
+    The suite's own JSON files (schema causvid-perf/...) are passed over, so `.benchmarks` itself
+    may be given; any other JSON file is refused as foreign.
+    """
     directory = Path(benchmark_dir)
     if not directory.is_dir():
         raise ReportError(f"no such folder {directory}; --benchmarks takes pytest-benchmark's storage folder "
@@ -225,6 +229,8 @@ def load_benchmark_runs(benchmark_dir: str | os.PathLike) -> list[Run]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReportError(f"{path} is not valid JSON ({exc}); delete or repair it") from None
+        if isinstance(data, dict) and str(data.get("schema", "")).startswith("causvid-perf/"):
+            continue  # the suite's own files (history, references) may sit beside the storage in .benchmarks
         if not (isinstance(data, dict) and isinstance(data.get("benchmarks"), list)
                 and isinstance(data.get("machine_info"), dict)):
             raise ReportError(f'{path} is not a pytest-benchmark storage file (no "benchmarks" list and '
@@ -896,19 +902,7 @@ def render_markdown(title: str, subtitle: str, blocks: Sequence[Block], *, image
 
 def _write_atomic(path: Path, data: bytes) -> Path:
     """Temp file in the same folder, fsync, os.replace: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: handle.write(data), binary=True)
 
 
 # --------------------------------------------------------------------------- entry points
