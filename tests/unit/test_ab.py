@@ -15,6 +15,7 @@ import pytest
 from causvid_perf import ab, stats
 from causvid_perf.config import ConfigError, RunConfig
 from causvid_perf.result import Metrics, OutputInfo, RunResult
+from causvid_perf.suite import torch_threads
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -52,12 +53,9 @@ def one_thread():
     """torch on one thread for the real runs. With two intra-op threads on a busy 2-core machine
     every parallel region waits for a descheduled thread, and a tiny 2 ms step becomes 2 or 10 ms
     at random (measured): noise that swamps an 8 ms effect. The comparison logic is the same."""
-    import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from causvid_perf.config import ConfigError, RunConfig
 from causvid_perf.lora import apply_causvid_lora, make_kijai_lora, save_kijai_lora
 from causvid_perf.runner import run_case
 from causvid_perf.specs import MODELS, transformer_config
+from causvid_perf.suite import torch_threads
 
 SIZE = dict(height=32, width=32, frames=9, device="cpu")
 STUDENT = MODELS["causvid-1.3b"]
@@ -32,10 +33,8 @@ LORA_SEED = 5  # differs from the tiny loader's built-in LoRA seed
 def one_cpu_thread():
     """Tiny models gain nothing from more threads, and on a busy machine OpenMP threads that spin
     against other processes make a 0.2 s run take seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 # -- fixtures --------------------------------------------------------------------------------------
