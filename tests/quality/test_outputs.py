@@ -19,22 +19,10 @@ from causvid_perf.references import (ReferenceError, check_against_reference, lo
 from causvid_perf.runner import run_case
 from causvid_perf.specs import MODELS
 
-# The fixtures come from the causvid_perf_quality plugin once installed; imported here too so the
-# tests run before the entry point is registered (module definitions win, no double registration).
-from causvid_perf.plugin_quality import save_artifacts, tiny_pipelines  # noqa: F401
-
 pytest_plugins = ["pytester"]
 
 STUDENT, TEACHER = "causvid-1.3b", "wan2.1-t2v-1.3b"
 SHAPE = (9, 32, 32, 3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny runs: threads only add noise and contention on 2 cores
-    yield
-    torch.set_num_threads(previous)
 
 
 def _run(loaded, seed: int = 0) -> np.ndarray:

@@ -9,19 +9,10 @@ import math
 import pytest
 import torch
 
-from causvid_perf.plugin_quality import tiny_pipelines  # noqa: F401  (fixture, see test_outputs.py)
 from causvid_perf.sweep import SCHEMA_ID, TABLE_HEADERS, add_sweep_parser, run_sweep, sweep_markdown
 
 ROW_KEYS = {"steps", "guidance", "sampling_s", "s_per_it", "peak_vram_gib",
             "psnr_vs_teacher", "ssim_vs_teacher", "ms_ssim_vs_teacher"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _check(data, steps, guidances):

@@ -9,17 +9,8 @@ import torch
 
 from causvid_perf import cli
 from causvid_perf.result import RunResult
-from causvid_perf.suite import torch_threads
 
 TINY = ["--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread():
-    """Tiny models gain nothing from more threads; on a busy machine spinning OpenMP threads make
-    a 0.2 s run take seconds."""
-    with torch_threads(1):
-        yield
 
 
 def error_lines(err: str) -> list[str]:

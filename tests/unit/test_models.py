@@ -12,7 +12,7 @@ from causvid_perf import flops
 from causvid_perf.components import build_text_encoder, build_transformer, parameter_count
 from causvid_perf.config import ConfigError, RunConfig
 from causvid_perf.samplers import SAMPLERS, build_scheduler, causvid_timesteps
-from causvid_perf.specs import MODELS, TRANSFORMER_FULL, TRANSFORMER_TINY, transformer_config
+from causvid_perf.specs import MODELS, TRANSFORMER_FULL, TRANSFORMER_TINY
 
 STUDY_TOKENS = 32760  # 832x480x81: 21 latent frames x 30 x 52
 

@@ -20,21 +20,12 @@ from causvid_perf.config import ConfigError, RunConfig
 from causvid_perf.lora import apply_causvid_lora, make_kijai_lora, save_kijai_lora
 from causvid_perf.runner import run_case
 from causvid_perf.specs import MODELS, transformer_config
-from causvid_perf.suite import torch_threads
 
 SIZE = dict(height=32, width=32, frames=9, device="cpu")
 STUDENT = MODELS["causvid-1.3b"]
 BASE_FOLDER = STUDENT.base_repo.split("/")[-1]  # Wan2.1-T2V-1.3B-Diffusers
 LORA_FILE = STUDENT.lora_files[0]
 LORA_SEED = 5  # differs from the tiny loader's built-in LoRA seed
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread():
-    """Tiny models gain nothing from more threads, and on a busy machine OpenMP threads that spin
-    against other processes make a 0.2 s run take seconds."""
-    with torch_threads(1):
-        yield
 
 
 # -- fixtures --------------------------------------------------------------------------------------

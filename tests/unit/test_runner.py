@@ -14,18 +14,9 @@ from causvid_perf.config import ConfigError, RunConfig
 from causvid_perf.loading import load_pipeline
 from causvid_perf.result import SCHEMA_PATH, ResultSchemaError, RunResult, write_json_atomic
 from causvid_perf.specs import transformer_config
-from causvid_perf.suite import torch_threads
 
 SIZE = dict(weights="tiny", height=32, width=32, frames=9, device="cpu")
 FRAMES_SHAPE = (9, 32, 32, 3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread():
-    """Tiny models gain nothing from more threads, and on a busy machine OpenMP threads that spin
-    against other processes make a 0.2 s run take seconds."""
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")
