@@ -257,7 +257,8 @@ _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(RunConfig)}
 
 
 def parse_overrides(text: str) -> dict[str, Any]:
-    """Parses 'sampler=euler,shift=8' into typed RunConfig field values."""
+    """Parses 'sampler=euler,shift=8' into typed RunConfig field values; a value with commas is
+    quoted: 'prompt="a cat, running",steps=4' (or with single quotes)."""
     overrides: dict[str, Any] = {}
     if not text.strip():
         return overrides
@@ -267,23 +268,51 @@ def parse_overrides(text: str) -> dict[str, Any]:
         key, raw = (s.strip() for s in part.split("=", 1))
         if key not in _FIELD_TYPES:
             raise ConfigError(f"unknown field {key!r} in {text!r}; fields: {', '.join(_FIELD_TYPES)}")
-        overrides[key] = _coerce(key, raw)
+        overrides[key] = _coerce(key, _unquote(raw))
     return overrides
 
 
+_QUOTES = "\"'"
+
+
 def _split_top_level(text: str) -> list[str]:
-    # Split on commas, but keep bracketed lists (timesteps=[1000;757;522]) whole.
-    parts, depth, current = [], 0, ""
+    # Split on commas, but keep bracketed lists (timesteps=[1000,757,522]) and quoted values
+    # (prompt="a cat, running") whole. The standard library has no splitter that does both
+    # (shlex and csv split inside brackets). A quote opens only at the start of a value, so an
+    # apostrophe inside a plain value (prompt=a cat's toy) stays literal.
+    parts, current, depth, quote, closed = [], "", 0, "", False
     for ch in text:
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == "," and depth == 0:
+        if quote:
+            if ch == quote:
+                quote, closed = "", True
+        elif ch == "," and depth == 0:
             parts.append(current)
-            current = ""
+            current, closed = "", False
+            continue
+        elif closed and not ch.isspace():
+            raise ConfigError(f"{ch!r} after the closing quote in {current + ch!r}; quote the whole value, "
+                              'e.g. prompt="a cat, running"')
+        elif ch in _QUOTES and _at_value_start(current):
+            quote = ch
         else:
-            current += ch
+            depth += (ch == "[") - (ch == "]")
+        current += ch
+    if quote:
+        raise ConfigError(f"unterminated {quote} quote in {text!r}; close it after the value, "
+                          'e.g. prompt="a cat, running",steps=4')
     parts.append(current)
     return [p for p in parts if p.strip()]
+
+
+def _at_value_start(part: str) -> bool:
+    """True when `part` is 'key=' so far (spaces allowed): where a quoted value may open."""
+    key, equals, value = part.partition("=")
+    return bool(equals) and not value.strip()
+
+
+def _unquote(raw: str) -> str:
+    # the splitter let a quote open only at the value's start and close only at its end
+    return raw[1:-1] if raw and raw[0] in _QUOTES else raw
 
 
 def _coerce(key: str, raw: str) -> Any:

@@ -375,6 +375,43 @@ def test_parse_overrides_not_key_value():
         parse_overrides("sampler")
 
 
+def test_parse_overrides_quoted_values():
+    assert parse_overrides('prompt="a cat, running",steps=4') == {"prompt": "a cat, running", "steps": 4}
+    assert parse_overrides("prompt='a cat, running', steps=4") == {"prompt": "a cat, running", "steps": 4}
+    # spaces inside the quotes are kept, those around them are not
+    assert parse_overrides('prompt = " a cat " ,seed=1') == {"prompt": " a cat ", "seed": 1}
+    # the other quote, brackets and '=' inside quotes are text
+    assert parse_overrides("prompt=\"a cat's toy, [big]=yes\"") == {"prompt": "a cat's toy, [big]=yes"}
+    assert parse_overrides("negative_prompt='say \"no\", twice'") == {"negative_prompt": 'say "no", twice'}
+    assert parse_overrides('prompt=""') == {"prompt": ""}
+    # quotes only open a value: an apostrophe inside a plain value is literal
+    assert parse_overrides("prompt=a cat's toy,steps=2") == {"prompt": "a cat's toy", "steps": 2}
+    # quoted values are still typed, and bracketed lists still work next to them
+    assert parse_overrides('steps="4",timesteps=[1000,757],prompt="x, y"') == {
+        "steps": 4, "timesteps": (1000, 757), "prompt": "x, y"}
+
+
+@pytest.mark.parametrize("text", ['prompt="a cat, running', "prompt='a cat,steps=4", 'steps=4,prompt="'])
+def test_parse_overrides_unterminated_quote(text):
+    with pytest.raises(ConfigError) as info:
+        parse_overrides(text)
+    message = str(info.value)
+    assert message.startswith("unterminated ") and "\n" not in message
+    assert 'prompt="a cat, running"' in message  # the fix, spelled out
+
+
+def test_parse_overrides_text_after_closing_quote():
+    with pytest.raises(ConfigError) as info:
+        parse_overrides('prompt="a cat" running,steps=4')
+    assert "after the closing quote" in str(info.value) and "\n" not in str(info.value)
+
+
+@given(prompt=st.text(st.characters(exclude_characters="\"'")), quote=st.sampled_from("\"'"))
+def test_parse_overrides_quoted_prompt_round_trips(prompt, quote):
+    """Any prompt without quote characters (commas, brackets, '=', spaces included) comes back as written."""
+    assert parse_overrides(f"prompt={quote}{prompt}{quote},steps=4") == {"prompt": prompt, "steps": 4}
+
+
 # -- properties ------------------------------------------------------------------------------------
 
 def _is_valid(frames: int, height: int, width: int, steps: int) -> bool:
