@@ -48,6 +48,8 @@ DIRECTIONS = (LOWER_IS_BETTER, HIGHER_IS_BETTER)
 MEASURED = "measured"
 PUBLISHED = "published"
 KINDS = (MEASURED, PUBLISHED)
+# Not stored: the comparison of a run with an earlier run (`--compare-to`), judged like measured.
+PREVIOUS = "previous"
 
 KEY_FIELDS = (
     "gpu_class", "model", "weights", "height", "width", "frames", "steps",
@@ -405,7 +407,9 @@ class Check:
     abs_tol: float | None = None
     unit: str = ""
     direction: str | None = None
-    baseline_kind: str | None = None  # "measured", "published", or None when there is no baseline
+    baseline_kind: str | None = None  # "measured", "published", "previous", or None when there is no baseline
+    p_value: float | None = None  # Mann-Whitney p when the comparison had samples on both sides
+    note: str = ""  # what was compared, when the name alone does not say it
 
     @property
     def tolerance(self) -> tuple[float, float] | None:
@@ -422,14 +426,15 @@ class Check:
         value = _with_unit(self.value, self.unit)
         if self.state == NO_BASELINE:
             return f"{self.name} {value} has no measured baseline on {context}; record one to start tracking it"
-        if self.baseline_kind == PUBLISHED:
-            label = "published ceiling" if self.direction == LOWER_IS_BETTER else "published floor"
-        else:
-            label = "baseline"
+        label = {PUBLISHED: "published ceiling" if self.direction == LOWER_IS_BETTER else "published floor",
+                 PREVIOUS: "previous run"}.get(self.baseline_kind or "", "baseline")
         change = "change n/a" if self.rel_change is None else f"{self.rel_change * 100:+.1f} %"
         tolerance = f"tolerance {self.rel_tol * 100:g} % / {_with_unit(self.abs_tol, self.unit, exact=True)}"
+        if self.p_value is not None:
+            tolerance += f", Mann-Whitney p = {self.p_value:.2g}"
         baseline = _with_unit(self.baseline, self.unit)
-        return f"{self.name} {value} vs {label} {baseline} ({change}, {tolerance}) on {context}"
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.name} {value} vs {label} {baseline} ({change}, {tolerance}) on {context}{note}"
 
 
 def _format_number(x: float) -> str:
@@ -443,6 +448,8 @@ def _format_number(x: float) -> str:
 
 
 def _with_unit(x: float | None, unit: str, exact: bool = False) -> str:
+    if x is None:
+        return "n/a"
     number = f"{x:g}" if exact else _format_number(x)
     return f"{number} {unit}" if unit else number
 
@@ -460,10 +467,11 @@ def check_metric(
     and abs_tol in the bad / good direction, else pass. ``kind="published"``: the spec is a ceiling
     (floor for higher_is_better) widened by the same both-tolerances rule, i.e. a regression only when
     value > baseline + max(rel_tol * |baseline|, abs_tol); a published figure never yields improvement.
+    ``kind="previous"`` (an earlier run, ``--compare-to``) is judged like measured.
     ``value=None`` is not-measured; ``spec=None`` is no-baseline.
     """
-    if kind not in KINDS:
-        raise BaselineError(f"kind must be {' or '.join(KINDS)}, got {kind!r}")
+    if kind not in KINDS + (PREVIOUS,):
+        raise BaselineError(f"kind must be {', '.join(KINDS + (PREVIOUS,))}, got {kind!r}")
     if spec is not None and not isinstance(spec, MetricSpec):
         spec = MetricSpec.from_json(spec)
     if value is None:
@@ -478,7 +486,7 @@ def check_metric(
     rel_limit = spec.rel_tol * abs(spec.value)
     if worse_by > spec.abs_tol and worse_by > rel_limit:
         state = REGRESSION
-    elif kind == MEASURED and -worse_by > spec.abs_tol and -worse_by > rel_limit:
+    elif kind != PUBLISHED and -worse_by > spec.abs_tol and -worse_by > rel_limit:
         state = IMPROVEMENT
     else:
         state = PASS

@@ -4,7 +4,11 @@ pytest-benchmark keeps time statistics (and disables itself under xdist); these 
 metric of every case, so reports and `--compare-to` work either way. Layout:
 
     <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 1,
-        "created", "commit", "worker", "machine", "cases": [{"id", "key", "result", "checks", ...}]}
+        "created", "commit", "worker", "run_id", "machine", "cases": [{"id", "key", "result", "checks", ...}]}
+    <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (see case_outputs.py)
+
+"run_id" is shared by the xdist workers of one pytest run (xdist's testrunuid), so their files are
+read back as one run; files written before it existed are grouped by commit and start time.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime as dt
 import json
 import os
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +44,17 @@ def current_commit(cwd: str | os.PathLike | None = None) -> str:
         return "unknown"
 
 
-def new_session(machine: dict[str, Any], *, worker: str = "main", commit: str | None = None) -> dict[str, Any]:
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_session(machine: dict[str, Any], *, worker: str = "main", commit: str | None = None,
+                run_id: str | None = None) -> dict[str, Any]:
     return {
         "schema": SESSION_SCHEMA, "version": SESSION_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit or current_commit(), "worker": worker, "machine": machine, "cases": [],
+        "commit": commit or current_commit(), "worker": worker, "run_id": run_id or new_run_id(),
+        "machine": machine, "cases": [],
     }
 
 
@@ -67,6 +78,9 @@ def load_session(path: str | os.PathLike) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise HistoryError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); delete or repair it") from None
+    except UnicodeDecodeError as exc:
+        raise HistoryError(f"{path} is not UTF-8 text ({exc.reason}); move files other than the suite's "
+                           "session JSON out of the history folder") from None
     if not isinstance(data, dict) or data.get("schema") != SESSION_SCHEMA:
         raise HistoryError(f"{path} is not a causvid-perf session file; point at the suite's history folder")
     if data.get("version") != SESSION_VERSION:
@@ -84,10 +98,48 @@ def load_history(directory: str | os.PathLike) -> list[dict[str, Any]]:
     return [s for s, _ in sessions]
 
 
-def latest_cases(sessions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Case id -> its newest record across sessions (xdist workers write one file each)."""
-    cases: dict[str, dict[str, Any]] = {}
+def group_runs(sessions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Sessions (oldest first) grouped into pytest runs: one file per xdist worker, same run_id.
+
+    Files without a run_id (older ones) join the previous group when they have its commit, a
+    worker not yet in it and a start within an hour of its first file.
+    """
+    groups: list[list[dict[str, Any]]] = []
+    by_run_id: dict[str, list[dict[str, Any]]] = {}
     for session in sessions:
-        for case in session["cases"]:
-            cases[case["id"]] = case
-    return cases
+        run_id = session.get("run_id")
+        if run_id and run_id in by_run_id:
+            by_run_id[run_id].append(session)
+        elif not run_id and groups and _joins_by_time(groups[-1], session):
+            groups[-1].append(session)
+        else:
+            groups.append([session])
+            if run_id:
+                by_run_id[run_id] = groups[-1]
+    return groups
+
+
+def _joins_by_time(group: list[dict[str, Any]], session: dict[str, Any]) -> bool:
+    first = group[0]
+    if first.get("run_id") or session.get("commit") != first.get("commit"):
+        return False
+    if session.get("worker") in {s.get("worker") for s in group}:
+        return False
+    start, now = parse_time(first.get("created")), parse_time(session.get("created"))
+    return bool(start and now and abs((now - start).total_seconds()) <= 3600)
+
+
+def parse_time(text: Any) -> dt.datetime | None:
+    """An ISO time (a trailing Z allowed) as an aware datetime, UTC when no zone is given; None if unreadable."""
+    try:
+        value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def newest_run(directory: str | os.PathLike, *, exclude_run_id: str | None = None) -> list[dict[str, Any]]:
+    """The session files of the newest run in a history folder (every xdist worker's), or []."""
+    sessions = [s for s in load_history(directory) if not exclude_run_id or s.get("run_id") != exclude_run_id]
+    groups = group_runs(sessions)
+    return groups[-1] if groups else []

@@ -35,7 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--references-dir", default=None,
                     help="reference videos folder (default <rootdir>/references)")
     group.addoption("--ms-ssim-threshold", type=float, default=DEFAULT_THRESHOLD,
-                    help=f"minimum mean MS-SSIM against a reference (default {DEFAULT_THRESHOLD})")
+                    help=f"minimum mean MS-SSIM against a reference video, and against the previous run's "
+                         f"output under --compare-to (default {DEFAULT_THRESHOLD})")
 
 
 def _option(config: pytest.Config, name: str, default: Any) -> Any:

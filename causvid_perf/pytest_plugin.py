@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 
 from . import baselines as bl
+from .case_outputs import case_quality, save_case_output
 from .cases import PerfCase
+from .compare_to import CompareToError, CurrentCase, PreviousRun, judge, load_previous
+from .history import current_commit, new_run_id, new_session, write_session
 from .machine import fit_for_baseline
-from .history import current_commit, new_session, write_session
+from .references import DEFAULT_THRESHOLD, make_provenance
 from .suite import (CaseOutcome, PipelineCache, SuiteOptions, baseline_key, check_against_baselines,
-                    compare_with_previous, current_machine, default_history_dir, free_memory, medians_of,
-                    measure_rounds, previous_cases, provenance, resolve_case_config, tolerances_for)
+                    current_machine, default_history_dir, free_memory, medians_of, measure_rounds, provenance,
+                    resolve_case_config, tolerances_for)
 
 MARKERS = {
     "gpu": "needs a CUDA GPU",
@@ -43,7 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sampler", default=None, help="run every case with this sampler")
     group.addoption("--attention", default=None, help="run every case with this attention backend")
     group.addoption("--compare-to", default=None,
-                    help="compare with a stored run: 'latest' (history folder) or a session JSON path")
+                    help="compare with a stored run on time, VRAM and output quality: 'latest' (newest run in "
+                         "the history folder), a history folder, a session JSON or a pytest-benchmark JSON")
     group.addoption("--history-dir", default=None,
                     help="the suite's JSON history (default <rootdir>/.benchmarks/causvid-perf)")
     group.addoption("--inject-slowdown", type=float, default=1.0,
@@ -65,12 +69,16 @@ class PerfState:
             inject_slowdown=opt.inject_slowdown,
         )
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        # xdist's testrunuid is shared by the workers of one run: their history files form one run.
+        self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or new_run_id()
+        self.run_name = f"{_utc_stamp()}_{self.run_id[:8]}_{self.worker}"  # folder of this worker's outputs
+        self.ms_ssim_threshold = float(config.getoption("ms_ssim_threshold", default=None) or DEFAULT_THRESHOLD)
         self._store: bl.BaselineStore | None = None
         self.cache = PipelineCache(self.options)
         self.outcomes: list[CaseOutcome] = []
         self.recorded: list[str] = []
         self.session: dict[str, Any] | None = None
-        self._previous: dict[str, dict[str, Any]] | None = None
+        self.previous: PreviousRun | None = None
 
     @property
     def store(self) -> bl.BaselineStore:
@@ -78,11 +86,18 @@ class PerfState:
             self._store = bl.load_baselines(self.options.baselines)  # BaselineError names the fix
         return self._store
 
-    def previous(self) -> dict[str, dict[str, Any]]:
-        if self._previous is None:
-            spec = self.options.compare_to
-            self._previous = previous_cases(spec, self.options.history_dir) if spec else {}
-        return self._previous
+    def load_previous(self) -> None:
+        """Read the --compare-to run at start-up: errors surface before any model loads, and no
+        worker can mistake another worker's fresh file of this run for the previous run."""
+        spec = self.options.compare_to
+        if spec:
+            self.previous = load_previous(spec, self.options.history_dir, exclude_run_id=self.run_id)
+
+
+def _utc_stamp() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
 
 
 # -- configuration and collection ------------------------------------------------------------------
@@ -91,7 +106,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     _pin_gpu_for_xdist_worker()
-    config.stash[_STATE_KEY] = PerfState(config)
+    if config.option.inject_slowdown < 1.0:
+        raise pytest.UsageError(f"--inject-slowdown {config.option.inject_slowdown:g}: the factor must be >= 1 "
+                                "(2 = every transformer forward twice as slow)")
+    state = config.stash[_STATE_KEY] = PerfState(config)
+    try:
+        state.load_previous()
+    except CompareToError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if config.option.require_gpu:
         reason = _no_gpu_reason()
         if reason:
@@ -207,9 +229,7 @@ class PerfRunner:
         key = baseline_key(run_config, device_class)
         checks = check_against_baselines(key, medians, state.store, options)
         outcome = CaseOutcome(case.id, key, medians, checks, last, samples)
-        previous = state.previous().get(case.id)
-        if previous:
-            outcome.comparisons = compare_with_previous(medians, previous, device_class)
+        self._keep_output(outcome, run_config)
         self._record_for_history(outcome, last)
         self._publish_extra_info(outcome, case)
 
@@ -230,6 +250,25 @@ class PerfRunner:
                 pytest.fail(message, pytrace=False)
             pytest.skip(message)
         return outcome
+
+    def _keep_output(self, outcome: CaseOutcome, run_config: Any) -> None:
+        """Quality numbers and frames of the last round, then the --compare-to judgement."""
+        state, frames = self.state, outcome.result.frames
+        previous_run = state.previous
+        previous = previous_run.cases.get(outcome.case_id) if previous_run else None
+        if frames is not None:
+            outcome.quality = case_quality(frames)
+            outcome.output = save_case_output(state.options.history_dir, state.run_name, outcome.case_id, frames,
+                                              make_provenance(run_config),
+                                              previous.frames_path if previous else None)
+        if previous is None:
+            if previous_run is not None:
+                outcome.comparison_notes.append(f"not in the previous {previous_run.label}")
+            return
+        current = CurrentCase(outcome.medians, outcome.samples, outcome.quality, run_config.to_dict(), frames)
+        outcome.comparisons, outcome.comparison_notes = judge(
+            current, previous, outcome.key["gpu_class"], ms_ssim_threshold=state.ms_ssim_threshold)
+        outcome.compared_to = previous_run.label
 
     def _check_ceiling(self, case: PerfCase, medians: dict[str, float | None]) -> None:
         peak = medians.get("peak_vram_device_gib") or medians.get("peak_vram_allocated_gib")
@@ -252,7 +291,7 @@ class PerfRunner:
     def _record_for_history(self, outcome: CaseOutcome, result: Any) -> None:
         state = self.state
         if state.session is None:
-            state.session = new_session(result.machine, worker=state.worker)
+            state.session = new_session(result.machine, worker=state.worker, run_id=state.run_id)
         state.session["cases"].append(outcome.to_history())
         state.outcomes.append(outcome)
 
@@ -261,17 +300,28 @@ class PerfRunner:
             return
         info = self.benchmark.extra_info
         info.update({name: value for name, value in outcome.medians.items()})
+        # Enough for a later --compare-to this pytest-benchmark file: samples, quality and frames.
+        info["case_id"] = outcome.case_id
+        info["samples"] = {name: outcome.samples.get(name, []) for name in bl.DEFAULT_METRICS}
+        info["quality"] = outcome.quality
+        info["config"] = outcome.result.config
+        if outcome.output.get("frames"):
+            info["output_frames"] = str((self.state.options.history_dir / outcome.output["frames"]).resolve())
         info["output_shape"] = outcome.result.output.shape
         info["key"] = outcome.key
         info["checks"] = {c.name: c.state for c in outcome.checks}
+        if outcome.comparisons:
+            info["compared_to"] = {c.name: c.state for c in outcome.comparisons}
         if case.note:
             info["note"] = case.note
 
 
 @pytest.fixture
 def perf(perf_state: PerfState, pipelines: PipelineCache, request: pytest.FixtureRequest) -> PerfRunner:
-    benchmark = request.getfixturevalue("benchmark") if request.config.pluginmanager.has_plugin(
-        "pytest_benchmark") else None
+    try:  # pytest-benchmark registers as "benchmark"; `-p no:benchmark` leaves a plain timing loop
+        benchmark = request.getfixturevalue("benchmark")
+    except pytest.FixtureLookupError:
+        benchmark = None
     return PerfRunner(perf_state, request, benchmark)
 
 
@@ -301,6 +351,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.section("causvid-perf")
+    if state.options.compare_to and state.previous is None:
+        tr.write_line(f"--compare-to {state.options.compare_to}: no earlier run in {state.options.history_dir}; "
+                      "nothing compared")
     for model, seconds in state.cache.load_times.items():
         tr.write_line(f"loaded {model} in {seconds:.2f} s (once per session)")
     for outcome in state.outcomes:
@@ -310,11 +363,27 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       f"({', '.join(sorted({c.state for c in outcome.checks}))})")
         for line in outcome.improvements():
             tr.write_line(f"  improvement to record (--update-baselines): {line}")
+        if outcome.comparisons:
+            tr.write_line(f"  vs {outcome.compared_to}: " + ", ".join(_brief(c) for c in outcome.comparisons))
+        for note in outcome.comparison_notes:
+            tr.write_line(f"  {note}")
+        if outcome.output.get("contact_sheet"):
+            tr.write_line(f"  contact sheet: {state.options.history_dir / outcome.output['contact_sheet']}")
     for diff in state.recorded:
         tr.write_line(diff)
     path = getattr(state, "history_path", None)
     if path:
         tr.write_line(f"results written to {path}")
+
+
+def _brief(check: bl.Check) -> str:
+    """'sampling_s +3.1 % pass (p 0.41)' for the one-line summary of a comparison."""
+    if check.name == "output_ms_ssim":
+        change = "n/a" if check.value is None else f"{check.value:.4f}"
+    else:
+        change = "n/a" if check.rel_change is None else f"{check.rel_change * 100:+.1f} %"
+    p = "" if check.p_value is None else f" (p {check.p_value:.2g})"
+    return f"{check.name} {change} {check.state}{p}"
 
 
 def _f(value: float | None) -> str:

@@ -23,14 +23,14 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import baselines as bl
 from .atomic import atomic_write
-from .history import DEFAULT_HISTORY_DIR, HistoryError, load_history
+from .history import DEFAULT_HISTORY_DIR, HistoryError, group_runs, load_history, parse_time
 from .result import METRIC_NAMES
 from .specs import MODELS
 
@@ -126,16 +126,8 @@ def _short_commit(commit: str) -> str:
     return base[:10] + (plus + rest if plus else "")
 
 
-def _parse_time(text: str) -> dt.datetime | None:
-    try:
-        value = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
 def _short_time(text: str) -> str:
-    value = _parse_time(text)
+    value = parse_time(text)
     return value.strftime("%Y-%m-%d %H:%M") if value else str(text or "?")
 
 
@@ -145,8 +137,7 @@ def _short_time(text: str) -> str:
 def load_runs(history_dir: str | os.PathLike) -> list[Run]:
     """The suite's session files grouped into runs, oldest first.
 
-    xdist workers write one file each per pytest run; consecutive files with the same commit and
-    different workers, started within an hour of each other, are taken as one run.
+    xdist workers write one file each per pytest run; `history.group_runs` puts them back together.
     """
     directory = Path(history_dir)
     if directory.exists() and not directory.is_dir():
@@ -156,21 +147,13 @@ def load_runs(history_dir: str | os.PathLike) -> list[Run]:
         sessions = load_history(directory)
     except HistoryError as exc:
         raise ReportError(str(exc)) from None
-    except UnicodeDecodeError as exc:
-        raise ReportError(f"a file in {directory} is not UTF-8 text ({exc.reason}); "
-                          "move files other than the suite's session JSON out of the history folder") from None
     except OSError as exc:
         raise ReportError(f"cannot read {directory} ({exc.strerror or exc}); check the path and its permissions") from None
-    groups: list[list[dict[str, Any]]] = []
     for session in sessions:
         if not isinstance(session.get("cases"), list):
             raise ReportError(f"a session in {directory} (created {session.get('created')}) has no cases list; "
                               "it was not written by the causvid-perf pytest plugin")
-        current = groups[-1] if groups else None
-        if current and _same_run(current, session):
-            current.append(session)
-        else:
-            groups.append([session])
+    groups = group_runs(sessions)
     runs = []
     for group in groups:
         cases: dict[str, CaseRecord] = {}
@@ -182,16 +165,6 @@ def load_runs(history_dir: str | os.PathLike) -> list[Run]:
         runs.append(Run("history", str(group[0].get("commit") or "unknown"), str(group[0].get("created") or ""),
                         machine, cases, workers=[str(s.get("worker")) for s in group]))
     return runs
-
-
-def _same_run(group: list[dict[str, Any]], session: dict[str, Any]) -> bool:
-    first = group[0]
-    if session.get("commit") != first.get("commit"):
-        return False
-    if session.get("worker") in {s.get("worker") for s in group}:
-        return False
-    start, now = _parse_time(first.get("created", "")), _parse_time(session.get("created", ""))
-    return bool(start and now and abs((now - start).total_seconds()) <= 3600)
 
 
 def _case_from_session(raw: Any) -> CaseRecord:
@@ -257,7 +230,7 @@ def load_benchmark_runs(benchmark_dir: str | os.PathLike) -> list[Run]:
                                                    stats=bench.get("stats") if isinstance(bench.get("stats"), dict) else None)
         runs.append(Run("pytest-benchmark", commit, str(data.get("datetime") or commit_info.get("time") or ""),
                         machine, cases, files=[str(path)]))
-    runs.sort(key=lambda r: (_parse_time(r.created) or dt.datetime.min.replace(tzinfo=dt.timezone.utc), r.files))
+    runs.sort(key=lambda r: (parse_time(r.created) or dt.datetime.min.replace(tzinfo=dt.timezone.utc), r.files))
     return runs
 
 
@@ -391,59 +364,54 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def trend_plot(runs: Sequence[Run], metric: str, title: str, unit: str) -> bytes | None:
-    """One line per case across runs (x: run, labelled commit and date); None when nothing was measured."""
+def _case_series(runs: Sequence[Run],
+                 value_of: Callable[[CaseRecord], float | None]) -> dict[str, list[tuple[int, float]]]:
+    """case id -> [(run index, value)], skipping runs where value_of(case) is None."""
     series: dict[str, list[tuple[int, float]]] = {}
     for index, run in enumerate(runs):
         for case in run.cases.values():
-            value = case.metrics.get(metric)
+            value = value_of(case)
             if value is not None:
                 series.setdefault(case.id, []).append((index, value))
+    return series
+
+
+def _series_plot(runs: Sequence[Run], series: Mapping[str, list[tuple[int, float]]], ylabel: str, title: str,
+                 marker: str) -> bytes | None:
+    """One line per case across runs (x: run, labelled commit and date); None for no series."""
     if not series:
         return None
     figure = _figure(10, 4.2)
     ax = figure.add_subplot(1, 1, 1)
     for case_id, points in series.items():
         xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="o", linewidth=1.4, markersize=4, label=case_id)
-    ticks = list(range(len(runs)))
+        ax.plot(xs, ys, marker=marker, linewidth=1.4, markersize=4, label=case_id)
+    # at most ~14 labels, so long histories stay readable
     step = max(1, math.ceil(len(runs) / 14))
-    ax.set_xticks(ticks[::step])
+    ax.set_xticks(list(range(len(runs)))[::step])
     ax.set_xticklabels([f"{r.short_commit}\n{r.when[5:]}" for r in runs][::step], fontsize=7)
     ax.set_xlim(-0.5, len(runs) - 0.5)
-    ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
-    ax.set_title(f"{title} across runs ({metric})", fontsize=11)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     return _png(figure)
+
+
+def trend_plot(runs: Sequence[Run], metric: str, title: str, unit: str) -> bytes | None:
+    """One line per case across runs for a suite metric; None when nothing was measured."""
+    series = _case_series(runs, lambda case: case.metrics.get(metric))
+    return _series_plot(runs, series, f"{metric} ({unit})" if unit else metric,
+                        f"{title} across runs ({metric})", marker="o")
 
 
 def benchmark_plot(runs: Sequence[Run]) -> bytes | None:
-    series: dict[str, list[tuple[int, float]]] = {}
-    for index, run in enumerate(runs):
-        for case in run.cases.values():
-            median = _number((case.stats or {}).get("median"))
-            if median is not None:
-                series.setdefault(case.id, []).append((index, median))
-    if not series:
-        return None
-    figure = _figure(10, 4.2)
-    ax = figure.add_subplot(1, 1, 1)
-    for name, points in series.items():
-        xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="s", linewidth=1.4, markersize=4, label=name)
-    ax.set_xticks(list(range(len(runs))))
-    ax.set_xticklabels([f"{r.short_commit}\n{r.when[5:]}" for r in runs], fontsize=7)
-    ax.set_xlim(-0.5, len(runs) - 0.5)
-    ax.set_ylabel("median round time (s)")
-    ax.set_title("pytest-benchmark median round time across saved runs", fontsize=11)
-    ax.grid(True, alpha=0.3)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    figure.tight_layout()
-    return _png(figure)
+    """One line per benchmark across saved pytest-benchmark runs (median round time); None when empty."""
+    series = _case_series(runs, lambda case: _number((case.stats or {}).get("median")))
+    return _series_plot(runs, series, "median round time (s)",
+                        "pytest-benchmark median round time across saved runs", marker="s")
 
 
 def sweep_plot(rows: Sequence[Mapping[str, Any]]) -> bytes | None:

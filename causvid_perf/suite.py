@@ -20,11 +20,11 @@ import torch
 from . import baselines as bl
 from .cases import PerfCase
 from .config import RunConfig
-from .history import latest_cases, load_history, load_session
 from .loading import LoadedPipeline, load_pipeline
 from .machine import fit_for_baseline, gpu_class, machine_info
 from .result import RunResult
 from .runner import run_case
+from .slowdown import SlowdownInjector
 
 # Metrics stored in baselines and compared between runs (medians over the measured rounds).
 GUARDED_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_allocated_gib", "peak_vram_device_gib")
@@ -80,30 +80,6 @@ def baseline_key(config: RunConfig, device_class: str) -> dict[str, Any]:
     }
 
 
-class SlowdownInjector:
-    """Makes every transformer forward take `factor` times as long (sleeping for the extra), to
-    show that the suite catches a regression: `--inject-slowdown 2`."""
-
-    def __init__(self, factor: float, cuda: bool):
-        self.factor, self.cuda, self._start = factor, cuda, 0.0
-
-    def _sync(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-
-    def pre(self, module: Any, args: Any) -> None:
-        self._sync()
-        self._start = time.perf_counter()
-
-    def post(self, module: Any, args: Any, output: Any) -> None:
-        self._sync()
-        time.sleep((self.factor - 1.0) * (time.perf_counter() - self._start))
-
-    def attach(self, transformer: torch.nn.Module) -> None:
-        transformer.register_forward_pre_hook(self.pre)
-        transformer.register_forward_hook(self.post)
-
-
 class PipelineCache:
     """Loads each pipeline once per session (per xdist worker); cases share it."""
 
@@ -153,6 +129,10 @@ class CaseOutcome:
     samples: dict[str, list[float]] = field(default_factory=dict)
     comparisons: list[bl.Check] = field(default_factory=list)
     recorded: str | None = None
+    quality: dict[str, float | None] = field(default_factory=dict)
+    output: dict[str, str] = field(default_factory=dict)  # relative paths of the saved frames and sheet
+    compared_to: str | None = None  # the previous run's label, with --compare-to
+    comparison_notes: list[str] = field(default_factory=list)
 
     @property
     def context(self) -> str:
@@ -175,14 +155,16 @@ class CaseOutcome:
         return {
             "id": self.case_id, "key": self.key, "result": self.result.to_dict(), "median": self.medians,
             "samples": self.samples, "checks": [_check_dict(c) for c in self.checks],
-            "comparisons": [_check_dict(c) for c in self.comparisons],
+            "comparisons": [_check_dict(c) for c in self.comparisons], "compared_to": self.compared_to,
+            "comparison_notes": self.comparison_notes, "quality": self.quality, "output": self.output,
+            "artifacts": {"contact_sheet": self.output["contact_sheet"]} if self.output.get("contact_sheet") else {},
         }
 
 
 def _check_dict(check: bl.Check) -> dict[str, Any]:
     return {"name": check.name, "state": check.state, "value": check.value, "baseline": check.baseline,
             "rel_change": check.rel_change, "rel_tol": check.rel_tol, "abs_tol": check.abs_tol,
-            "kind": check.baseline_kind}
+            "kind": check.baseline_kind, "p_value": check.p_value, "note": check.note}
 
 
 def medians_of(results: list[RunResult]) -> tuple[dict[str, float | None], dict[str, list[float]]]:
@@ -233,33 +215,6 @@ def provenance(result: RunResult, samples: dict[str, list[float]], rounds: int, 
 
 def tolerances_for(device_class: str) -> dict[str, tuple[float, float]] | None:
     return CPU_TOLERANCES if device_class == "cpu" else None
-
-
-def previous_cases(spec: str, history_dir: Path) -> dict[str, dict[str, Any]]:
-    """`--compare-to latest` (newest session in the history folder) or a session JSON path."""
-    if spec == "latest":
-        sessions = load_history(history_dir)
-        if not sessions:
-            return {}
-        return {c["id"]: c for c in sessions[-1]["cases"]}
-    return latest_cases([load_session(Path(spec))])
-
-
-def compare_with_previous(medians: dict[str, float | None], previous: dict[str, Any],
-                          device_class: str) -> list[bl.Check]:
-    """Each guarded metric against the previous run's median, with the default tolerances."""
-    tolerances = tolerances_for(device_class) or {}
-    checks = []
-    for name in GUARDED_METRICS:
-        old = (previous.get("median") or {}).get(name)
-        if old is None or medians.get(name) is None:
-            continue
-        defaults = bl.default_for_metric(name)
-        rel, abs_ = tolerances.get(name, (defaults.rel_tol, defaults.abs_tol))
-        spec = bl.MetricSpec(old, rel, abs_, defaults.direction, defaults.unit)
-        check = bl.check_metric(name, medians[name], spec)
-        checks.append(check)
-    return checks
 
 
 def current_machine(device: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from causvid_perf.atomic import atomic_write
 from causvid_perf.quality import as_float_video, check_video
+from causvid_perf.references import subsample_indices
 
 # Wan 2.1 / CausVid generate at 16 frames per second.
 DEFAULT_FPS = 16
@@ -106,13 +107,9 @@ def save_mp4(video: np.ndarray, path: str | os.PathLike[str], fps: float = DEFAU
     return atomic_write(destination, encode, binary=True, suffix=".mp4")
 
 
-def _evenly_spaced(frame_count: int, max_frames: int) -> np.ndarray:
-    """Up to `max_frames` distinct frame indices from first to last, evenly spread."""
-    return np.unique(np.linspace(0, frame_count - 1, min(frame_count, max_frames)).round().astype(int))
-
-
 def save_contact_sheet(
-    rows: Mapping[str, np.ndarray], path: str | os.PathLike[str], max_frames: int = 8
+    rows: Mapping[str, np.ndarray], path: str | os.PathLike[str], max_frames: int = 8,
+    frame_numbers: Sequence[int] | None = None,
 ) -> Path:
     """Write a PNG grid at `path`, atomically: one labelled row per named video, one column per sampled frame.
 
@@ -120,6 +117,8 @@ def save_contact_sheet(
     all videos need the same frame count (sizes may differ). Columns are up to `max_frames` frames
     spread evenly from first to last, titled with their frame index. Drawn with matplotlib's Agg
     canvas on a standalone Figure, so the global backend and pyplot state are left alone.
+    `frame_numbers` titles the columns when the rows already are a subsample of a longer video
+    (one number per row frame: their index in the full video).
     """
     _require_suffix(path, ".png")
     if not rows:
@@ -133,7 +132,11 @@ def save_contact_sheet(
     frame_counts = {label: video.shape[0] for label, video in videos.items()}
     if len(set(frame_counts.values())) != 1:
         raise ValueError(f"all rows need the same frame count, got {frame_counts}; trim them first")
-    indices = _evenly_spaced(next(iter(frame_counts.values())), max_frames)
+    frame_count = next(iter(frame_counts.values()))
+    if frame_numbers is not None and len(frame_numbers) != frame_count:
+        raise ValueError(f"frame_numbers has {len(frame_numbers)} entries for {frame_count} frames; give one per frame")
+    indices = subsample_indices(frame_count, max_frames)
+    titles = list(frame_numbers) if frame_numbers is not None else list(range(frame_count))
 
     # Cell height follows the first video's aspect ratio so frames are not squashed.
     first = next(iter(videos.values()))
@@ -148,7 +151,7 @@ def save_contact_sheet(
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title(f"frame {index}", fontsize=9)
+                ax.set_title(f"frame {titles[index]}", fontsize=9)
             if column == 0:
                 ax.set_ylabel(label, fontsize=10)
     figure.tight_layout()

@@ -12,6 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from causvid_perf import video as video_io
+from causvid_perf.references import subsample_indices
 
 
 def gradient_video(frames: int = 5, height: int = 48, width: int = 80) -> np.ndarray:
@@ -131,8 +132,8 @@ def test_contact_sheet_uses_every_frame_when_few(tmp_path: Path) -> None:
 
 
 def test_contact_sheet_samples_first_and_last_frame() -> None:
-    assert video_io._evenly_spaced(81, 8).tolist() == [0, 11, 23, 34, 46, 57, 69, 80]
-    assert video_io._evenly_spaced(3, 8).tolist() == [0, 1, 2]
+    assert subsample_indices(81, 8).tolist() == [0, 11, 23, 34, 46, 57, 69, 80]
+    assert subsample_indices(3, 8).tolist() == [0, 1, 2]
 
 
 def test_contact_sheet_rejects_bad_rows(tmp_path: Path) -> None:
