@@ -9,6 +9,9 @@ Exit codes: 0 no regression; 1 B is significantly slower than A beyond ``--thres
 or sampling time, or uses more peak memory beyond ``--memory-tolerance``; 2 bad input; 3 an output
 holds NaN/Inf (as in ``causvid-perf run``).
 
+``--slowdown-b 1.05`` makes every transformer forward of B 5 % slower (a known regression): the
+gate should then fail, which checks that it can on this machine (see also ``causvid-perf gate-study``).
+
 Library use (tests, notebooks)::
 
     loaded_a, loaded_b = load_for_ab(config_a, config_b)
@@ -19,6 +22,7 @@ Library use (tests, notebooks)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import math
 import os
@@ -84,6 +88,7 @@ class ABReport:
     notes: list[str] = field(default_factory=list)
     overrides: dict[str, str] | None = None
     created: str = ""
+    slowdown_b: float = 1.0  # B's transformer forwards stretched by this factor (1 = none)
 
     # -- decisions --------------------------------------------------------------------------------
 
@@ -93,7 +98,10 @@ class ABReport:
 
     @property
     def label_b(self) -> str:
-        return _config_label(self.config_b, self.config_a, "B")
+        label = _config_label(self.config_b, self.config_a, "B")
+        if self.slowdown_b != 1.0:
+            label += f" (+{_fmt_percent(self.slowdown_b - 1.0)} injected)"
+        return label
 
     @property
     def regressions(self) -> list[str]:
@@ -124,6 +132,7 @@ class ABReport:
             "version": AB_SCHEMA_VERSION,
             "created": self.created,
             "aa": self.aa,
+            "slowdown_b": self.slowdown_b,
             "label_a": self.label_a,
             "label_b": self.label_b,
             "overrides": self.overrides,
@@ -171,6 +180,8 @@ class ABReport:
             f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({where}); {self.rounds} rounds per side "
             f"in ABBA order after 1 warm-up each, {seeds}; gate: time +{self.threshold:.0%}, "
             f"memory +{self.memory_tolerance:.0%}, alpha {self.alpha:g}"
+            + (f"; B's transformer forwards slowed ×{self.slowdown_b:g} on purpose (SlowdownInjector)"
+               if self.slowdown_b != 1.0 else "")
         )
         lines += ["", "| metric | A median | B median | B/A | 95 % CI | p | verdict |",
                   "| --- | ---: | ---: | ---: | :---: | ---: | --- |"]
@@ -275,7 +286,13 @@ def _default_run(loaded: Any, config: RunConfig, *, include_load: bool, keep_fra
         # Return the other side's cached blocks, so each run's device-level peak is its own.
         gc.collect()
         torch.cuda.empty_cache()
-    return runner.run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
+        return runner.run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
+    from .suite import torch_threads
+
+    # One thread on CPU, as in the pytest suite: on a busy machine a second OpenMP thread makes a
+    # tiny step 2 or 10 ms at random, noise that hides even a 2x slowdown.
+    with torch_threads(1):
+        return runner.run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
 
 
 def _case_config(loaded: Any, config: RunConfig | None) -> RunConfig:
@@ -317,55 +334,38 @@ def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = 
            config_b: RunConfig | None = None, rounds: int = 6, *, threshold: float = 0.03,
            memory_tolerance: float = 0.05, alpha: float = 0.05, aa: bool = False, warmup: bool = True,
            n_resamples: int = 9999, progress: Callable[[str], None] | None = None,
-           run: RunFn | None = None) -> ABReport:
+           run: RunFn | None = None, slowdown_b: float = 1.0) -> ABReport:
     """Measures A and B in interleaved ABBA rounds on loaded pipelines and judges every metric.
 
     ``loaded`` is one pipeline shared by both sides, or a pair (loaded_a, loaded_b) (see
     :func:`load_for_ab`). ``config_a``/``config_b`` default to the loaded pipeline's config; with
-    ``aa=True`` B is A. ``run`` replaces :func:`causvid_perf.runner.run_case` (tests). Raises
-    ConfigError for bad input (rounds < 2, a config that does not fit its pipeline, ...).
+    ``aa=True`` B is A. ``run`` replaces :func:`causvid_perf.runner.run_case` (tests).
+    ``slowdown_b`` > 1 stretches every transformer forward of B's runs (warm-up included) by that
+    factor (:class:`causvid_perf.slowdown.SlowdownInjector` on ``loaded_b.pipe.transformer``,
+    active only while B runs, detached at the end): a known regression, to check the gate; such a
+    report is never an A/A. Raises ConfigError for bad input (rounds < 2, a config that does not
+    fit its pipeline, ...).
     """
     from . import stats
 
     _check_gate_options(rounds, threshold, memory_tolerance, alpha)
+    _check_slowdown(slowdown_b)
     loaded_a, loaded_b = loaded if isinstance(loaded, (tuple, list)) else (loaded, loaded)
     config_a = _case_config(loaded_a, config_a)
     config_b = config_a if aa else _case_config(loaded_b, config_b)
     if aa:
         loaded_b = loaded_a
-    aa = aa or (config_a == config_b and loaded_a is loaded_b)
+    # An injected slowdown makes B a known regression, even on the same config and pipeline.
+    aa = (aa or (config_a == config_b and loaded_a is loaded_b)) and slowdown_b == 1.0
     run = run or _default_run
     progress = progress or (lambda message: None)
     sides = {"A": (loaded_a, config_a), "B": (loaded_b, config_b)}
 
-    warmups = []
-    if warmup:
-        for side in ("A", "B"):
-            side_loaded, side_config = sides[side]
-            progress(f"warm-up {side} (seed {side_config.seed}, not counted)")
-            result = run(side_loaded, side_config, include_load=False, keep_frames=False)
-            warmups.append(_run_record(len(warmups), side, -1, side_config.seed, result))
-
     order = stats.abba_order(rounds)
-    counts = {"A": 0, "B": 0}
-    runs: list[dict[str, Any]] = []
-    frames: dict[str, Any] = {}
-    machine: dict[str, Any] = {}
-    for index, side in enumerate(order):
-        side_loaded, side_config = sides[side]
-        round_index = counts[side]
-        counts[side] += 1
-        seed = side_config.seed + round_index
-        result = run(side_loaded, side_config.replace(seed=seed), include_load=False, keep_frames=round_index == 0)
-        if not machine:
-            machine = dict(result.machine)
-        if round_index == 0:
-            frames[side] = result.frames
-        record = _run_record(index, side, round_index, seed, result)
-        runs.append(record)
-        progress(f"round {index + 1}/{len(order)} {side} seed {seed}: {_fmt_value(record['s_per_it'], 'time')}/step, "
-                 f"sampling {_fmt_value(record['sampling_s'], 'time')}, "
-                 f"prompt-to-output {_fmt_value(record['prompt_to_output_s'], 'time')}")
+    with _injected_slowdown(loaded_b, config_b, slowdown_b) as injector:
+        measure = _side_runner(run, sides, injector)
+        warmups = _warmups(measure, sides, progress) if warmup else []
+        runs, frames, machine = _rounds(measure, sides, order, progress)
 
     samples = {side: {key: [r[key] for r in runs if r["side"] == side] for key, _, _ in METRICS}
                for side in ("A", "B")}
@@ -402,8 +402,80 @@ def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = 
         shared_pipeline=loaded_a is loaded_b, threshold=float(threshold), memory_tolerance=float(memory_tolerance),
         alpha=float(alpha), samples=samples, runs=runs, warmups=warmups, comparisons=comparisons, skipped=skipped,
         noise=noise, agreement=agreement, finite=finite, machine=machine, notes=notes,
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), slowdown_b=float(slowdown_b),
     )
+
+
+@contextlib.contextmanager
+def _injected_slowdown(loaded_b: Any, config_b: RunConfig, factor: float) -> Any:
+    """Yields a SlowdownInjector on B's transformer (inactive until B runs), or None for factor 1;
+    the hooks are removed on the way out, also after an error."""
+    if factor == 1.0:
+        yield None
+        return
+    from .slowdown import SlowdownInjector
+
+    transformer = getattr(getattr(loaded_b, "pipe", None), "transformer", None)
+    if transformer is None:
+        raise ConfigError("slowdown_b needs a loaded pipeline with a transformer (pipe.transformer); "
+                          "pass slowdown_b=1 for a pipeline without one")
+    injector = SlowdownInjector(factor, config_b.device.startswith("cuda"), active=False).attach(transformer)
+    try:
+        yield injector
+    finally:
+        injector.detach()
+
+
+def _side_runner(run: RunFn, sides: dict[str, tuple[Any, RunConfig]], injector: Any) -> Callable[..., Any]:
+    """run(...) for one side; the injector (if any) is switched on for B's runs only."""
+
+    def measure(side: str, config: RunConfig, *, keep_frames: bool) -> Any:
+        if injector is not None:
+            injector.active = side == "B"
+        try:
+            return run(sides[side][0], config, include_load=False, keep_frames=keep_frames)
+        finally:
+            if injector is not None:
+                injector.active = False
+
+    return measure
+
+
+def _warmups(measure: Callable[..., Any], sides: dict[str, tuple[Any, RunConfig]],
+             progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    warmups: list[dict[str, Any]] = []
+    for side in ("A", "B"):
+        side_config = sides[side][1]
+        progress(f"warm-up {side} (seed {side_config.seed}, not counted)")
+        result = measure(side, side_config, keep_frames=False)
+        warmups.append(_run_record(len(warmups), side, -1, side_config.seed, result))
+    return warmups
+
+
+def _rounds(measure: Callable[..., Any], sides: dict[str, tuple[Any, RunConfig]], order: list[str],
+            progress: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """(runs, first-round frames per side, machine) of the measured rounds in ``order``; the
+    k-th run of each side uses its base seed + k."""
+    counts = {"A": 0, "B": 0}
+    runs: list[dict[str, Any]] = []
+    frames: dict[str, Any] = {}
+    machine: dict[str, Any] = {}
+    for index, side in enumerate(order):
+        side_config = sides[side][1]
+        round_index = counts[side]
+        counts[side] += 1
+        seed = side_config.seed + round_index
+        result = measure(side, side_config.replace(seed=seed), keep_frames=round_index == 0)
+        if not machine:
+            machine = dict(result.machine)
+        if round_index == 0:
+            frames[side] = result.frames
+        record = _run_record(index, side, round_index, seed, result)
+        runs.append(record)
+        progress(f"round {index + 1}/{len(order)} {side} seed {seed}: {_fmt_value(record['s_per_it'], 'time')}/step, "
+                 f"sampling {_fmt_value(record['sampling_s'], 'time')}, "
+                 f"prompt-to-output {_fmt_value(record['prompt_to_output_s'], 'time')}")
+    return runs, frames, machine
 
 
 def _check_gate_options(rounds: Any, threshold: Any, memory_tolerance: Any, alpha: Any) -> None:
@@ -414,6 +486,12 @@ def _check_gate_options(rounds: Any, threshold: Any, memory_tolerance: Any, alph
             raise ConfigError(f"{name} must be a number >= 0 (0.03 = 3 %); got {value!r}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise ConfigError(f"alpha must lie strictly between 0 and 1, e.g. 0.05; got {alpha!r}")
+
+
+def _check_slowdown(factor: Any) -> None:
+    if isinstance(factor, bool) or not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor >= 1):
+        raise ConfigError(f"the slowdown of B must be a finite factor >= 1 (1.05 = 5 % slower, 1 = none); "
+                          f"got {factor!r}")
 
 
 def _noise(samples: dict[str, dict[str, list[float]]], rounds: int, alpha: float,
@@ -496,6 +574,11 @@ def _fmt_value(value: float | None, kind: str) -> str:
     return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
 
 
+def _fmt_percent(fraction: float) -> str:
+    """0.05 -> '5 %', 1.0 -> '100 %', 0.005 -> '0.5 %'."""
+    return f"{fraction * 100:.3g} %"
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
@@ -537,6 +620,9 @@ def add_compare_parser(sub: Any) -> argparse.ArgumentParser:
     compare.add_argument("--memory-tolerance", type=float, default=0.05,
                          help="tolerated increase of peak VRAM (default 0.05 = 5 %%)")
     compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    compare.add_argument("--slowdown-b", type=float, default=1.0, metavar="FACTOR",
+                         help="makes B's every transformer forward FACTOR times slower (e.g. 1.05), to check "
+                              "the gate catches a known regression on this machine (default 1: none)")
     compare.add_argument("--markdown", metavar="PATH", help="also write the markdown report here")
     compare.add_argument("--json", metavar="PATH", help="write the full report (all samples) as JSON here")
     compare.add_argument("--quiet", action="store_true", help="no progress output")
@@ -564,13 +650,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         config_a, config_b, aa = configs_from_args(args)
         _check_gate_options(args.rounds, args.threshold, args.memory_tolerance, args.alpha)
+        _check_slowdown(args.slowdown_b)
         check_samplers(config_a, config_b)
         quiet_log = (lambda message: None) if args.quiet else log
         loaded = load_for_ab(config_a, config_b, models_dir=args.model_dir, log=quiet_log)
-        if aa:
+        if args.slowdown_b != 1.0:
+            log(f"B's transformer forwards slowed ×{args.slowdown_b:g} on purpose: B is a known regression")
+        elif aa:
             log(f"A/A: comparing {loaded[0].config.describe()} with itself over {args.rounds} rounds")
         report = run_ab(loaded, config_a, config_b, args.rounds, threshold=args.threshold,
-                        memory_tolerance=args.memory_tolerance, alpha=args.alpha, aa=aa, progress=quiet_log)
+                        memory_tolerance=args.memory_tolerance, alpha=args.alpha, aa=aa, progress=quiet_log,
+                        slowdown_b=args.slowdown_b)
     except (ConfigError, FileNotFoundError) as exc:  # also handled by cli.main; kept for direct callers
         log(f"error: {exc}")
         return EXIT_ERROR

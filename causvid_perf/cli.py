@@ -191,11 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .ab import add_compare_parser
     from .bench import add_bench_parser
+    from .gate_study import add_gate_study_parser
     from .report import add_report_parser
     from .sweep import add_sweep_parser
 
     add_bench_parser(sub)
     add_compare_parser(sub)
+    add_gate_study_parser(sub)
     add_sweep_parser(sub)
     add_report_parser(sub)
     return parser

@@ -15,7 +15,6 @@ import pytest
 from causvid_perf import ab, stats
 from causvid_perf.config import ConfigError, RunConfig
 from causvid_perf.result import Metrics, OutputInfo, RunResult
-from causvid_perf.suite import torch_threads
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -49,16 +48,6 @@ def compare(argv: list[str]) -> int:
 
 
 @pytest.fixture
-def one_thread():
-    """torch on one thread for the real runs. With two intra-op threads on a busy 2-core machine
-    every parallel region waits for a descheduled thread, and a tiny 2 ms step becomes 2 or 10 ms
-    at random (measured): noise that swamps an 8 ms effect. The comparison logic is the same."""
-
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture
 def slowmod(tmp_path, monkeypatch):
     (tmp_path / "slowmod.py").write_text(SLOW_MODULE, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -69,7 +58,7 @@ def slowmod(tmp_path, monkeypatch):
 
 # -- real runs on the tiny model -------------------------------------------------------------------
 
-def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys, one_thread):
+def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys):
     # Under the null hypothesis each metric is flagged with probability up to alpha (about 4 %
     # with the real rule, measured), so a noisy shared 2-core machine gets up to 3 attempts: a
     # false alarm in all three is about 1e-4, while a systematic A/A bias fails every time.
@@ -105,7 +94,7 @@ def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys, one_thread):
     assert "**Result: no regression (exit 0)**" in md
 
 
-def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, capsys, slowmod, one_thread):
+def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, capsys, slowmod):
     md_path, json_path = tmp_path / "out" / "ab.md", tmp_path / "out" / "ab.json"
     code = compare([*TINY, "--a", "sampler=euler", "--b", f"sampler={slowmod}", "--rounds", "6",
                     "--markdown", str(md_path), "--json", str(json_path)])
@@ -348,3 +337,92 @@ def test_pipeline_fields_match_the_runner():
     from causvid_perf import runner
 
     assert ab.PIPELINE_FIELDS == runner._PIPELINE_FIELDS
+
+
+# -- an injected slowdown of B (--slowdown-b) ------------------------------------------------------
+
+def test_slowdown_b_on_the_tiny_model_is_slower_and_exits_1(tmp_path, capsys):
+    out = tmp_path / "ab.json"
+    code = compare([*TINY, "--slowdown-b", "2", "--rounds", "6", "--json", str(out)])
+    captured = capsys.readouterr()
+    report = json.loads(out.read_text())
+    assert code == 1, captured.out
+    s_per_it = report["comparisons"]["s_per_it"]
+    assert s_per_it["verdict"] == stats.SLOWER and s_per_it["regression"] is True, captured.out
+    assert s_per_it["ratio"] > 1.5
+    # Same config and pipeline, but B is a known regression: never an A/A.
+    assert report["config_a"] == report["config_b"] and report["shared_pipeline"] is True
+    assert report["aa"] is False and report["slowdown_b"] == 2.0
+    assert report["label_b"] == "B (+100 % injected)"
+    assert "### causvid-perf compare: A → B (+100 % injected)" in captured.out
+    assert "B's transformer forwards slowed ×2 on purpose" in captured.out
+    assert "**Result: regression (exit 1)**" in captured.out
+
+
+def _injectors(module) -> list:
+    from causvid_perf.slowdown import SlowdownInjector
+
+    hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
+    return [h.__self__ for h in hooks if isinstance(getattr(h, "__self__", None), SlowdownInjector)]
+
+
+class HookProbe:
+    """A fake runner that records, per call, whether an injector on the transformer is active."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.active: list[bool] = []
+        self.fail_at = fail_at
+
+    def __call__(self, loaded, config, *, include_load, keep_frames):
+        if len(self.active) == self.fail_at:
+            raise RuntimeError("boom")
+        transformer = getattr(getattr(loaded, "pipe", None), "transformer", None)
+        self.active.append(transformer is not None and any(i.active for i in _injectors(transformer)))
+        return _result([0.01] * 6, 0.06, 0.1)
+
+
+def _loaded_with_transformer(config: RunConfig) -> types.SimpleNamespace:
+    import torch
+
+    return types.SimpleNamespace(config=config.resolved("cpu"),
+                                 pipe=types.SimpleNamespace(transformer=torch.nn.Linear(2, 2)))
+
+
+def test_slowdown_b_is_active_only_in_b_runs_and_detached_afterwards():
+    config = _config()
+    loaded = _loaded_with_transformer(config)
+    probe = HookProbe()
+    report = ab.run_ab(loaded, config, config, rounds=4, aa=True, run=probe, n_resamples=200, slowdown_b=1.5)
+    # Warm-up A, warm-up B, then ABBA: the hooks act in B's runs only.
+    assert probe.active == [False, True] + [side == "B" for side in stats.abba_order(4)]
+    assert _injectors(loaded.pipe.transformer) == []
+    assert not loaded.pipe.transformer._forward_hooks and not loaded.pipe.transformer._forward_pre_hooks
+    assert report.aa is False and report.slowdown_b == 1.5 and report.to_dict()["slowdown_b"] == 1.5
+    assert report.label_b == "B (+50 % injected)" and "slowed ×1.5 on purpose" in report.to_markdown()
+
+    # Also after an error in the middle of the rounds.
+    with pytest.raises(RuntimeError, match="boom"):
+        ab.run_ab(loaded, config, config, rounds=4, run=HookProbe(fail_at=4), n_resamples=200, slowdown_b=2.0)
+    assert not loaded.pipe.transformer._forward_hooks and not loaded.pipe.transformer._forward_pre_hooks
+
+    # No slowdown: nothing is attached, and a pipeline without a transformer is fine.
+    plain = ab.run_ab(_fake_loaded(config), config, config, rounds=4, run=HookProbe(), n_resamples=200)
+    assert plain.aa is True and plain.slowdown_b == 1.0 and plain.label_b == "B"
+
+
+@pytest.mark.parametrize("factor", [0.9, 0.0, float("nan"), float("inf"), True])
+def test_slowdown_b_must_be_a_finite_factor_of_at_least_1(factor):
+    config = _config()
+    with pytest.raises(ConfigError, match="slowdown of B must be a finite factor >= 1"):
+        ab.run_ab(_loaded_with_transformer(config), config, config, rounds=4, run=HookProbe(), slowdown_b=factor)
+
+
+def test_slowdown_b_needs_a_transformer_and_bad_option_exits_2(capsys):
+    config = _config()
+    with pytest.raises(ConfigError, match="pipe.transformer"):
+        ab.run_ab(_fake_loaded(config), config, config, rounds=4, run=HookProbe(), slowdown_b=1.5)
+    assert compare([*TINY, "--slowdown-b", "0.5"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1
+    assert lines[0].startswith("error: the slowdown of B must be a finite factor >= 1"), captured.err
