@@ -323,8 +323,8 @@ class GateStudy:
                  f"95 % CI above 1); the gate also needs the ratio beyond +{self.plan.threshold:.0%}, so an injection "
                  f"equal to the threshold (+3 % against 3 %) fails the gate only about half the time by construction.",
                  "> note: the measured per-step ratio can differ a little from 1 + slowdown: only the transformer "
-                 "forwards are stretched (not the sampler's own work), and each injected sleep overshoots by "
-                 "tens of microseconds."]
+                 "forwards are stretched (not the sampler's own work, which dilutes the ratio), and each "
+                 "injected wait ends within microseconds of its target."]
         bad = sum(not c["finite"] for c in [*self.aa, *(x for cell in self.cells for x in cell.comparisons)])
         if bad:
             notes.append(f"> note: {bad} comparisons had NaN/Inf output; timings are still valid, check the dtype.")

@@ -13,6 +13,20 @@ from typing import Any
 
 import torch
 
+# Any sleep, sleep(0) included, overshoots by 50-100 us (the kernel's timer slack): 3-6 % of a
+# 1.5 ms tiny CPU step, as large as the slowdowns the gate study injects. So the last 2 ms are
+# spun on the clock instead.
+_SPIN_S = 0.002
+
+
+def wait(seconds: float) -> None:
+    """Returns `seconds` from now, to within a few microseconds."""
+    end = time.perf_counter() + seconds
+    if seconds > _SPIN_S:
+        time.sleep(seconds - _SPIN_S)
+    while time.perf_counter() < end:
+        pass
+
 
 class SlowdownInjector:
     """Forward hooks on a module that stretch each call by ``factor`` while ``active``."""
@@ -39,7 +53,7 @@ class SlowdownInjector:
         if self._start is None:
             return
         self._sync()
-        time.sleep((self.factor - 1.0) * (time.perf_counter() - self._start))
+        wait((self.factor - 1.0) * (time.perf_counter() - self._start))
         self._start = None
 
     def attach(self, module: torch.nn.Module) -> "SlowdownInjector":
