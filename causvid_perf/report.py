@@ -77,6 +77,9 @@ class CaseRecord:
     quality: dict[str, Any] | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] | None = None  # pytest-benchmark time statistics
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # the run's own --compare-to verdicts
+    compared_to: str | None = None
+    comparison_notes: list[str] = field(default_factory=list)
 
     @property
     def model(self) -> str | None:
@@ -180,10 +183,13 @@ def _case_from_session(raw: Any) -> CaseRecord:
             metrics[name] = _number(value)
     checks = [c for c in raw.get("checks") or [] if isinstance(c, dict) and c.get("name")]
     artifacts = raw.get("artifacts") if isinstance(raw.get("artifacts"), dict) else {}
+    comparisons = [c for c in raw.get("comparisons") or [] if isinstance(c, dict) and c.get("name")]
+    notes = [str(n) for n in raw.get("comparison_notes") or []]
     return CaseRecord(str(raw["id"]), raw.get("key") if isinstance(raw.get("key"), dict) else None,
                       result.get("config") if isinstance(result.get("config"), dict) else {},
                       metrics, checks, raw.get("quality") if isinstance(raw.get("quality"), dict) else None,
-                      artifacts)
+                      artifacts, comparisons=comparisons, compared_to=raw.get("compared_to"),
+                      comparison_notes=notes)
 
 
 def load_benchmark_runs(benchmark_dir: str | os.PathLike) -> list[Run]:
@@ -522,6 +528,8 @@ def _baseline_blocks(run: Run, checks: Mapping[str, list[dict[str, Any]]], store
 
 def _before_after_blocks(runs: Sequence[Run]) -> list[Block]:
     blocks = [Block("h2", "Latest run against the previous run")]
+    if runs and any(case.comparisons for case in runs[-1].cases.values()):
+        return blocks + _compare_to_blocks(runs[-1])
     if len(runs) < 2:
         return blocks + [Block("p", "Only one run in the history: nothing to compare with yet.")]
     before, after = runs[-2], runs[-1]
@@ -547,6 +555,24 @@ def _before_after_blocks(runs: Sequence[Run]) -> list[Block]:
     if not rows:
         return blocks + [Block("p", "The two runs share no measured metric.")]
     return blocks + [Block("table", headers=["case", "metric", "before", "after", "change", "verdict"], rows=rows)]
+
+
+def _compare_to_blocks(run: Run) -> list[Block]:
+    """The verdicts the run itself reached under --compare-to: time with Mann-Whitney p, VRAM and
+    output quality (MS-SSIM against the previous output, flicker)."""
+    targets = sorted({c.compared_to for c in run.cases.values() if c.compared_to})
+    blocks = [Block("p", f"Judged by the run itself (--compare-to) against {', '.join(targets) or 'an earlier run'}.")]
+    rows = []
+    for case in run.cases.values():
+        for check in case.comparisons:
+            unit = _unit(str(check["name"]))
+            p = _number(check.get("p_value"))
+            rows.append([case.id, str(check["name"]), _num(_number(check.get("baseline")), unit),
+                         _num(_number(check.get("value")), unit), _percent(_number(check.get("rel_change"))),
+                         "" if p is None else f"{p:.2g}", _state_cell(str(check.get("state")))])
+    blocks.append(Block("table", headers=["case", "metric", "before", "after", "change", "p", "verdict"], rows=rows))
+    notes = [f"{case.id}: {note}" for case in run.cases.values() for note in case.comparison_notes]
+    return blocks + [Block("p", note) for note in notes]
 
 
 def _quality_values(*sources: Mapping[str, Any] | None) -> dict[str, float]:

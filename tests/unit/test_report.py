@@ -520,3 +520,23 @@ def test_gpu_shaped_history(inputs, tmp_path):
     assert rows[1][11] == "none" and rows[1][12] == "0" and rows[1][13] == "yes"
     (pair,) = _table_rows(md, "CausVid against its teacher")
     assert pair[7] == "21.1 GiB / 21.1 GiB" and pair[8] == "1.00"
+
+
+def test_the_runs_own_compare_to_verdicts_are_shown_with_p_and_output_quality(tmp_path):
+    comparisons = [
+        {"name": "sampling_s", "state": "pass", "value": 10.4, "baseline": 10.0, "rel_change": 0.04,
+         "rel_tol": 0.08, "abs_tol": 0.5, "kind": "previous", "p_value": 0.31, "note": ""},
+        {"name": "output_ms_ssim", "state": "regression", "value": 0.82, "baseline": 1.0, "rel_change": -0.18,
+         "rel_tol": 0.05, "abs_tol": 0.05, "kind": "previous", "p_value": None, "note": "MS-SSIM ..."},
+    ]
+    session = new_session({"gpu": "NVIDIA H100 80GB HBM3"}, commit="abc123", run_id="r2")
+    session["cases"] = [{"id": "causvid-1.3b-study", "median": {"sampling_s": 10.4}, "comparisons": comparisons,
+                         "compared_to": "run abc000 of 2026-11-21T10:00:00+00:00",
+                         "comparison_notes": ["output quality not compared: the previous run made another video"]}]
+    write_session(tmp_path, session)
+    _, blocks = report.build_blocks(tmp_path)
+    md = report.render_markdown("t", "s", blocks, images=False)
+    assert "Judged by the run itself (--compare-to) against run abc000 of 2026-11-21T10:00:00+00:00." in md
+    assert re.search(r"\| causvid-1\.3b-study \| sampling_s \| 10\.0 s \| 10\.4 s \| \+4\.0 % \| 0\.31 \| pass \|", md), md
+    assert re.search(r"\| causvid-1\.3b-study \| output_ms_ssim \| 1\.0+ \| 0\.82 \| -18\.0 % \|  \| \S*regression", md), md
+    assert "causvid-1.3b-study: output quality not compared: the previous run made another video" in md
