@@ -39,13 +39,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"output under --compare-to (default {DEFAULT_THRESHOLD})")
 
 
-def _option(config: pytest.Config, name: str, default: Any) -> Any:
+def option_value(config: pytest.Config, name: str, default: Any) -> Any:
+    """The option's value, or `default` when it is unset or its plugin is not loaded (0 stays 0)."""
     value = config.getoption(name, default=default)
     return default if value is None else value
 
 
 def references_dir(config: pytest.Config) -> Path:
-    value = _option(config, "--references-dir", None)
+    value = option_value(config, "--references-dir", None)
     return Path(value) if value else Path(config.rootpath) / "references"
 
 
@@ -112,8 +113,8 @@ def reference_check(request: pytest.FixtureRequest) -> Callable[..., ReferenceCh
     """
     config = request.config
     root = references_dir(config)
-    threshold = float(_option(config, "--ms-ssim-threshold", DEFAULT_THRESHOLD))
-    update = bool(_option(config, "--update-references", False))
+    threshold = float(option_value(config, "--ms-ssim-threshold", DEFAULT_THRESHOLD))
+    update = bool(option_value(config, "--update-references", False))
 
     def check(case_id: str, frames: np.ndarray, gpu_class: str = "cpu",
               provenance: dict[str, Any] | None = None) -> ReferenceCheck:

@@ -12,9 +12,10 @@ import pytest
 from . import baselines as bl
 from .case_outputs import case_quality, save_case_output
 from .cases import PerfCase
-from .compare_to import CompareToError, CurrentCase, PreviousRun, judge, load_previous
+from .compare_to import OUTPUT_CHECK, CompareToError, CurrentCase, PreviousRun, judge, load_previous
 from .history import current_commit, new_run_id, new_session, write_session
 from .machine import fit_for_baseline
+from .plugin_quality import option_value
 from .references import DEFAULT_THRESHOLD, make_provenance
 from .suite import (CaseOutcome, PipelineCache, SuiteOptions, baseline_key, check_against_baselines,
                     current_machine, default_history_dir, free_memory, medians_of, measure_rounds, provenance,
@@ -72,7 +73,7 @@ class PerfState:
         # xdist's testrunuid is shared by the workers of one run: their history files form one run.
         self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or new_run_id()
         self.run_name = f"{_utc_stamp()}_{self.run_id[:8]}_{self.worker}"  # folder of this worker's outputs
-        self.ms_ssim_threshold = float(config.getoption("ms_ssim_threshold", default=None) or DEFAULT_THRESHOLD)
+        self.ms_ssim_threshold = float(option_value(config, "--ms-ssim-threshold", DEFAULT_THRESHOLD))
         self._store: bl.BaselineStore | None = None
         self.cache = PipelineCache(self.options)
         self.outcomes: list[CaseOutcome] = []
@@ -378,7 +379,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def _brief(check: bl.Check) -> str:
     """'sampling_s +3.1 % pass (p 0.41)' for the one-line summary of a comparison."""
-    if check.name == "output_ms_ssim":
+    if check.name == OUTPUT_CHECK:
         change = "n/a" if check.value is None else f"{check.value:.4f}"
     else:
         change = "n/a" if check.rel_change is None else f"{check.rel_change * 100:+.1f} %"
