@@ -1,6 +1,6 @@
 """Repository-wide test set-up for causvid-perf's own tests.
 
-The suite's pytest plugins (`causvid_perf.pytest_plugin`, `causvid_perf.plugin_quality`) are
+The suite's pytest plugins (`causvid_perf.plugin.hooks`, `causvid_perf.plugin.quality`) are
 installed as entry points by `make test`; this file only holds what the repository's own tests
 share: one torch thread, and hypothesis profiles sized for a 2-core CI box.
 """
@@ -24,7 +24,7 @@ def one_cpu_thread():
     """Tiny models gain nothing from more threads. On a busy 2-core machine each parallel region
     waits for a descheduled OpenMP thread, and a 2 ms step becomes 2 or 10 ms at random (measured
     in the A/B tests): noise that swamps the effects the tests check."""
-    from causvid_perf.suite import torch_threads
+    from causvid_perf.plugin.engine import torch_threads
 
     with torch_threads(1):
         yield

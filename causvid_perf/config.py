@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .specs import MODELS, PROFILES, WEIGHT_SOURCES, ModelSpec
+from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES, ModelSpec
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -146,7 +146,7 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raises ConfigError with a one-line message naming the fix; returns self when valid."""
-        from .samplers import known_sampler_or_raise
+        from causvid_perf.pipeline.samplers import known_sampler_or_raise
 
         if isinstance(self.memory, str):
             return self.normalised().validate()

@@ -6,7 +6,7 @@ are asserted against baselines.json; see causvid_perf/cases.py for the catalogue
 
 import pytest
 
-from causvid_perf.cases import CPU_CASES, GPU_CASES
+from causvid_perf.plugin.cases import CPU_CASES, GPU_CASES
 
 
 def _param(case):

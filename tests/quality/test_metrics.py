@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pytorch_msssim import ms_ssim
 
-from causvid_perf import quality
+from causvid_perf.quality import scores as quality
 
 
 def smooth_pattern(frames: int = 4, height: int = 32, width: int = 32, shift_per_frame: int = 0) -> np.ndarray:

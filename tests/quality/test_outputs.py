@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from causvid_perf import quality
+from causvid_perf.quality import scores as quality
 from causvid_perf.config import RunConfig
-from causvid_perf.loading import models_dir_from, pretrained_available
-from causvid_perf.plugin_quality import write_artifacts
-from causvid_perf.references import (ReferenceError, check_against_reference, load_reference,
+from causvid_perf.pipeline.loading import models_dir_from, pretrained_available
+from causvid_perf.plugin.quality import write_artifacts
+from causvid_perf.quality.references import (ReferenceError, check_against_reference, load_reference,
                                      make_provenance, reference_path, save_reference)
-from causvid_perf.runner import run_case
+from causvid_perf.measure.runner import run_case
 from causvid_perf.specs import MODELS
 
 pytest_plugins = ["pytester"]
@@ -85,7 +85,7 @@ def test_student_close_to_teacher_with_real_weights():
                     "(set CAUSVID_PERF_MODELS or fill the Hugging Face cache)")
     if not torch.cuda.is_available():
         pytest.skip("pretrained 1.3B models need a CUDA GPU for this check")
-    from causvid_perf.loading import load_pipeline
+    from causvid_perf.pipeline.loading import load_pipeline
 
     size = {"height": 480, "width": 832, "frames": 33, "seed": 0}
     frames = {}
@@ -170,7 +170,7 @@ def test_write_artifacts_student_only(outputs, tmp_path):
 _PLUGIN_CONFTEST = """
 import importlib.metadata
 if not any(ep.name == "causvid_perf_quality" for ep in importlib.metadata.entry_points(group="pytest11")):
-    pytest_plugins = ["causvid_perf.plugin_quality"]
+    pytest_plugins = ["causvid_perf.plugin.quality"]
 """
 
 _PLUGIN_TEST = """

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from causvid_perf.sweep import SCHEMA_ID, TABLE_HEADERS, add_sweep_parser, run_sweep, sweep_markdown
+from causvid_perf.experiments.sweep import SCHEMA_ID, TABLE_HEADERS, add_sweep_parser, run_sweep, sweep_markdown
 
 ROW_KEYS = {"steps", "guidance", "sampling_s", "s_per_it", "peak_vram_gib",
             "psnr_vs_teacher", "ssim_vs_teacher", "ms_ssim_vs_teacher"}

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from causvid_perf import video as video_io
-from causvid_perf.references import subsample_indices
+from causvid_perf.quality import media as video_io
+from causvid_perf.quality.references import subsample_indices
 
 
 def gradient_video(frames: int = 5, height: int = 48, width: int = 80) -> np.ndarray:

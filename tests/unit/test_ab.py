@@ -1,4 +1,4 @@
-"""Unit tests for causvid_perf.ab (`causvid-perf compare`): real tiny-model runs on CPU for the
+"""Unit tests for causvid_perf.experiments.ab (`causvid-perf compare`): real tiny-model runs on CPU for the
 A/A and injected-slowdown cases, fake runners for the wiring (ABBA order, seeds, statistics, gates)."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import types
 import numpy as np
 import pytest
 
-from causvid_perf import ab, stats
+from causvid_perf.experiments import ab
+
+from causvid_perf.judge import stats
 from causvid_perf.config import ConfigError, RunConfig
-from causvid_perf.result import Metrics, OutputInfo, RunResult
+from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -230,7 +232,7 @@ class FakeRunner:
 
 
 def test_abba_order_warmups_and_seeds(monkeypatch):
-    from causvid_perf import runner as runner_module
+    from causvid_perf.measure import runner as runner_module
 
     config_a, config_b = _config(sampler="euler", seed=10), _config(sampler="unipc", seed=10)
     runner = FakeRunner("unipc")
@@ -318,7 +320,7 @@ def test_run_ab_rejects_bad_gate_options():
 
 
 def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypatch):
-    import causvid_perf.loading as loading
+    import causvid_perf.pipeline.loading as loading
 
     loads = []
 
@@ -334,7 +336,7 @@ def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypat
 
 
 def test_pipeline_fields_match_the_runner():
-    from causvid_perf import runner
+    from causvid_perf.measure import runner
 
     assert ab.PIPELINE_FIELDS == runner._PIPELINE_FIELDS
 
@@ -360,7 +362,7 @@ def test_slowdown_b_on_the_tiny_model_is_slower_and_exits_1(tmp_path, capsys):
 
 
 def _injectors(module) -> list:
-    from causvid_perf.slowdown import SlowdownInjector
+    from causvid_perf.measure.slowdown import SlowdownInjector
 
     hooks = [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
     return [h.__self__ for h in hooks if isinstance(getattr(h, "__self__", None), SlowdownInjector)]

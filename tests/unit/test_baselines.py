@@ -1,4 +1,4 @@
-"""Unit tests for causvid_perf.baselines: verdict rules, file validation, atomic and concurrent writes."""
+"""Unit tests for causvid_perf.judge.baselines: verdict rules, file validation, atomic and concurrent writes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from causvid_perf import baselines as bl
-from causvid_perf.baselines import (
+from causvid_perf.judge import baselines as bl
+from causvid_perf.judge.baselines import (
     BaselineError,
     BaselineStore,
     MetricSpec,

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from causvid_perf import cli
-from causvid_perf.result import RunResult
+from causvid_perf.cli import main as cli
+from causvid_perf.records.result import RunResult
 
 TINY = ["--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
 
@@ -75,7 +75,7 @@ def test_invalid_input_exits_2_with_one_error_line(tmp_path, capsys, option, fix
 def test_sampler_that_cannot_be_imported_exits_2(tmp_path, capsys):
     out = tmp_path / "out.json"
     code = cli.main(["run", "--model", "causvid-1.3b", *TINY, "--quiet", "--sampler",
-                     "no_such_pkg_for_causvid_perf.samplers:make", "--json", str(out)])
+                     "no_such_pkg_for_causvid_perf.pipeline.samplers:make", "--json", str(out)])
     captured = capsys.readouterr()
     assert code == 2
     lines = error_lines(captured.err)

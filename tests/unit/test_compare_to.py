@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causvid_perf import baselines as bl
-from causvid_perf.case_outputs import case_quality, save_case_output
-from causvid_perf.compare_to import (OUTPUT_CHECK, CompareToError, CurrentCase, PreviousCase, judge,
+from causvid_perf.judge import baselines as bl
+from causvid_perf.records.outputs import case_quality, save_case_output
+from causvid_perf.judge.previous import (OUTPUT_CHECK, CompareToError, CurrentCase, PreviousCase, judge,
                                      load_previous)
-from causvid_perf.history import HistoryError, group_runs, load_session, new_session, write_session
+from causvid_perf.records.history import HistoryError, group_runs, load_session, new_session, write_session
 
 CONFIG = {"seed": 0, "prompt": "a cat", "negative_prompt": "", "height": 32, "width": 32, "frames": 9,
           "sampler": "unipc"}

@@ -65,7 +65,7 @@ def test_frames_are_never_silently_rounded():
 
 
 def test_load_pipeline_rejects_bad_frames_before_building(monkeypatch):
-    from causvid_perf import loading
+    from causvid_perf.pipeline import loading
 
     def must_not_build(*args, **kwargs):
         raise AssertionError("a pipeline was built for an invalid config")

@@ -1,4 +1,4 @@
-"""Unit tests for causvid_perf.gate_study (`causvid-perf gate-study`).
+"""Unit tests for causvid_perf.experiments.gate_study (`causvid-perf gate-study`).
 
 The library tests use a fake pipeline on a virtual clock: the fake transformer (a torch module)
 "takes" a seeded, noisy time per forward, and the real SlowdownInjector that run_ab attaches for B
@@ -18,16 +18,22 @@ import numpy as np
 import pytest
 import torch
 
-from causvid_perf import cli, gate_study, slowdown, stats
+from causvid_perf.cli import main as cli
+
+from causvid_perf.experiments import gate_study
+
+from causvid_perf.measure import slowdown
+
+from causvid_perf.judge import stats
 from causvid_perf.config import ConfigError, RunConfig
-from causvid_perf.result import Metrics, OutputInfo, RunResult
+from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
 STEP_S = 0.01  # the fake transformer's forward, on the virtual clock
 
 
 class Clock:
-    """Stands in for the `time` module inside causvid_perf.slowdown."""
+    """Stands in for the `time` module inside causvid_perf.measure.slowdown."""
 
     def __init__(self):
         self.now = 0.0

@@ -8,10 +8,10 @@ import textwrap
 import pytest
 import torch
 
-from causvid_perf import flops
-from causvid_perf.components import build_text_encoder, build_transformer, parameter_count
+from causvid_perf.measure import flops
+from causvid_perf.pipeline.components import build_text_encoder, build_transformer, parameter_count
 from causvid_perf.config import ConfigError, RunConfig
-from causvid_perf.samplers import SAMPLERS, build_scheduler, causvid_timesteps
+from causvid_perf.pipeline.samplers import SAMPLERS, build_scheduler, causvid_timesteps
 from causvid_perf.specs import MODELS, TRANSFORMER_FULL, TRANSFORMER_TINY
 
 STUDY_TOKENS = 32760  # 832x480x81: 21 latent frames x 30 x 52
@@ -106,7 +106,7 @@ def test_mfu():
 
 
 def test_mfu_is_none_on_cpu_device():
-    from causvid_perf.machine import device_name
+    from causvid_perf.measure.machine import device_name
 
     assert device_name("cpu") is None
     assert flops.mfu(1.0, 1.0, device_name("cpu")) == (None, None)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from causvid_perf import baselines as bl
-from causvid_perf.pytest_plugin import _pin_gpu_for_xdist_worker
+from causvid_perf.judge import baselines as bl
+from causvid_perf.plugin.hooks import _pin_gpu_for_xdist_worker
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[2]
 
 TINY_CASE_TEST = """
-from causvid_perf.cases import PerfCase
+from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.config import RunConfig
 
 CASE = PerfCase("tiny", RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9))
@@ -164,7 +164,7 @@ def _sessions(history):
 
 
 def test_compare_to_judges_output_quality_and_leaves_a_contact_sheet(suite):
-    from causvid_perf.report import load_runs
+    from causvid_perf.report.build import load_runs
 
     history = suite.path / "hist"
     args = [*FAST, "--baselines", "none.json", "--history-dir", str(history), "--ms-ssim-threshold", "0.99"]

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from causvid_perf import loading
-from causvid_perf.components import build_transformer
+from causvid_perf.pipeline import loading
+from causvid_perf.pipeline.components import build_transformer
 from causvid_perf.config import ConfigError, RunConfig
-from causvid_perf.lora import apply_causvid_lora, make_kijai_lora, save_kijai_lora
-from causvid_perf.runner import run_case
+from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora, save_kijai_lora
+from causvid_perf.measure.runner import run_case
 from causvid_perf.specs import MODELS, transformer_config
 
 SIZE = dict(height=32, width=32, frames=9, device="cpu")

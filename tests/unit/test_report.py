@@ -25,16 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from causvid_perf import baselines as bl
-from causvid_perf import report
+from causvid_perf.judge import baselines as bl
+from causvid_perf.report import build as report
 from causvid_perf.config import RunConfig
-from causvid_perf.history import new_session, write_session
-from causvid_perf.loading import load_pipeline
-from causvid_perf.quality import compare_videos
-from causvid_perf.report import ReportError, build_report
-from causvid_perf.runner import run_case
-from causvid_perf.sweep import run_sweep
-from causvid_perf.video import abs_difference, save_contact_sheet, save_mp4
+from causvid_perf.records.history import new_session, write_session
+from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.quality.scores import compare_videos
+from causvid_perf.report.build import ReportError, build_report
+from causvid_perf.measure.runner import run_case
+from causvid_perf.experiments.sweep import run_sweep
+from causvid_perf.quality.media import abs_difference, save_contact_sheet, save_mp4
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -215,7 +215,7 @@ def _table_rows(md: str, heading: str) -> list[list[str]]:
 
 
 def _sessions(inputs) -> list[dict]:
-    from causvid_perf.history import load_history
+    from causvid_perf.records.history import load_history
 
     return load_history(inputs["history"])
 
@@ -326,7 +326,7 @@ def test_markdown_images_next_to_it(built):
 
 
 def test_xdist_workers_are_one_run(inputs, tmp_path):
-    from causvid_perf.history import load_history
+    from causvid_perf.records.history import load_history
 
     sessions = load_history(inputs["history"])
     history = tmp_path / "h"
@@ -497,7 +497,7 @@ def test_gpu_shaped_history(inputs, tmp_path):
     """The GPU fields (VRAM peaks, NVML clocks, throttling, other processes) as the plugin stores them
     on a GPU runner, put on the real CPU records: VRAM gets its trend plot, the machine table its
     readings, and a throttled run is flagged unfit for a baseline."""
-    from causvid_perf.history import load_history
+    from causvid_perf.records.history import load_history
 
     gpu = {"gpu": "NVIDIA H100 80GB HBM3", "gpu_class": "h100-80gb-hbm3", "driver": "550.54.15", "cuda": "12.4",
            "sm_clock_mhz": 1980, "max_sm_clock_mhz": 1980, "mem_clock_mhz": 2619, "temperature_c": 41,

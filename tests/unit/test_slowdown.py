@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from causvid_perf.slowdown import SlowdownInjector, wait
+from causvid_perf.measure.slowdown import SlowdownInjector, wait
 
 
 def test_wait_ends_within_microseconds_not_at_sleep_granularity():

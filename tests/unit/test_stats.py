@@ -1,4 +1,4 @@
-"""Unit tests for causvid_perf.stats (A/B statistics)."""
+"""Unit tests for causvid_perf.judge.stats (A/B statistics)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sst
 
-from causvid_perf.stats import (
+from causvid_perf.judge.stats import (
     FASTER,
     HIGHER,
     LOWER,

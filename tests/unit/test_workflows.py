@@ -183,7 +183,7 @@ def test_gpu_report_into_step_summary(gpu):
     text = command(step)
     assert "GITHUB_STEP_SUMMARY" in text
     # The options the workflow passes are the ones the report command has.
-    from causvid_perf.report import add_report_parser
+    from causvid_perf.report.build import add_report_parser
 
     parser = argparse.ArgumentParser()
     add_report_parser(parser.add_subparsers(dest="command"))

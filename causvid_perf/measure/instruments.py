@@ -1,0 +1,175 @@
+"""Timing and memory instruments for one run: stage timers, per-step timer, VRAM peaks.
+
+CUDA work is asynchronous, so stage clocks are read after ``torch.cuda.synchronize()``; per-step
+times use CUDA events recorded at step boundaries (no sync inside the loop). On CPU every memory
+figure is None, never a fake 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from causvid_perf.measure.machine import nvml_handle
+
+GIB = 2**30
+
+
+@dataclass
+class StageRecord:
+    seconds: float
+    peak_allocated_gib: float | None = None
+    peak_reserved_gib: float | None = None
+    peak_device_gib: float | None = None
+
+
+class DeviceMemorySampler:
+    """Samples NVML's device-level "used" memory in a thread: everything on the card, CUDA context
+    and other allocators included, which torch's counters don't see."""
+
+    def __init__(self, device: str, interval_s: float = 0.005):
+        self._handle = nvml_handle(device)
+        self._interval = interval_s
+        self._peak = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._handle is not None
+
+    def _read(self) -> int:
+        import pynvml
+
+        return pynvml.nvmlDeviceGetMemoryInfo(self._handle).used
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            used = self._read()
+            with self._lock:
+                self._peak = max(self._peak, used)
+
+    def start(self) -> "DeviceMemorySampler":
+        if self.available and self._thread is None:
+            self._peak = self._read()
+            self._thread = threading.Thread(target=self._loop, name="nvml-memory-sampler", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def reset(self) -> None:
+        if self.available:
+            with self._lock:
+                self._peak = self._read()
+
+    def peak_gib(self) -> float | None:
+        if not self.available:
+            return None
+        with self._lock:
+            self._peak = max(self._peak, self._read())  # a stage shorter than one interval
+            return self._peak / GIB
+
+
+class Meter:
+    """Times named stages of a run with synchronisation and records memory peaks per stage."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        self.stages: dict[str, StageRecord] = {}
+        self.sampler = DeviceMemorySampler(device) if self.cuda else None
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
+    def __enter__(self) -> "Meter":
+        if self.sampler:
+            self.sampler.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.sampler:
+            self.sampler.stop()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.sync()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        if self.sampler:
+            self.sampler.reset()
+        start = time.perf_counter()
+        yield
+        self.sync()
+        seconds = time.perf_counter() - start
+        record = StageRecord(seconds)
+        if self.cuda:
+            record.peak_allocated_gib = torch.cuda.max_memory_allocated(self.device) / GIB
+            record.peak_reserved_gib = torch.cuda.max_memory_reserved(self.device) / GIB
+        if self.sampler:
+            record.peak_device_gib = self.sampler.peak_gib()
+        self.stages[name] = record
+
+    def peak(self, attribute: str) -> float | None:
+        values = [getattr(r, attribute) for r in self.stages.values() if getattr(r, attribute) is not None]
+        return max(values) if values else None
+
+
+@dataclass
+class StepTimer:
+    """Per-step seconds from the pipeline's step-end callback.
+
+    A step starts at the first transformer forward of that step (a forward pre-hook) and ends at
+    the step-end callback, so step 0 excludes the pipeline's set-up before the loop. On a GPU the
+    marks are CUDA events, read once after the run.
+    """
+
+    cuda: bool
+    _marks: list[Any] = field(default_factory=list)
+    _started: bool = False
+
+    def _mark(self) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self._marks.append(event)
+        else:
+            self._marks.append(time.perf_counter())
+
+    def pre_forward_hook(self, module: Any, args: Any) -> None:
+        if not self._started:
+            self._started = True
+            self._mark()
+
+    def callback(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        self._mark()
+        return kwargs
+
+    @contextmanager
+    def attached(self, transformer: torch.nn.Module) -> Iterator["StepTimer"]:
+        handle = transformer.register_forward_pre_hook(self.pre_forward_hook)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+    def step_seconds(self) -> list[float]:
+        if len(self._marks) < 2:
+            return []
+        if self.cuda:
+            self._marks[-1].synchronize()
+            return [a.elapsed_time(b) / 1000.0 for a, b in zip(self._marks, self._marks[1:])]
+        return [b - a for a, b in zip(self._marks, self._marks[1:])]

@@ -1,0 +1,246 @@
+"""One registry, three weight sources: tiny (CPU, seconds), synthetic (full size, random, GPU) and
+pretrained (local folder or HF cache, never the network). CausVid = Wan base + CausVid LoRA (fused)
+or a full CausVid checkpoint."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from causvid_perf.pipeline.components import build_components
+from causvid_perf.config import ConfigError, RunConfig
+from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
+from causvid_perf.pipeline.samplers import build_scheduler
+from causvid_perf.specs import ModelSpec, transformer_config
+
+MODELS_DIR_ENV = "CAUSVID_PERF_MODELS"
+TINY_WEIGHTS_SEED = 0  # tiny weights depend on the model only; the run seed drives the noise
+TINY_LORA_SEED = 1
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Pretrained files are missing; the message lists where the loader looked."""
+
+
+@dataclass
+class LoadedPipeline:
+    pipe: Any
+    config: RunConfig  # resolved, with the weights source actually used
+    load_s: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text_encoder_offloaded(self) -> bool:
+        return "te-offload" in self.config.memory
+
+
+def models_dir_from(option: str | os.PathLike | None) -> Path | None:
+    value = option or os.environ.get(MODELS_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+# -- locating pretrained files ---------------------------------------------------------------------
+
+def _from_hf_cache(repo: str, filename: str | None = None) -> Path | None:
+    try:
+        from huggingface_hub import hf_hub_download, snapshot_download
+
+        if filename:
+            return Path(hf_hub_download(repo, filename, local_files_only=True))
+        return Path(snapshot_download(repo, local_files_only=True))
+    except Exception:  # not cached (or hub library missing): the caller lists where it looked
+        return None
+
+
+def find_base(spec: ModelSpec, models_dir: Path | None) -> Path:
+    """The diffusers-format Wan folder for a model (one with model_index.json)."""
+    tried = []
+    if models_dir:
+        for candidate in (models_dir / spec.base_repo.split("/")[-1], models_dir / spec.base_repo, models_dir):
+            if (candidate / "model_index.json").is_file():
+                return candidate
+            tried.append(str(candidate))
+    cached = _from_hf_cache(spec.base_repo)
+    if cached and (cached / "model_index.json").is_file():
+        return cached
+    tried.append(f"HF cache for {spec.base_repo}")
+    raise WeightsNotFoundError(
+        f"no pretrained {spec.base_repo} found (looked in: {'; '.join(tried)}); put the diffusers folder "
+        f"under --model-dir / ${MODELS_DIR_ENV} or use --weights synthetic|tiny"
+    )
+
+
+def find_lora(spec: ModelSpec, models_dir: Path | None) -> Path:
+    tried = []
+    for filename in spec.lora_files:
+        if models_dir:
+            for candidate in (models_dir / filename, models_dir / spec.lora_repo.split("/")[-1] / filename):
+                if candidate.is_file():
+                    return candidate
+                tried.append(str(candidate))
+        cached = _from_hf_cache(spec.lora_repo, filename)
+        if cached:
+            return cached
+        tried.append(f"HF cache {spec.lora_repo}/{filename}")
+    raise WeightsNotFoundError(
+        f"no CausVid LoRA for {spec.name} found (looked in: {'; '.join(tried)}); download "
+        f"{spec.lora_files[0]} from {spec.lora_repo} into --model-dir, or pass --checkpoint model.pt"
+    )
+
+
+def pretrained_available(spec: ModelSpec, models_dir: Path | None, checkpoint: str | None = None) -> bool:
+    try:
+        find_base(spec, models_dir)
+        if spec.is_student and not checkpoint:
+            find_lora(spec, models_dir)
+        return True
+    except WeightsNotFoundError:
+        return False
+
+
+def choose_weights(config: RunConfig, models_dir: Path | None, device: str) -> str:
+    """'auto' -> pretrained when its files exist, else synthetic on a GPU, else tiny."""
+    if config.weights != "auto":
+        return config.weights
+    if config.checkpoint:
+        return "pretrained"  # a checkpoint is real weights: never fall back to random ones
+    if pretrained_available(config.spec, models_dir, config.checkpoint):
+        return "pretrained"
+    return "synthetic" if device.startswith("cuda") else "tiny"
+
+
+# -- full CausVid checkpoints ----------------------------------------------------------------------
+
+def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> None:
+    """Loads a full CausVid ``model.pt`` (original Wan key layout under 'generator') into a
+    diffusers transformer. weights_only=True: a pickled checkpoint can run code otherwise."""
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"CausVid checkpoint {path} does not exist; pass the path of its model.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle with code in it, or not a torch file at all
+        raise ConfigError(f"{path} is not a weights-only torch checkpoint ({type(exc).__name__}); "
+                          "use the model.pt released with CausVid") from None
+    state = state.get("generator", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path} holds no state dict; use the model.pt released with CausVid")
+    # CausVid wraps the Wan model: keys look like 'model.blocks.0...' in its training checkpoints.
+    state = {k.removeprefix("model."): v for k, v in state.items()}
+    converted = convert_wan_transformer_to_diffusers(state)
+    expected = transformer.state_dict()
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    mismatched = sorted(k for k in set(expected) & set(converted) if expected[k].shape != converted[k].shape)
+    if missing or unexpected or mismatched:
+        example = (missing or unexpected or mismatched)[:3]
+        raise ConfigError(
+            f"{path} does not fit {type(transformer).__name__}: {len(missing)} missing, {len(unexpected)} "
+            f"unexpected, {len(mismatched)} wrongly shaped keys (e.g. {example}); is it a checkpoint of the "
+            "same model size?"
+        )
+    transformer.load_state_dict(converted, strict=True)
+
+
+# -- building pipelines ----------------------------------------------------------------------------
+
+def _assemble(components: dict[str, Any], config: RunConfig) -> Any:
+    from diffusers import WanPipeline
+
+    return WanPipeline(scheduler=build_scheduler(config), **components)
+
+
+def _load_tiny(config: RunConfig, dtype: torch.dtype) -> tuple[Any, dict[str, Any]]:
+    spec = config.spec
+    components = build_components(spec, tiny=True, device="cpu", dtype=dtype, seed=TINY_WEIGHTS_SEED)
+    pipe = _assemble(components, config)
+    details: dict[str, Any] = {"weights": "tiny random (diffusers test sizes)"}
+    if spec.is_student:
+        # The student is the teacher plus a LoRA, through the same code path as real CausVid.
+        lora = make_kijai_lora(transformer_config(spec.family, tiny=True), seed=TINY_LORA_SEED, scale=0.3)
+        apply_causvid_lora(pipe, lora)
+        details["lora"] = "tiny random LoRA (Kijai layout), fused"
+    return pipe, details
+
+
+def _load_synthetic(config: RunConfig, dtype: torch.dtype, device: str) -> tuple[Any, dict[str, Any]]:
+    components = build_components(config.spec, tiny=False, device=device, dtype=dtype, seed=config.seed)
+    details = {"weights": "full-size architecture, random weights, built on the device"}
+    return _assemble(components, config), details
+
+
+def _load_pretrained(config: RunConfig, dtype: torch.dtype, models_dir: Path | None) -> tuple[Any, dict[str, Any]]:
+    from diffusers import AutoencoderKLWan, WanPipeline
+
+    spec = config.spec
+    base = find_base(spec, models_dir)
+    details: dict[str, Any] = {"weights": "pretrained", "base": str(base)}
+    lora = None
+    if spec.is_student and not config.checkpoint:
+        lora = find_lora(spec, models_dir)  # before the slow base load, so a missing file fails fast
+    vae = AutoencoderKLWan.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32, local_files_only=True)
+    pipe = WanPipeline.from_pretrained(base, vae=vae, torch_dtype=dtype, local_files_only=True)
+    pipe.scheduler = build_scheduler(config)
+    if config.checkpoint:
+        load_causvid_checkpoint(pipe.transformer, config.checkpoint)
+        details["checkpoint"] = str(config.checkpoint)
+    elif lora is not None:
+        apply_causvid_lora(pipe, Path(lora))
+        details["lora"] = f"{lora} (fused)"
+    return pipe, details
+
+
+def _apply_memory_recipe(pipe: Any, config: RunConfig, dtype: torch.dtype, device: str) -> None:
+    if "fp8-storage" in config.memory:
+        # Weights stored in fp8, upcast layer by layer for compute: half the bf16 footprint.
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if "vae-tiling" in config.memory:
+        pipe.vae.enable_tiling()
+    for name in ("transformer", "vae"):
+        getattr(pipe, name).to(device)
+    # With te-offload the text encoder lives on the CPU and visits the GPU only to encode.
+    pipe.text_encoder.to("cpu" if "te-offload" in config.memory else device)
+
+
+def _set_attention(pipe: Any, backend: str) -> None:
+    if backend == "native":
+        return
+    try:
+        pipe.transformer.set_attention_backend(backend)
+    except Exception as exc:
+        raise ConfigError(f"attention backend {backend!r} is not usable here ({exc}); use --attention native") from None
+
+
+def load_pipeline(config: RunConfig, *, models_dir: str | os.PathLike | None = None,
+                  progress: bool = False) -> LoadedPipeline:
+    """Validates the config, builds or loads the pipeline on its device and times the load."""
+    device = config.resolved().device
+    models = models_dir_from(models_dir)
+    weights = choose_weights(config, models, device)
+    config = config.replace(weights=weights).resolved(device).validate()
+    dtype = DTYPES[config.dtype]
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    if weights == "tiny":
+        pipe, details = _load_tiny(config, dtype)
+    elif weights == "synthetic":
+        pipe, details = _load_synthetic(config, dtype, device)
+    else:
+        pipe, details = _load_pretrained(config, dtype, models)
+    _apply_memory_recipe(pipe, config, dtype, device)
+    _set_attention(pipe, config.attention)
+    pipe.set_progress_bar_config(disable=not progress, leave=False, desc=config.model)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    load_s = time.perf_counter() - start
+    return LoadedPipeline(pipe=pipe, config=config, load_s=load_s, details=details)

@@ -1,0 +1,55 @@
+"""The parametrized perf cases: the study's setting first, then the teacher and smaller cases.
+
+GPU cases carry the `gpu` and `h100` marks (`pytest -m h100` on the GPU runner); the tiny CPU
+cases run everywhere, CI included, against the `cpu` baselines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from causvid_perf.config import RunConfig
+from causvid_perf.specs import PROFILES
+
+STUDY_VRAM_CEILING_GB = 22.0  # the study's 21.56 GB peak, unit unstated: a ceiling of about 22 GB
+
+
+@dataclass(frozen=True)
+class PerfCase:
+    id: str
+    config: RunConfig
+    marks: tuple[str, ...] = ()
+    vram_ceiling_gb: float | None = None  # absolute ceiling on the device peak, in 10^9 bytes
+    note: str = ""
+
+    @property
+    def on_gpu(self) -> bool:
+        return "gpu" in self.marks
+
+
+_STUDY = {k: v for k, v in PROFILES["study"].items() if k != "model"}
+_STUDY_13B = {k: v for k, v in PROFILES["study-1.3b"].items() if k != "model"}
+_H100 = ("gpu", "h100")
+
+GPU_CASES: tuple[PerfCase, ...] = (
+    PerfCase("causvid-14b-study", RunConfig(model="causvid-14b", **_STUDY), _H100,
+             vram_ceiling_gb=STUDY_VRAM_CEILING_GB,
+             note="the study's setting: fp8 weight storage, text encoder offloaded"),
+    PerfCase("causvid-1.3b-study", RunConfig(model="causvid-1.3b", **_STUDY_13B), _H100),
+    PerfCase("wan-14b-per-step", RunConfig(model="wan2.1-t2v-14b", **{**_STUDY, "steps": 2, "guidance": 5.0}),
+             _H100, note="teacher per-step profile: 2 of its 50 steps (the full run is the slow case)"),
+    PerfCase("wan-1.3b-per-step", RunConfig(model="wan2.1-t2v-1.3b", **{**_STUDY_13B, "steps": 4, "guidance": 5.0}),
+             _H100, note="teacher per-step profile: 4 of its 50 steps (the full run is the slow case)"),
+    PerfCase("causvid-1.3b-480x272x33", RunConfig(model="causvid-1.3b", height=272, width=480, frames=33), _H100),
+    PerfCase("wan-1.3b-full", RunConfig(model="wan2.1-t2v-1.3b", **{**_STUDY_13B, "steps": 50, "guidance": 5.0}),
+             _H100 + ("slow",), note="teacher at its full recipe: 50 steps, cfg 5"),
+    PerfCase("wan-14b-full", RunConfig(model="wan2.1-t2v-14b", **{**_STUDY, "steps": 50, "guidance": 5.0}),
+             _H100 + ("slow",), note="teacher at its full recipe: 50 steps, cfg 5"),
+)
+
+# Tiny models on CPU: big enough that a step takes milliseconds, so a 2x slowdown shows.
+CPU_CASES: tuple[PerfCase, ...] = (
+    PerfCase("tiny-causvid-1.3b", RunConfig(model="causvid-1.3b", weights="tiny", height=64, width=64, frames=17)),
+    PerfCase("tiny-wan-1.3b", RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", height=64, width=64, frames=17,
+                                        steps=20)),
+)

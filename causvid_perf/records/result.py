@@ -1,0 +1,105 @@
+"""RunResult: what one measured run produced, serialisable to JSON (schemas/run_result.schema.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from causvid_perf.files import write_json_atomic  # noqa: F401  (re-exported: callers import it from here)
+
+SCHEMA_ID = "causvid-perf/run-result"
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "run_result.schema.json"
+
+# The metrics every result carries (None where not measurable, e.g. VRAM on CPU).
+METRIC_NAMES = (
+    "load_s", "text_encode_s", "sampling_s", "s_per_it", "decode_s", "frames_out_s", "prompt_to_output_s",
+    "peak_vram_allocated_gib", "peak_vram_reserved_gib", "peak_vram_device_gib",
+    "tflop_per_step", "achieved_tflops", "mfu",
+)
+
+
+@dataclass
+class Metrics:
+    load_s: float | None
+    text_encode_s: float
+    sampling_s: float
+    step_s: list[float]
+    s_per_it: float | None
+    decode_s: float
+    frames_out_s: float
+    prompt_to_output_s: float
+    peak_vram_allocated_gib: float | None
+    peak_vram_reserved_gib: float | None
+    peak_vram_device_gib: float | None
+    tflop_per_step: float
+    achieved_tflops: float | None
+    mfu: float | None
+    stage_memory: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class OutputInfo:
+    shape: list[int]  # (frames, height, width, 3)
+    dtype: str
+    finite: bool
+    nan_count: int = 0
+    inf_count: int = 0
+
+
+@dataclass
+class RunResult:
+    config: dict[str, Any]
+    weights_details: dict[str, Any]
+    machine: dict[str, Any]
+    output: OutputInfo
+    metrics: Metrics
+    continuous: dict[str, Any] | None = None
+    created: str = ""
+    frames: np.ndarray | None = field(default=None, repr=False, compare=False)  # not serialised
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("frames")
+        return {"schema": SCHEMA_ID, "version": SCHEMA_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        validate_result_dict(data)
+        body = {k: v for k, v in data.items() if k not in ("schema", "version")}
+        body["output"] = OutputInfo(**body["output"])
+        body["metrics"] = Metrics(**body["metrics"])
+        return cls(**body)
+
+    def metric_values(self) -> dict[str, float | None]:
+        """Flat name -> value map of the scalar metrics, as baselines and reports use them."""
+        return {name: getattr(self.metrics, name) for name in METRIC_NAMES}
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "RunResult":
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+
+class ResultSchemaError(ValueError):
+    pass
+
+
+def validate_result_dict(data: dict[str, Any]) -> None:
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        raise ResultSchemaError(
+            f"not a causvid-perf run result ({error.message} at {error.json_path}); "
+            "was it written by `causvid-perf run --json`?"
+        )
