@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from causvid_perf.errors import ConfigError
+
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES, ModelSpec
+from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, WEIGHT_SOURCES, ModelSpec
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -15,11 +17,10 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 ATTENTION_BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math",
                       "flash", "_flash_3", "sage", "flex", "xformers")
 CPU_ATTENTION_BACKENDS = ("native", "_native_math", "flex")
+# The fields that decide which pipeline a run needs; runs that differ only in the others (size,
+# frames, steps, guidance, sampler, seed, prompt) share one loaded pipeline.
+PIPELINE_FIELDS = ("model", "weights", "dtype", "memory", "attention", "device", "checkpoint")
 DEFAULT_PROMPT = "A red fox runs through fresh snow in a birch forest, golden morning light, cinematic"
-
-
-class ConfigError(ValueError):
-    """An invalid run configuration; the message is one line that names the fix."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class RunConfig:
         # diffusers' Wan pipeline skips the unconditional pass at guidance <= 1.0.
         return (self.guidance if self.guidance is not None else self.spec.default_guidance) > 1.0
 
+    def pipeline_key(self) -> tuple[Any, ...]:
+        """What two configs must share to run on one loaded pipeline (PIPELINE_FIELDS)."""
+        return tuple(getattr(self, name) for name in PIPELINE_FIELDS)
+
     @property
     def memory_label(self) -> str:
         return "+".join(self.memory) if self.memory else "none"
@@ -146,8 +151,6 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raises ConfigError with a one-line message naming the fix; returns self when valid."""
-        from causvid_perf.pipeline.samplers import known_sampler_or_raise
-
         if isinstance(self.memory, str):
             return self.normalised().validate()
         self.spec  # unknown model
@@ -220,6 +223,19 @@ class RunConfig:
                 "synthetic weights are full-size models (1.4-14 B params) and need a CUDA GPU; "
                 "on CPU use --weights tiny"
             )
+
+
+def sampler_help() -> str:
+    return f"{', '.join(SAMPLERS)}, or a dotted path package.module:factory"
+
+
+def known_sampler_or_raise(name: str) -> None:
+    """Validation without importing user code: a registered name or a dotted-path shape."""
+    if name in SAMPLERS:
+        return
+    module, _, attr = name.partition(":")
+    if not (module and attr and all(part.isidentifier() for part in module.split(".")) and attr.isidentifier()):
+        raise ConfigError(f"unknown sampler {name!r}; known: {sampler_help()}")
 
 
 def resolve_device(device: str) -> str:

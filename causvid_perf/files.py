@@ -7,6 +7,8 @@ file in the destination's folder, fsync, then os.replace (a rename on one filesy
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import json
 import os
 import stat
@@ -60,3 +62,22 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def json_safe(value: Any) -> Any:
+    """For strict JSON: non-finite floats (an infinite PSNR, an unbounded MDE) become None, numpy
+    scalars Python numbers, tuples lists; everything else is kept."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def slug(text: str, fallback: str = "case") -> str:
+    """A file-name-safe form of a case id or label: letters, digits, '_', '.', '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.") or fallback

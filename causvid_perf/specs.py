@@ -134,6 +134,12 @@ MODELS: dict[str, ModelSpec] = {
 
 WEIGHT_SOURCES = ("tiny", "synthetic", "pretrained", "auto")
 
+# The samplers known by name (pipeline/samplers.py builds them); a user's own is named by a dotted
+# path, package.module:factory.
+SAMPLERS = ("unipc", "euler", "dpmpp", "causvid")
+# CausVid's released Wan-1.3B student denoises each block at these timesteps (shift 8).
+CAUSVID_TIMESTEPS = (1000, 757, 522)
+
 # Profiles are named settings a user can ask for instead of spelling out every option.
 PROFILES: dict[str, dict[str, Any]] = {
     # The published H100 study: CausVid-14B, 832x480, 81 frames, 6 steps, guidance 1.0, with fp8

@@ -12,6 +12,8 @@ cases (0.2 s -> 0.3 s is +50 %) from flapping; the relative part scales with big
 
 from __future__ import annotations
 
+from causvid_perf.errors import BaselineError
+
 import json
 import math
 import numbers
@@ -98,10 +100,6 @@ def default_for_metric(name: str) -> MetricDefaults | None:
     if name.endswith("_s") and not name.endswith("_per_s"):
         return MetricDefaults(*TIME_TOLERANCE, LOWER_IS_BETTER, "s")
     return None
-
-
-class BaselineError(Exception):
-    """A baselines file or a value passed in is unusable; the message is one line naming the fix."""
 
 
 # --------------------------------------------------------------------------- keys

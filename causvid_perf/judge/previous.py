@@ -17,6 +17,8 @@ Each case is judged against its namesake on
 
 from __future__ import annotations
 
+from causvid_perf.errors import CompareToError
+
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -27,8 +29,10 @@ import numpy as np
 
 from causvid_perf.judge import baselines as bl
 from causvid_perf.judge import stats
-from causvid_perf.records.history import HistoryError, load_session, newest_run
-from causvid_perf.quality.references import DEFAULT_THRESHOLD, ReferenceError, check_against_reference
+from causvid_perf.records.history import load_session, newest_run
+from causvid_perf.errors import HistoryError
+from causvid_perf.quality.references import DEFAULT_THRESHOLD, check_against_reference
+from causvid_perf.errors import ReferenceFileError
 from causvid_perf.plugin.engine import GUARDED_METRICS, tolerances_for
 
 TIME_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s")
@@ -37,10 +41,6 @@ QUALITY_TOLERANCES = {"flicker_score": (0.25, 0.002)}
 # What makes two outputs the same video: only then are frames and flicker compared.
 SAME_VIDEO_FIELDS = ("seed", "prompt", "negative_prompt", "height", "width", "frames")
 OUTPUT_CHECK = "output_ms_ssim"
-
-
-class CompareToError(ValueError):
-    """--compare-to points at nothing usable; the message is one line naming the fix."""
 
 
 @dataclass
@@ -199,7 +199,7 @@ def _judge_output(current: CurrentCase, previous: PreviousCase,
         return None, f"output not compared: the previous frames {previous.frames_path} are missing"
     try:
         result = check_against_reference(current.frames, previous.frames_path, threshold)
-    except ReferenceError as exc:
+    except ReferenceFileError as exc:
         return None, f"output not compared: {exc}"
     margin = 1.0 - threshold
     state = bl.PASS if result.passed else bl.REGRESSION

@@ -21,6 +21,17 @@ from causvid_perf.measure.machine import nvml_handle
 GIB = 2**30
 
 
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Runs the block with torch on `count` CPU threads, then restores the previous number."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @dataclass
 class StageRecord:
     seconds: float

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from causvid_perf.measure import flops
-from causvid_perf.config import ConfigError, RunConfig
+from causvid_perf.config import PIPELINE_FIELDS, RunConfig
+from causvid_perf.errors import ConfigError, StageOOMError
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.measure.machine import device_name, machine_info
 from causvid_perf.measure.instruments import GIB, Meter, StepTimer
@@ -20,25 +21,6 @@ from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.specs import transformer_config
 
-# Fields a case may change on a loaded pipeline; anything else needs another load.
-_PIPELINE_FIELDS = ("model", "weights", "dtype", "memory", "attention", "device", "checkpoint")
-
-
-class StageOOMError(RuntimeError):
-    """CUDA ran out of memory in a stage; the message says where and how full the card was."""
-
-    def __init__(self, stage: str, config: RunConfig, peak_gib: float | None, free_gib: float | None):
-        self.stage = stage
-        peak = f"{peak_gib:.2f} GiB" if peak_gib is not None else "n/a"
-        free = f"{free_gib:.2f} GiB" if free_gib is not None else "n/a"
-        super().__init__(
-            f"CUDA out of memory in stage '{stage}' of {config.describe()} (peak allocated {peak}, free {free}); "
-            "try --memory fp8-storage+te-offload+vae-tiling or a smaller size"
-        )
-
-
-class NonFiniteOutputError(RuntimeError):
-    pass
 
 
 def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
@@ -46,7 +28,7 @@ def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
     if config is None:
         return loaded.config
     config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device).validate()
-    clash = [f for f in _PIPELINE_FIELDS if getattr(config, f) != getattr(loaded.config, f)]
+    clash = [f for f in PIPELINE_FIELDS if getattr(config, f) != getattr(loaded.config, f)]
     if clash:
         raise ConfigError(
             f"case differs from the loaded pipeline in {', '.join(clash)}; load a pipeline for it "
@@ -172,7 +154,7 @@ def _oom(stage: str, config: RunConfig) -> StageOOMError:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         free = torch.cuda.mem_get_info(config.device)[0] / GIB
-    return StageOOMError(stage, config, peak, free)
+    return StageOOMError(stage, config.describe(), peak, free)
 
 
 def run_continuous(loaded: LoadedPipeline, config: RunConfig | None = None, *, videos: int = 3,

@@ -4,6 +4,8 @@ or a full CausVid checkpoint."""
 
 from __future__ import annotations
 
+from causvid_perf.errors import WeightsNotFoundError
+
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,7 +15,8 @@ from typing import Any
 import torch
 
 from causvid_perf.pipeline.components import build_components
-from causvid_perf.config import ConfigError, RunConfig
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import ConfigError
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.specs import ModelSpec, transformer_config
@@ -23,10 +26,6 @@ TINY_WEIGHTS_SEED = 0  # tiny weights depend on the model only; the run seed dri
 TINY_LORA_SEED = 1
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Pretrained files are missing; the message lists where the loader looked."""
 
 
 @dataclass

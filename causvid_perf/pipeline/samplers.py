@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from causvid_perf.config import RunConfig
-
-# CausVid's released Wan-1.3B student denoises each block at these timesteps (shift 8).
-CAUSVID_TIMESTEPS = (1000, 757, 522)
+from causvid_perf.config import RunConfig, known_sampler_or_raise
+from causvid_perf.errors import ConfigError
+from causvid_perf.specs import CAUSVID_TIMESTEPS, SAMPLERS as SAMPLER_NAMES
 
 
-def _unipc(config: "RunConfig") -> Any:
+def _unipc(config: RunConfig) -> Any:
     from diffusers import UniPCMultistepScheduler
 
     return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=config.shift)
 
 
-def _euler(config: "RunConfig") -> Any:
+def _euler(config: RunConfig) -> Any:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     return FlowMatchEulerDiscreteScheduler(shift=config.shift)
 
 
-def _dpmpp(config: "RunConfig") -> Any:
+def _dpmpp(config: RunConfig) -> Any:
     from diffusers import DPMSolverMultistepScheduler
 
     return DPMSolverMultistepScheduler(
@@ -41,7 +39,7 @@ def causvid_timesteps(steps: int) -> tuple[int, ...]:
     return tuple(int(round(1000 - i * 1000 / steps)) for i in range(steps))
 
 
-def _causvid(config: "RunConfig") -> Any:
+def _causvid(config: RunConfig) -> Any:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     class FixedTimestepsEuler(FlowMatchEulerDiscreteScheduler):
@@ -56,35 +54,18 @@ def _causvid(config: "RunConfig") -> Any:
     return FixedTimestepsEuler(shift=config.shift)
 
 
-SAMPLERS: dict[str, Callable[["RunConfig"], Any]] = {
+SAMPLERS: dict[str, Callable[[RunConfig], Any]] = {
     "unipc": _unipc,
     "euler": _euler,
     "dpmpp": _dpmpp,
     "causvid": _causvid,
 }
+assert tuple(SAMPLERS) == SAMPLER_NAMES, "specs.SAMPLERS names the samplers built here"
 
 
-def sampler_help() -> str:
-    return f"{', '.join(SAMPLERS)}, or a dotted path package.module:factory"
-
-
-def known_sampler_or_raise(name: str) -> None:
-    """Validation without importing user code: a registered name or a dotted-path shape."""
-    from causvid_perf.config import ConfigError
-
-    if name in SAMPLERS:
-        return
-    module, _, attr = name.partition(":")
-    if not (module and attr and all(part.isidentifier() for part in module.split("."))
-            and attr.isidentifier()):
-        raise ConfigError(f"unknown sampler {name!r}; known: {sampler_help()}")
-
-
-def build_scheduler(config: "RunConfig") -> Any:
+def build_scheduler(config: RunConfig) -> Any:
     """A fresh scheduler for a resolved config. A dotted path is called as factory(config)."""
     from diffusers import SchedulerMixin
-
-    from causvid_perf.config import ConfigError
 
     name = config.sampler
     known_sampler_or_raise(name)
@@ -100,9 +81,7 @@ def build_scheduler(config: "RunConfig") -> Any:
     return scheduler
 
 
-def _import_factory(path: str) -> Callable[["RunConfig"], Any]:
-    from causvid_perf.config import ConfigError
-
+def _import_factory(path: str) -> Callable[[RunConfig], Any]:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)

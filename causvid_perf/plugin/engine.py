@@ -9,8 +9,7 @@ import gc
 import os
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
 from causvid_perf.measure.machine import fit_for_baseline, gpu_class, machine_info
 from causvid_perf.records.result import RunResult
+from causvid_perf.measure.instruments import torch_threads
 from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
 
@@ -33,16 +33,6 @@ REPORTED_METRICS = GUARDED_METRICS + ("text_encode_s", "decode_s", "peak_vram_re
 # Tiny CPU timings are milliseconds with scheduler noise: wide relative tolerances, small absolute
 # floors, so CI exercises the path and a 2x slowdown still fails.
 CPU_TOLERANCES = {"sampling_s": (0.5, 0.01), "s_per_it": (0.5, 0.001), "prompt_to_output_s": (0.5, 0.02)}
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def synced_perf_counter() -> float:
@@ -88,21 +78,16 @@ class PipelineCache:
         self._loaded: dict[tuple, LoadedPipeline] = {}
         self.load_times: dict[str, float] = {}
 
-    @staticmethod
-    def _key(config: RunConfig) -> tuple:
-        return (config.model, config.weights, config.dtype, config.memory, config.attention, config.device,
-                config.checkpoint)
-
     def get(self, config: RunConfig) -> tuple[LoadedPipeline, bool]:
         """(pipeline, freshly loaded?)"""
-        key = self._key(config)
+        key = config.pipeline_key()
         if key in self._loaded:
             return self._loaded[key], False
         loaded = load_pipeline(config, models_dir=self.options.models_dir)
         if self.options.inject_slowdown != 1.0:
             SlowdownInjector(self.options.inject_slowdown, loaded.config.device.startswith("cuda")).attach(
                 loaded.pipe.transformer)
-        self._loaded[self._key(loaded.config)] = self._loaded[key] = loaded
+        self._loaded[loaded.config.pipeline_key()] = self._loaded[key] = loaded
         self.load_times[loaded.config.model] = loaded.load_s
         return loaded, True
 

@@ -12,7 +12,8 @@ import pytest
 from causvid_perf.judge import baselines as bl
 from causvid_perf.records.outputs import case_quality, save_case_output
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.judge.previous import OUTPUT_CHECK, CompareToError, CurrentCase, PreviousRun, judge, load_previous
+from causvid_perf.judge.previous import OUTPUT_CHECK, CurrentCase, PreviousRun, judge, load_previous
+from causvid_perf.errors import CompareToError
 from causvid_perf.records.history import current_commit, new_run_id, new_session, write_session
 from causvid_perf.measure.machine import fit_for_baseline
 from causvid_perf.plugin.quality import option_value

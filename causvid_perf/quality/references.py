@@ -8,6 +8,8 @@ a missing reference is its own state, never a pass.
 
 from __future__ import annotations
 
+from causvid_perf.errors import ReferenceFileError
+
 import json
 import os
 import re
@@ -25,10 +27,6 @@ FORMAT_VERSION = 1
 MAX_FRAMES = 8
 DEFAULT_THRESHOLD = 0.95
 _KEYS = ("format", "frames", "indices", "provenance")
-
-
-class ReferenceError(ValueError):
-    """A reference file that is not ours or is damaged; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -93,28 +91,28 @@ def save_reference(path: str | os.PathLike, frames: np.ndarray, provenance: dict
 
 
 def load_reference(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(frames, indices, provenance) of a stored reference; ReferenceError for a foreign/corrupt file."""
+    """(frames, indices, provenance) of a stored reference; ReferenceFileError for a foreign/corrupt file."""
     path = Path(path)
     fix = f"delete {path} and record it again with --update-references"
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [key for key in _KEYS if key not in data.files]
             if missing:
-                raise ReferenceError(f"{path} is not a causvid-perf reference (no {', '.join(missing)}); {fix}")
+                raise ReferenceFileError(f"{path} is not a causvid-perf reference (no {', '.join(missing)}); {fix}")
             fmt = str(data["format"])
             frames, indices = data["frames"], data["indices"]
             provenance = json.loads(str(data["provenance"]))
     except FileNotFoundError:
         raise
-    except ReferenceError:
+    except ReferenceFileError:
         raise
     except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, JSONDecodeError ...
-        raise ReferenceError(f"{path} is not a readable reference ({type(exc).__name__}: {exc}); {fix}") from None
+        raise ReferenceFileError(f"{path} is not a readable reference ({type(exc).__name__}: {exc}); {fix}") from None
     if fmt != f"{FORMAT_ID}/{FORMAT_VERSION}":
-        raise ReferenceError(f"{path} has format {fmt!r}, expected {FORMAT_ID}/{FORMAT_VERSION}; {fix}")
+        raise ReferenceFileError(f"{path} has format {fmt!r}, expected {FORMAT_ID}/{FORMAT_VERSION}; {fix}")
     if (frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or indices.ndim != 1
             or len(indices) != len(frames) or not isinstance(provenance, dict)):
-        raise ReferenceError(f"{path} is damaged (frames {frames.shape} {frames.dtype}, "
+        raise ReferenceFileError(f"{path} is damaged (frames {frames.shape} {frames.dtype}, "
                              f"indices {indices.shape}); {fix}")
     return frames, indices.astype(np.int64), provenance
 
@@ -124,7 +122,7 @@ def check_against_reference(frames: np.ndarray, path: str | os.PathLike,
     """Mean MS-SSIM of ``frames`` against the stored reference at the stored frame indices.
 
     State "missing" when there is no file (never a pass), "fail" below ``threshold`` or when the
-    shapes no longer match, else "pass". A foreign/corrupt file raises ReferenceError.
+    shapes no longer match, else "pass". A foreign/corrupt file raises ReferenceFileError.
     """
     path = Path(path)
     if not path.is_file():

@@ -13,6 +13,8 @@ read back as one run; files written before it existed are grouped by commit and 
 
 from __future__ import annotations
 
+from causvid_perf.errors import HistoryError
+
 import datetime as dt
 import json
 import os
@@ -26,10 +28,6 @@ from causvid_perf.records.result import write_json_atomic
 SESSION_SCHEMA = "causvid-perf/session"
 SESSION_VERSION = 1
 DEFAULT_HISTORY_DIR = Path(".benchmarks") / "causvid-perf"
-
-
-class HistoryError(ValueError):
-    pass
 
 
 def current_commit(cwd: str | os.PathLike | None = None) -> str:

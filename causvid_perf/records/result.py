@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from causvid_perf.errors import ResultSchemaError
+
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -24,6 +26,11 @@ METRIC_NAMES = (
 )
 
 
+def peak_vram(device_gib: float | None, allocated_gib: float | None) -> float | None:
+    """The one rule for "peak VRAM": the device-level (NVML) figure, else torch's allocated peak."""
+    return device_gib if device_gib is not None else allocated_gib
+
+
 @dataclass
 class Metrics:
     load_s: float | None
@@ -41,6 +48,19 @@ class Metrics:
     achieved_tflops: float | None
     mfu: float | None
     stage_memory: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    @property
+    def peak_vram_source(self) -> str | None:
+        """Which peak `peak_vram_gib` is: "device" (NVML: everything on the card), "allocated"
+        (torch's live tensors, where NVML read nothing) or None (CPU)."""
+        if self.peak_vram_device_gib is not None:
+            return "device"
+        return "allocated" if self.peak_vram_allocated_gib is not None else None
+
+    @property
+    def peak_vram_gib(self) -> float | None:
+        """The device-level peak where NVML read one, else the allocator's; None on CPU."""
+        return peak_vram(self.peak_vram_device_gib, self.peak_vram_allocated_gib)
 
 
 @dataclass
@@ -87,10 +107,6 @@ class RunResult:
     def load_json(cls, path: str | os.PathLike) -> "RunResult":
         with open(path, encoding="utf-8") as handle:
             return cls.from_dict(json.load(handle))
-
-
-class ResultSchemaError(ValueError):
-    pass
 
 
 def validate_result_dict(data: dict[str, Any]) -> None:

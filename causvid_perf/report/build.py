@@ -14,7 +14,8 @@ Figures, so the global backend is left alone. Files are written atomically (temp
 
 from __future__ import annotations
 
-import argparse
+from causvid_perf.errors import BaselineError, ReportError
+
 import base64
 import datetime as dt
 import html
@@ -30,7 +31,8 @@ from typing import Any
 
 from causvid_perf.judge import baselines as bl
 from causvid_perf.files import atomic_write
-from causvid_perf.records.history import DEFAULT_HISTORY_DIR, HistoryError, group_runs, load_history, parse_time
+from causvid_perf.records.history import DEFAULT_HISTORY_DIR, group_runs, load_history, parse_time
+from causvid_perf.errors import HistoryError
 from causvid_perf.records.result import METRIC_NAMES
 from causvid_perf.specs import MODELS
 
@@ -56,10 +58,6 @@ _UNITS = {"sampling_s": "s", "s_per_it": "s/it", "prompt_to_output_s": "s", "loa
 _SWEEP_FIRST = ("steps", "guidance", "sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_device_gib",
                 "peak_vram_gib", "ssim_vs_teacher", "ms_ssim_vs_teacher", "psnr_vs_teacher")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-class ReportError(ValueError):
-    """The inputs cannot make a report; the message is one line naming the fix."""
 
 
 # --------------------------------------------------------------------------- data
@@ -265,7 +263,7 @@ def _load_store(baselines: str | os.PathLike | bl.BaselineStore | None) -> bl.Ba
                           "or leave out --baselines")
     try:
         return bl.load_baselines(baselines)
-    except bl.BaselineError as exc:
+    except BaselineError as exc:
         raise ReportError(str(exc)) from None
 
 
@@ -485,7 +483,7 @@ def _latest_checks(run: Run, store: bl.BaselineStore | None) -> dict[str, list[d
                     if published is not None:
                         checks += [bl.check_metric(n, metrics.get(n), spec, kind=bl.PUBLISHED)
                                    for n, spec in published.metrics.items() if n in metrics]
-            except bl.BaselineError as exc:
+            except BaselineError as exc:
                 raise ReportError(f"case {case.id}: {exc}") from None
             result[case.id] = [_check_as_dict(c) for c in checks]
         else:
@@ -988,43 +986,3 @@ def build_report(history_dir: str | os.PathLike, *, benchmark_dir: str | os.Path
     """
     subtitle, blocks = build_blocks(history_dir, benchmark_dir=benchmark_dir, baselines=baselines, sweep=sweep)
     return write_report(subtitle, blocks, out_dir)
-
-
-def add_report_parser(sub: Any) -> None:
-    report = sub.add_parser(
-        "report", help="HTML + markdown report of stored results: trends, baselines, CausVid vs teacher, sweep",
-        description="Write a self-contained HTML page and a markdown version of the stored results.")
-    report.add_argument("--history", default=os.environ.get("CAUSVID_PERF_HISTORY", str(DEFAULT_HISTORY_DIR)),
-                        help=f"the suite's session JSON folder (default {DEFAULT_HISTORY_DIR}, env CAUSVID_PERF_HISTORY)")
-    report.add_argument("--benchmarks", default=None,
-                        help="pytest-benchmark storage folder (the path of --benchmark-storage)")
-    report.add_argument("--baselines", default=None,
-                        help="judge the latest run against this baselines file (default: the verdicts stored with it)")
-    report.add_argument("--sweep", default=None, help="steps x guidance sweep JSON to tabulate")
-    report.add_argument("--out", default=str(DEFAULT_OUT_DIR), help=f"output folder (default {DEFAULT_OUT_DIR})")
-    report.add_argument("--summary", default=None, metavar="FILE",
-                        help="also append the markdown tables (no images) to FILE, e.g. $GITHUB_STEP_SUMMARY")
-    report.set_defaults(func=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from causvid_perf.cli.main import EXIT_ERROR, EXIT_OK, log
-
-    try:
-        subtitle, blocks = build_blocks(args.history, benchmark_dir=args.benchmarks, baselines=args.baselines,
-                                        sweep=args.sweep)
-    except ReportError as exc:
-        log(f"error: {exc}")
-        return EXIT_ERROR
-    try:
-        html_path, md_path = write_report(subtitle, blocks, args.out)
-        if args.summary:
-            with open(args.summary, "a", encoding="utf-8") as handle:
-                handle.write(render_markdown("causvid-perf report", subtitle, blocks, images=False))
-    except OSError as exc:
-        log(f"error: cannot write the report ({exc.strerror or exc}: {exc.filename or args.out}); "
-            "check that the folder is writable and has space")
-        return EXIT_ERROR
-    print(f"wrote {html_path}")
-    print(f"wrote {md_path}")
-    return EXIT_OK

@@ -14,8 +14,8 @@ from causvid_perf.quality import scores as quality
 from causvid_perf.config import RunConfig
 from causvid_perf.pipeline.loading import models_dir_from, pretrained_available
 from causvid_perf.plugin.quality import write_artifacts
-from causvid_perf.quality.references import (ReferenceError, check_against_reference, load_reference,
-                                     make_provenance, reference_path, save_reference)
+from causvid_perf.quality.references import check_against_reference, load_reference, make_provenance, reference_path, save_reference
+from causvid_perf.errors import ReferenceFileError
 from causvid_perf.measure.runner import run_case
 from causvid_perf.specs import MODELS
 
@@ -136,11 +136,11 @@ def test_reference_record_pass_fail_missing(outputs, tmp_path):
 def test_foreign_or_corrupt_reference_is_a_clear_error(tmp_path):
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"not a zip at all")
-    with pytest.raises(ReferenceError, match="not a readable reference"):
+    with pytest.raises(ReferenceFileError, match="not a readable reference"):
         load_reference(corrupt)
     foreign = tmp_path / "foreign.npz"
     np.savez_compressed(foreign, x=np.zeros(3))
-    with pytest.raises(ReferenceError, match="not a causvid-perf reference"):
+    with pytest.raises(ReferenceFileError, match="not a causvid-perf reference"):
         check_against_reference(np.zeros(SHAPE, np.uint8), foreign)
 
 

@@ -9,7 +9,10 @@ import math
 import pytest
 import torch
 
-from causvid_perf.experiments.sweep import SCHEMA_ID, TABLE_HEADERS, add_sweep_parser, run_sweep, sweep_markdown
+from causvid_perf.cli import main as cli
+from causvid_perf.cli.sweep import add_parser as add_sweep_parser
+from causvid_perf.experiments.sweep import TABLE_HEADERS, run_sweep, sweep_markdown
+from causvid_perf.records.sweep import SCHEMA_ID
 
 ROW_KEYS = {"steps", "guidance", "sampling_s", "s_per_it", "peak_vram_gib",
             "psnr_vs_teacher", "ssim_vs_teacher", "ms_ssim_vs_teacher"}
@@ -78,6 +81,5 @@ def test_cmd_sweep_writes_json_and_markdown(tmp_path, capsys):
 
 
 def test_cmd_sweep_rejects_a_teacher_as_student(capsys):
-    args = _parser().parse_args(["sweep", "--model", "wan2.1-t2v-1.3b", "--steps", "2", "--guidance", "1"])
-    assert args.func(args) == 2
+    assert cli.main(["sweep", "--model", "wan2.1-t2v-1.3b", "--steps", "2", "--guidance", "1"]) == 2
     assert "not a CausVid student" in capsys.readouterr().err

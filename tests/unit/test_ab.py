@@ -12,10 +12,13 @@ import types
 import numpy as np
 import pytest
 
+from causvid_perf.cli import compare as compare_cli
+from causvid_perf.cli import main as cli
 from causvid_perf.experiments import ab
 
 from causvid_perf.judge import stats
-from causvid_perf.config import ConfigError, RunConfig
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import ConfigError
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
@@ -41,12 +44,8 @@ def factory(config):
 
 
 def compare(argv: list[str]) -> int:
-    """`causvid-perf compare ARGV` through the subcommand's own parser (as cli.main runs it)."""
-    parser = argparse.ArgumentParser(prog="causvid-perf")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ab.add_compare_parser(sub)
-    args = parser.parse_args(["compare", *argv])
-    return args.func(args)
+    """`causvid-perf compare ARGV`, in-process."""
+    return cli.main(["compare", *argv])
 
 
 @pytest.fixture
@@ -144,13 +143,13 @@ def test_agreement_metrics_of_different_samplers():
     frames_a = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
     frames_b = frames_a.copy()
     frames_b[1:] ^= 1  # every frame but the first differs slightly
-    agreement = ab._agreement(frames_a, frames_b, seed_a=3, seed_b=3)
+    agreement = ab.output_agreement(frames_a, frames_b, seed_a=3, seed_b=3)
     assert agreement["identical_frames"] == 1 and agreement["psnr_per_frame"][0] is None
     assert all(v > 40 for v in agreement["psnr_per_frame"][1:])
     assert agreement["psnr_min"] == pytest.approx(min(agreement["psnr_per_frame"][1:]))
     assert 0.9 < agreement["ssim_min"] <= agreement["ssim_mean"] <= 1.0
     json.dumps(agreement, allow_nan=False)
-    other = ab._agreement(frames_a, frames_a[:5], seed_a=0, seed_b=0)
+    other = ab.output_agreement(frames_a, frames_a[:5], seed_a=0, seed_b=0)
     assert other == {"compared": False, "reason": "outputs differ in shape (9x32x32x3 vs 5x32x32x3)"}
 
 
@@ -175,12 +174,12 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys, slowmod):
 
 def test_aa_detected_when_a_and_b_resolve_equal():
     parser = argparse.ArgumentParser()
-    ab.add_compare_parser(parser.add_subparsers())
+    compare_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["compare", *TINY, "--a", "sampler=unipc"])  # unipc is the default
-    config_a, config_b, aa = ab.configs_from_args(args)
+    config_a, config_b, aa = compare_cli.configs_from_args(args)
     assert aa and config_a.resolved() == config_b.resolved()
     args = parser.parse_args(["compare", *TINY, "--b", "sampler=euler,shift=7"])
-    config_a, config_b, aa = ab.configs_from_args(args)
+    config_a, config_b, aa = compare_cli.configs_from_args(args)
     assert not aa and (config_b.sampler, config_b.shift) == ("euler", 7.0) and config_a.sampler is None
 
 
@@ -232,11 +231,9 @@ class FakeRunner:
 
 
 def test_abba_order_warmups_and_seeds(monkeypatch):
-    from causvid_perf.measure import runner as runner_module
-
     config_a, config_b = _config(sampler="euler", seed=10), _config(sampler="unipc", seed=10)
     runner = FakeRunner("unipc")
-    monkeypatch.setattr(runner_module, "run_case", runner)  # the default `run` goes through it
+    monkeypatch.setattr(ab, "run_case", runner)  # the default `run` goes through it
     report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=5, n_resamples=200)
     # One warm-up per side first, then ABBA; the k-th A and the k-th B share seed 10 + k.
     assert runner.calls[:2] == [("A", 10, False), ("B", 10, False)]
@@ -320,25 +317,18 @@ def test_run_ab_rejects_bad_gate_options():
 
 
 def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypatch):
-    import causvid_perf.pipeline.loading as loading
-
     loads = []
 
     def fake_load(config, *, models_dir=None, progress=False):
         loads.append(config)
         return types.SimpleNamespace(config=config.resolved("cpu"), load_s=0.0)
 
-    monkeypatch.setattr(loading, "load_pipeline", fake_load)
+    monkeypatch.setattr(ab, "load_pipeline", fake_load)
     a, b = ab.load_for_ab(_config(sampler="euler"), _config(sampler="unipc", shift=5.0, steps=3))
     assert a is b and len(loads) == 1
     a, b = ab.load_for_ab(_config(), _config(dtype="bfloat16"))
     assert a is not b and len(loads) == 3
 
-
-def test_pipeline_fields_match_the_runner():
-    from causvid_perf.measure import runner
-
-    assert ab.PIPELINE_FIELDS == runner._PIPELINE_FIELDS
 
 
 # -- an injected slowdown of B (--slowdown-b) ------------------------------------------------------

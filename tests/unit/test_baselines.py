@@ -13,16 +13,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from causvid_perf.judge import baselines as bl
-from causvid_perf.judge.baselines import (
-    BaselineError,
-    BaselineStore,
-    MetricSpec,
-    case_context,
-    check_metric,
-    check_result,
-    load_baselines,
-    record,
-)
+from causvid_perf.judge.baselines import BaselineStore, MetricSpec, case_context, check_metric, check_result, load_baselines, record
+from causvid_perf.errors import BaselineError
 
 KEY = {
     "gpu_class": "h100-80gb-hbm3", "model": "causvid-14b", "weights": "pretrained",

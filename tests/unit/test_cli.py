@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from causvid_perf.cli import main as cli
+from causvid_perf.errors import ExitCode
 from causvid_perf.records.result import RunResult
 
 TINY = ["--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
@@ -23,8 +24,9 @@ def test_run_prints_a_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "out.json"
     code = cli.main(["run", "--model", "causvid-1.3b", *TINY, "--quiet", "--json", str(out)])
     captured = capsys.readouterr()
-    assert code == cli.EXIT_OK, captured.err
-    for label in ("sampling (s)", "s/it (median)", "prompt-to-output (s)", "peak VRAM allocated (GiB)", "causvid-1.3b"):
+    assert code == ExitCode.OK, captured.err
+    for label in ("sampling time (s)", "per-step time (s/it)", "prompt-to-output (s)", "peak VRAM allocated (GiB)",
+                  "causvid-1.3b"):
         assert label in captured.out
     assert "9x32x32x3" in captured.out
     assert error_lines(captured.err) == []
@@ -62,7 +64,7 @@ def test_invalid_input_exits_2_with_one_error_line(tmp_path, capsys, option, fix
     # later options win in argparse: the invalid value replaces the valid default above
     code = cli.main(args + option)
     captured = capsys.readouterr()
-    assert code == cli.EXIT_ERROR == 2
+    assert code == ExitCode.USAGE == 2
     lines = error_lines(captured.err)
     assert len(lines) == 1, captured.err
     assert fix in lines[0]
@@ -108,7 +110,7 @@ def test_non_finite_output_exits_3(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out.json"
     code = cli.main(["run", "--model", "causvid-1.3b", *TINY, "--steps", "1", "--quiet", "--json", str(out)])
     captured = capsys.readouterr()
-    assert code == cli.EXIT_NONFINITE == 3
+    assert code == ExitCode.NONFINITE == 3
     lines = error_lines(captured.err)
     assert len(lines) == 1 and "NaN" in lines[0] and "--dtype float32" in lines[0]
     result = RunResult.load_json(out)  # the numbers are still written
@@ -137,7 +139,7 @@ def test_bench_writes_json_and_two_videos(tmp_path, capsys):
 
     assert iio.imread(videos[0]).shape[0] == 9  # all frames made it into the clip
     assert "sampling speedup (teacher / CausVid)" in captured.out
-    assert "sampling (s)" in captured.out
+    assert "sampling time (s)" in captured.out
 
 
 def test_overhead(capsys):

@@ -11,9 +11,10 @@ import pytest
 
 from causvid_perf.judge import baselines as bl
 from causvid_perf.records.outputs import case_quality, save_case_output
-from causvid_perf.judge.previous import (OUTPUT_CHECK, CompareToError, CurrentCase, PreviousCase, judge,
-                                     load_previous)
-from causvid_perf.records.history import HistoryError, group_runs, load_session, new_session, write_session
+from causvid_perf.judge.previous import OUTPUT_CHECK, CurrentCase, PreviousCase, judge, load_previous
+from causvid_perf.errors import CompareToError
+from causvid_perf.records.history import group_runs, load_session, new_session, write_session
+from causvid_perf.errors import HistoryError
 
 CONFIG = {"seed": 0, "prompt": "a cat", "negative_prompt": "", "height": 32, "width": 32, "frames": 9,
           "sampler": "unipc"}

@@ -13,14 +13,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from causvid_perf.config import (
-    ATTENTION_BACKENDS,
-    CPU_ATTENTION_BACKENDS,
-    ConfigError,
-    RunConfig,
-    parse_memory,
-    parse_overrides,
-)
+from causvid_perf.config import ATTENTION_BACKENDS, CPU_ATTENTION_BACKENDS, RunConfig, parse_memory, parse_overrides
+
+from causvid_perf.errors import ConfigError
 from causvid_perf.specs import MODELS
 
 # A valid, cheap configuration on the CPU; tests change one field at a time.

@@ -20,12 +20,13 @@ import torch
 
 from causvid_perf.cli import main as cli
 
-from causvid_perf.experiments import gate_study
+from causvid_perf.experiments import gate_study, gate_study_result
 
 from causvid_perf.measure import slowdown
 
 from causvid_perf.judge import stats
-from causvid_perf.config import ConfigError, RunConfig
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import ConfigError
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -104,7 +105,7 @@ def fake(monkeypatch):
     return make
 
 
-def study(loaded, run, lines=None, **kwargs) -> gate_study.GateStudy:
+def study(loaded, run, lines=None, **kwargs) -> gate_study_result.GateStudy:
     kwargs = {"n_resamples": 999, "progress": None if lines is None else lines.append, "run": run, **kwargs}
     return gate_study.run_gate_study(loaded, **kwargs)
 
@@ -210,12 +211,8 @@ def test_a_partial_study_after_every_comparison(fake):
     assert "(partial: the study did not finish)" not in result.to_markdown()
 
 
-def test_verdict_words_are_the_stats_ones():
-    assert (gate_study.SLOWER, gate_study.NO_CHANGE) == (stats.SLOWER, stats.NO_CHANGE)
-
-
 def test_plan_estimate_counts_warm_ups_and_every_grid_value():
-    plan = gate_study.StudyPlan().checked()
+    plan = gate_study_result.StudyPlan().checked()
     assert plan.aa_runs() == 10 * 2 * 7 and plan.detection_runs() == 2 * 10 * 2 * (7 + 11 + 17)
     assert "at most 1540 runs" in plan.estimate()
 

@@ -16,7 +16,8 @@ import torch
 
 from causvid_perf.pipeline import loading
 from causvid_perf.pipeline.components import build_transformer
-from causvid_perf.config import ConfigError, RunConfig
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import ConfigError, WeightsNotFoundError
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora, save_kijai_lora
 from causvid_perf.measure.runner import run_case
 from causvid_perf.specs import MODELS, transformer_config
@@ -203,7 +204,7 @@ def test_auto_honours_the_models_env_var(models_dir, tmp_path, monkeypatch):
 # -- missing files ---------------------------------------------------------------------------------
 
 def test_missing_base_lists_the_places_looked(tmp_path):
-    with pytest.raises(loading.WeightsNotFoundError) as info:
+    with pytest.raises(WeightsNotFoundError) as info:
         loading.load_pipeline(teacher_config(), models_dir=tmp_path)
     message = str(info.value)
     assert "\n" not in message
@@ -214,7 +215,7 @@ def test_missing_base_lists_the_places_looked(tmp_path):
 
 
 def test_missing_base_without_models_dir(monkeypatch):
-    with pytest.raises(loading.WeightsNotFoundError, match="HF cache for Wan-AI/Wan2.1-T2V-1.3B-Diffusers"):
+    with pytest.raises(WeightsNotFoundError, match="HF cache for Wan-AI/Wan2.1-T2V-1.3B-Diffusers"):
         loading.load_pipeline(teacher_config())
 
 
@@ -225,7 +226,7 @@ def test_missing_lora_lists_the_places_looked_and_fails_before_the_base_load(bas
         raise AssertionError("the base model was loaded before the LoRA was found")
 
     monkeypatch.setattr(WanPipeline, "from_pretrained", no_base_load)
-    with pytest.raises(loading.WeightsNotFoundError) as info:
+    with pytest.raises(WeightsNotFoundError) as info:
         loading.load_pipeline(student_config(), models_dir=base_only_dir)
     message = str(info.value)
     assert "\n" not in message
@@ -333,7 +334,7 @@ def test_checkpoint_of_another_width_is_a_config_error(base_only_dir, tmp_path):
 
 
 def test_missing_checkpoint_file(base_only_dir, tmp_path):
-    with pytest.raises(loading.WeightsNotFoundError, match="model.pt does not exist"):
+    with pytest.raises(WeightsNotFoundError, match="model.pt does not exist"):
         loading.load_pipeline(student_config(checkpoint=str(tmp_path / "model.pt")), models_dir=base_only_dir)
 
 

@@ -26,12 +26,14 @@ from pathlib import Path
 import pytest
 
 from causvid_perf.judge import baselines as bl
+from causvid_perf.cli import report as report_cli
 from causvid_perf.report import build as report
 from causvid_perf.config import RunConfig
 from causvid_perf.records.history import new_session, write_session
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.quality.scores import compare_videos
-from causvid_perf.report.build import ReportError, build_report
+from causvid_perf.report.build import build_report
+from causvid_perf.errors import ReportError
 from causvid_perf.measure.runner import run_case
 from causvid_perf.experiments.sweep import run_sweep
 from causvid_perf.quality.media import abs_difference, save_contact_sheet, save_mp4
@@ -339,7 +341,7 @@ def test_xdist_workers_are_one_run(inputs, tmp_path):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="causvid-perf")
-    report.add_report_parser(parser.add_subparsers(dest="command", required=True))
+    report_cli.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

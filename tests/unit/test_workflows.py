@@ -7,7 +7,6 @@ The structural checks read the YAML with PyYAML (a dependency of huggingface_hub
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
@@ -20,6 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from causvid_perf.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -183,12 +184,8 @@ def test_gpu_report_into_step_summary(gpu):
     text = command(step)
     assert "GITHUB_STEP_SUMMARY" in text
     # The options the workflow passes are the ones the report command has.
-    from causvid_perf.report.build import add_report_parser
-
-    parser = argparse.ArgumentParser()
-    add_report_parser(parser.add_subparsers(dest="command"))
     line = next(l for l in text.splitlines() if "causvid-perf report" in l)
-    args = parser.parse_args(shlex.split(line.split("causvid-perf", 1)[1]))
+    args = build_parser().parse_args(shlex.split(line.split("causvid-perf", 1)[1]))
     assert args.summary == "$GITHUB_STEP_SUMMARY" and args.history == "$HISTORY_DIR"
 
 

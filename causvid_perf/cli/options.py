@@ -1,0 +1,68 @@
+"""Options shared by the subcommands: the run configuration, and how it is read back."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
+from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
+
+# Options that map one to one onto a RunConfig field.
+_CONFIG_OPTIONS = ("model", "weights", "height", "width", "frames", "steps", "guidance", "sampler", "shift",
+                   "seed", "dtype", "attention", "device", "prompt", "checkpoint")
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
+    group = parser.add_argument_group("run configuration (unset fields take the model's recipe)")
+    if model:
+        group.add_argument("--model", choices=sorted(MODELS), default=None, help="default causvid-1.3b")
+    group.add_argument("--profile", choices=sorted(PROFILES),
+                       help="a named setting, e.g. 'study' (832x480x81, 6 steps, cfg 1)")
+    group.add_argument("--weights", choices=WEIGHT_SOURCES, default=None,
+                       help="tiny (CPU, seconds), synthetic (full size, random, GPU), pretrained, auto (default)")
+    group.add_argument("--model-dir", default=None, help="folder with pretrained weights (env CAUSVID_PERF_MODELS)")
+    group.add_argument("--checkpoint", default=None, help="a full CausVid model.pt instead of the LoRA")
+    group.add_argument("--height", type=int)
+    group.add_argument("--width", type=int)
+    group.add_argument("--frames", type=int, help="4k+1, e.g. 81")
+    group.add_argument("--steps", type=int)
+    group.add_argument("--guidance", type=float, help="1.0 disables CFG")
+    group.add_argument("--sampler", help=sampler_help())
+    group.add_argument("--shift", type=float, help="flow shift of the sampler")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--dtype", choices=DTYPES)
+    group.add_argument("--memory", help="none or flags joined by '+': fp8-storage, te-offload, vae-tiling")
+    group.add_argument("--attention", choices=ATTENTION_BACKENDS)
+    group.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    group.add_argument("--prompt")
+
+
+def config_from_args(args: argparse.Namespace, **defaults: Any) -> RunConfig:
+    """RunConfig from CLI options. Precedence: explicit options > --profile > subcommand defaults."""
+    values: dict[str, Any] = dict(defaults)
+    if getattr(args, "profile", None):
+        values.update(PROFILES[args.profile])
+    for name in _CONFIG_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    if getattr(args, "memory", None) is not None:
+        values["memory"] = parse_memory(args.memory)
+    return RunConfig(**values).normalised()
+
+
+def on_gpu(args: argparse.Namespace) -> bool:
+    """Whether the command will run on a CUDA GPU: one is visible and --device does not say cpu."""
+    import torch
+
+    return torch.cuda.is_available() and not (getattr(args, "device", None) or "").startswith("cpu")
+
+
+def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
+    """Without a GPU, and with no size asked for, runs use the tiny profile."""
+    import torch
+
+    if torch.cuda.is_available() or (args.device or "").startswith("cuda"):
+        return {}
+    return dict(PROFILES["tiny"])

@@ -1,0 +1,41 @@
+"""What the commands print: progress on stderr, tables on stdout."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from causvid_perf import fmt
+from causvid_perf.metrics import METRICS, RUN_METRICS
+from causvid_perf.records.result import RunResult
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def quiet_or_log(quiet: bool) -> Any:
+    """The progress printer of a command: `log`, or nothing under --quiet."""
+    return (lambda message: None) if quiet else log
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[fmt.fixed(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# frames_out_s is part of prompt-to-output; the table leaves it out to stay short.
+_TABLE_METRICS = tuple(name for name in RUN_METRICS if name != "frames_out_s")
+
+
+def result_table(results: Mapping[str, RunResult]) -> str:
+    """Side-by-side metrics of named RunResults."""
+    rows: list[list[Any]] = [[METRICS[name].title] + [r.metric_values()[name] for r in results.values()]
+                             for name in _TABLE_METRICS]
+    rows.append(["output shape"] + ["x".join(map(str, r.output.shape)) for r in results.values()])
+    rows.append(["finite"] + [r.output.finite for r in results.values()])
+    return render_table(["metric", *results], rows)

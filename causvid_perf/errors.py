@@ -1,0 +1,79 @@
+"""Every error a user can meet, and the exit code each one ends a command with.
+
+An error's message is one line that names the fix; the command line prints it as ``error: ...``
+and exits with the error's code, never with a traceback. The codes are documented in
+docs/reference.md; "regression" (1) is never used for an error, so a script can tell a slower
+sampler from a broken run.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a `causvid-perf` command's exit status means."""
+
+    OK = 0
+    REGRESSION = 1  # a gate judged B (or this run) worse beyond its tolerance
+    USAGE = 2  # bad input: options, files, weights; nothing was measured
+    NONFINITE = 3  # an output held NaN or Inf
+    OUT_OF_MEMORY = 4  # CUDA ran out of memory; the message names the stage and the fill
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class CausvidPerfError(Exception):
+    """Base of the suite's user-facing errors; the message is one line naming the fix."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class ConfigError(CausvidPerfError, ValueError):
+    """An invalid run configuration or option."""
+
+
+class WeightsNotFoundError(CausvidPerfError, FileNotFoundError):
+    """Pretrained files are missing; the message lists where the loader looked."""
+
+
+class BaselineError(CausvidPerfError):
+    """A baselines file, or a value passed to it, is unusable."""
+
+
+class HistoryError(CausvidPerfError, ValueError):
+    """A history folder or session file that the suite cannot read."""
+
+
+class CompareToError(CausvidPerfError, ValueError):
+    """`--compare-to` points at nothing usable."""
+
+
+class ReferenceFileError(CausvidPerfError, ValueError):
+    """A reference-video file that is not ours or is damaged."""
+
+
+class ResultSchemaError(CausvidPerfError, ValueError):
+    """A file that is not a causvid-perf run result."""
+
+
+class SweepFileError(CausvidPerfError, ValueError):
+    """A file that is not a sweep written by `causvid-perf sweep`."""
+
+
+class ReportError(CausvidPerfError, ValueError):
+    """The inputs cannot make a report."""
+
+
+class StageOOMError(CausvidPerfError, RuntimeError):
+    """CUDA ran out of memory in a stage of a run; the message says where and how full the card was."""
+
+    exit_code = ExitCode.OUT_OF_MEMORY
+
+    def __init__(self, stage: str, run: str, peak_gib: float | None, free_gib: float | None):
+        self.stage = stage
+        peak = f"{peak_gib:.2f} GiB" if peak_gib is not None else "n/a"
+        free = f"{free_gib:.2f} GiB" if free_gib is not None else "n/a"
+        super().__init__(
+            f"CUDA out of memory in stage '{stage}' of {run} (peak allocated {peak}, free {free}); "
+            "try --memory fp8-storage+te-offload+vae-tiling or a smaller size"
+        )

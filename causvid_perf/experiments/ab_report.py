@@ -1,0 +1,237 @@
+"""The record of one A/B comparison: what `compare` measured and decided, as JSON and as markdown.
+
+The markdown is ready for a PR comment: per metric the medians, B/A with its 95 % bootstrap CI,
+the Mann-Whitney p and a verdict; then output agreement, the A/A noise and the gate's verdict.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from causvid_perf import fmt
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import ExitCode
+from causvid_perf.files import json_safe, write_json_atomic, write_text_atomic
+from causvid_perf.metrics import METRICS as METRIC_INFO
+
+AB_SCHEMA_ID = "causvid-perf/ab-report"
+AB_SCHEMA_VERSION = 1
+
+# The metrics an A/B compares, in table order. Times use speed words and --threshold; the memory
+# row direction words and --memory-tolerance (see judge/stats.py).
+AB_METRICS = ("s_per_it", "sampling_s", "prompt_to_output_s", "peak_vram_gib")
+# The metrics whose regression fails the gate (prompt-to-output is reported, not gated).
+GATED_METRICS = ("s_per_it", "sampling_s", "peak_vram_gib")
+MDE_EFFECT = 0.03  # the change the A/A report sizes rounds for
+
+
+def metric_kind(key: str) -> str:
+    return METRIC_INFO[key].kind
+
+
+def metric_label(key: str) -> str:
+    return METRIC_INFO[key].label
+
+
+def value_text(value: float | None, kind: str) -> str:
+    """A median as the table shows it: GiB for memory, ms or s for times."""
+    if value is None:
+        return "n/a"
+    return f"{value:.2f} GiB" if kind == "memory" else fmt.duration(value)
+
+
+@dataclass
+class ABReport:
+    """Everything one A/B comparison measured and decided; ``to_dict`` is its JSON form."""
+
+    config_a: RunConfig  # resolved
+    config_b: RunConfig
+    rounds: int
+    order: list[str]
+    aa: bool
+    shared_pipeline: bool
+    threshold: float
+    memory_tolerance: float
+    alpha: float
+    samples: dict[str, dict[str, list[float]]]  # side ("A"/"B") -> metric -> one value per round
+    runs: list[dict[str, Any]]  # every measured run in execution order
+    warmups: list[dict[str, Any]]
+    comparisons: dict[str, Any]  # metric -> stats.Comparison
+    skipped: dict[str, str]  # metric -> why it was not compared
+    noise: dict[str, dict[str, Any]]
+    agreement: dict[str, Any]
+    finite: dict[str, bool]  # side -> every output finite
+    machine: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    overrides: dict[str, str] | None = None
+    created: str = ""
+    slowdown_b: float = 1.0  # B's transformer forwards stretched by this factor (1 = none)
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    @property
+    def label_a(self) -> str:
+        return _config_label(self.config_a, self.config_b, "A")
+
+    @property
+    def label_b(self) -> str:
+        label = _config_label(self.config_b, self.config_a, "B")
+        if self.slowdown_b != 1.0:
+            label += f" (+{fmt.percent(self.slowdown_b - 1.0)} injected)"
+        return label
+
+    @property
+    def regressions(self) -> list[str]:
+        """Gated metrics where B is significantly worse beyond the tolerance."""
+        return [m for m in GATED_METRICS if m in self.comparisons and self.comparisons[m].regression]
+
+    @property
+    def regression(self) -> bool:
+        return bool(self.regressions)
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        return {m: c.verdict for m, c in self.comparisons.items()}
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.regression:
+            return ExitCode.REGRESSION
+        if not all(self.finite.values()):
+            return ExitCode.NONFINITE
+        return ExitCode.OK
+
+    # -- output -----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe({
+            "schema": AB_SCHEMA_ID,
+            "version": AB_SCHEMA_VERSION,
+            "created": self.created,
+            "aa": self.aa,
+            "slowdown_b": self.slowdown_b,
+            "label_a": self.label_a,
+            "label_b": self.label_b,
+            "overrides": self.overrides,
+            "config_a": self.config_a.to_dict(),
+            "config_b": self.config_b.to_dict(),
+            "shared_pipeline": self.shared_pipeline,
+            "rounds": self.rounds,
+            "warmup_runs_per_side": len(self.warmups) // 2,
+            "order": list(self.order),
+            "threshold": self.threshold,
+            "memory_tolerance": self.memory_tolerance,
+            "alpha": self.alpha,
+            "samples": self.samples,
+            "runs": self.runs,
+            "warmups": self.warmups,
+            "comparisons": {m: c.to_dict() for m, c in self.comparisons.items()},
+            "skipped": self.skipped,
+            "verdicts": self.verdicts,
+            "regressions": self.regressions,
+            "regression": self.regression,
+            "noise": self.noise,
+            "agreement": self.agreement,
+            "finite": self.finite,
+            "exit_code": self.exit_code,
+            "notes": list(self.notes),
+            "machine": self.machine,
+        })
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    def write_markdown(self, path: str | os.PathLike) -> Path:
+        return write_text_atomic(path, self.to_markdown() + "\n")
+
+    def to_markdown(self) -> str:
+        c = self.config_a
+        title = "A/A noise check" if self.aa else f"{self.label_a} → {self.label_b}"
+        lines = [f"### causvid-perf compare: {title}", ""]
+        machine = self.machine or {}
+        where = machine.get("gpu") or f"{machine.get('cpu', 'cpu')} CPU, {machine.get('cpu_threads', '?')} threads"
+        seeds = f"seed {c.seed}" if self.rounds == 1 else f"seeds {c.seed}-{c.seed + self.rounds - 1}"
+        lines.append(
+            f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({where}); {self.rounds} rounds per side "
+            f"in ABBA order after 1 warm-up each, {seeds}; gate: time +{self.threshold:.0%}, "
+            f"memory +{self.memory_tolerance:.0%}, alpha {self.alpha:g}"
+            + (f"; B's transformer forwards slowed ×{self.slowdown_b:g} on purpose (SlowdownInjector)"
+               if self.slowdown_b != 1.0 else "")
+        )
+        lines += ["", "| metric | A median | B median | B/A | 95 % CI | p | verdict |",
+                  "| --- | ---: | ---: | ---: | :---: | ---: | --- |"]
+        for key, label, kind in _rows():
+            if key in self.comparisons:
+                cmp = self.comparisons[key]
+                verdict = cmp.verdict
+                if cmp.regression:
+                    verdict = f"**{verdict} (regression)**"
+                lines.append(
+                    f"| {label} | {value_text(cmp.median_a, kind)} | {value_text(cmp.median_b, kind)} | "
+                    f"{cmp.ratio:.3f} | {cmp.ci_low:.3f}–{cmp.ci_high:.3f} | {fmt.p_value(cmp.p_value)} | {verdict} |"
+                )
+            elif key in self.skipped:
+                lines.append(f"| {label} | n/a | n/a | | | | skipped: {self.skipped[key]} |")
+        lines += ["", self._agreement_line()]
+        if self.aa:
+            lines += ["", "| noise (A/A) | relative noise | min. detectable effect "
+                          f"({self.rounds} rounds) | rounds for {MDE_EFFECT:.0%} |",
+                      "| --- | ---: | ---: | ---: |"]
+            for key, label, kind in _rows():
+                if kind == "time" and key in self.noise:
+                    n = self.noise[key]
+                    mde = n["mde"]
+                    lines.append(f"| {label} | {n['relative_noise']:.2%} | "
+                                 f"{'never (too few rounds)' if mde is None else f'{mde:.2%}'} | "
+                                 f"{n['rounds_needed']} |")
+        for note in self.notes:
+            lines += ["", f"> note: {note}"]
+        lines += ["", self._verdict_line()]
+        return "\n".join(lines)
+
+    def _agreement_line(self) -> str:
+        a = self.agreement
+        if not a.get("compared"):
+            return f"Output agreement: not compared ({a.get('reason', 'no frames')})."
+        head = f"Output agreement at seed {a['seed']} ({a['frames']} frames, B against A):"
+        if a["identical_frames"] == a["frames"]:
+            return f"{head} identical (PSNR ∞, SSIM 1.000)."
+        psnr = (f"PSNR mean {a['psnr_mean']:.2f} dB, min {a['psnr_min']:.2f} dB"
+                + (f" ({a['identical_frames']} identical frames)" if a["identical_frames"] else ""))
+        return f"{head} {psnr}; SSIM mean {a['ssim_mean']:.4f}, min {a['ssim_min']:.4f}."
+
+    def _verdict_line(self) -> str:
+        if self.regression:
+            parts = []
+            for m in self.regressions:
+                cmp = self.comparisons[m]
+                parts.append(f"{metric_label(m)} ×{cmp.ratio:.3f} (p = {fmt.p_value(cmp.p_value)})")
+            return f"**Result: regression (exit {self.exit_code})**: B is worse than A in " + "; ".join(parts) + "."
+        if not all(self.finite.values()):
+            bad = [side for side, ok in self.finite.items() if not ok]
+            return f"**Result: non-finite output (exit {self.exit_code})** from side {', '.join(bad)}."
+        return f"**Result: no regression (exit {self.exit_code})**."
+
+
+
+def _rows() -> list[tuple[str, str, str]]:
+    return [(key, METRIC_INFO[key].title, metric_kind(key)) for key in AB_METRICS]
+
+
+def _config_label(config: RunConfig, other: RunConfig, side: str) -> str:
+    """'sampler=euler shift=8' from the fields where this config differs from the other one."""
+    mine, theirs = config.to_dict(), other.to_dict()
+    diff = [f"{k}={_fmt_field(mine[k])}" for k in mine if mine[k] != theirs[k]]
+    return " ".join(diff) if diff else side
+
+
+def _fmt_field(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ";".join(map(str, value)) + "]" if value else "none"
+    return str(value)
+

@@ -1,0 +1,87 @@
+"""The metrics a run reports: name, label, unit and which way is better, defined once.
+
+Everything that shows, stores or judges a metric (result JSON, baselines, tables, report, A/B)
+looks its facts up here. Default tolerances are the judge's business (judge/tolerances.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOWER_IS_BETTER = "lower_is_better"
+HIGHER_IS_BETTER = "higher_is_better"
+DIRECTIONS = (LOWER_IS_BETTER, HIGHER_IS_BETTER)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str  # for people, e.g. "per-step time"
+    unit: str
+    direction: str = LOWER_IS_BETTER
+    kind: str = "time"  # time, memory, compute or quality
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.direction == LOWER_IS_BETTER
+
+    @property
+    def title(self) -> str:
+        """The label with its unit, for table rows: "sampling time (s)"."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+_RUN = (
+    Metric("load_s", "load", "s"),
+    Metric("text_encode_s", "text encode", "s"),
+    Metric("sampling_s", "sampling time", "s"),
+    Metric("s_per_it", "per-step time", "s/it"),
+    Metric("decode_s", "decode", "s"),
+    Metric("frames_out_s", "frames out", "s"),
+    Metric("prompt_to_output_s", "prompt-to-output", "s"),
+    Metric("peak_vram_allocated_gib", "peak VRAM allocated", "GiB", kind="memory"),
+    Metric("peak_vram_reserved_gib", "peak VRAM reserved", "GiB", kind="memory"),
+    Metric("peak_vram_device_gib", "peak VRAM device", "GiB", kind="memory"),
+    Metric("tflop_per_step", "compute per step", "TFLOP", kind="compute"),
+    Metric("achieved_tflops", "achieved", "TFLOP/s", HIGHER_IS_BETTER, "compute"),
+    Metric("mfu", "MFU", "", HIGHER_IS_BETTER, "compute"),
+)
+# Not stored in a result: the device-level peak where NVML read one, else the allocator's.
+PEAK_VRAM = Metric("peak_vram_gib", "peak VRAM", "GiB", kind="memory")
+_QUALITY = (
+    Metric("flicker_score", "flicker", "", kind="quality"),
+    Metric("mean_frame_difference", "mean frame difference", "", kind="quality"),
+    Metric("output_ms_ssim", "output MS-SSIM", "", HIGHER_IS_BETTER, "quality"),
+    Metric("psnr_vs_teacher", "PSNR vs teacher", "dB", HIGHER_IS_BETTER, "quality"),
+    Metric("ssim_vs_teacher", "SSIM vs teacher", "", HIGHER_IS_BETTER, "quality"),
+    Metric("ms_ssim_vs_teacher", "MS-SSIM vs teacher", "", HIGHER_IS_BETTER, "quality"),
+)
+METRICS: dict[str, Metric] = {m.name: m for m in (*_RUN, PEAK_VRAM, *_QUALITY)}
+
+# The scalar metrics every RunResult carries (None where not measurable, e.g. VRAM on CPU).
+RUN_METRICS: tuple[str, ...] = tuple(m.name for m in _RUN)
+# Guarded by baselines and by --compare-to: medians over a case's measured rounds.
+GUARDED_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_allocated_gib", "peak_vram_device_gib")
+# Kept per case in the history besides the guarded ones.
+REPORTED_METRICS = GUARDED_METRICS + (
+    "text_encode_s", "decode_s", "peak_vram_reserved_gib", "tflop_per_step", "achieved_tflops", "mfu",
+)
+# Times whose rounds a Mann-Whitney test can judge.
+TIME_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s")
+
+
+def metric(name: str) -> Metric | None:
+    """The catalogue entry, or one inferred from the name: ``*_gib`` is memory, ``*_s`` a time
+    (``*_per_s`` is a rate, which the caller must describe); None otherwise."""
+    if name in METRICS:
+        return METRICS[name]
+    if name.endswith("_gib"):
+        return Metric(name, name, "GiB", kind="memory")
+    if name.endswith("_s") and not name.endswith("_per_s"):
+        return Metric(name, name, "s")
+    return None
+
+
+def unit(name: str) -> str:
+    found = metric(name)
+    return found.unit if found else ""
