@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from causvid_perf.judge import baselines as bl
-from causvid_perf.plugin.cases import GPU_CASES
-from causvid_perf.plugin.engine import baseline_key
+from causvid_perf.config import RunConfig
+from causvid_perf.judge.baselines import baseline_key
+from causvid_perf.judge.baselines_file import Diff
+from causvid_perf.judge.baselines_file import record as record_baseline
+from causvid_perf.judge.verdict import PUBLISHED
 
 STUDY_SOURCE = ("CausVid (Wan 2.1 T2V-14B few-step student) on one NVIDIA H100 80GB HBM3, 832x480, 81 frames, "
                 "6 steps, guidance 1.0: 21 s sampling, 43 s prompt-to-output, ~22 s per video continuous, "
@@ -26,15 +29,18 @@ STUDY_METRICS = {
 }
 
 
-def study_key() -> dict:
-    case = next(c for c in GPU_CASES if c.id == "causvid-14b-study")
-    config = case.config.replace(weights="pretrained").resolved("cuda")
-    return baseline_key(config, "h100-80gb-hbm3")
+STUDY_GPU_CLASS = "h100-80gb-hbm3"
 
 
-def write_published(path: str | Path) -> bl.Diff:
-    provenance = {"kind": bl.PUBLISHED, "source": STUDY_SOURCE, "note": STUDY_NOTE}
-    return bl.record(path, study_key(), STUDY_METRICS, provenance)
+def study_key() -> dict[str, Any]:
+    """The key of the study's setting (the `study` profile) with real weights on an H100."""
+    config = RunConfig.from_profile("study", weights="pretrained").resolved("cuda")
+    return baseline_key(config, STUDY_GPU_CLASS)
+
+
+def write_published(path: str | Path) -> Diff:
+    provenance = {"kind": PUBLISHED, "source": STUDY_SOURCE, "note": STUDY_NOTE}
+    return record_baseline(path, study_key(), STUDY_METRICS, provenance)
 
 
 if __name__ == "__main__":

@@ -124,14 +124,3 @@ def machine_info(device: str) -> dict[str, Any]:
         info["compute_capability"] = f"{props.major}.{props.minor}"
         info.update(gpu_state(device))
     return info
-
-
-def fit_for_baseline(info: dict[str, Any]) -> tuple[bool, str]:
-    """A run with other processes on the GPU, or throttled for heat or power, is not a baseline."""
-    others = info.get("other_processes") or []
-    if others:
-        return False, f"{len(others)} other process(es) on the GPU"
-    reasons = set(info.get("throttle_reasons") or []) - {"GpuIdle", "ApplicationsClocksSetting"}
-    if reasons & {"HwSlowdown", "HwThermalSlowdown", "SwThermalSlowdown", "HwPowerBrakeSlowdown"}:
-        return False, f"GPU throttled: {', '.join(sorted(reasons))}"
-    return True, ""

@@ -11,7 +11,7 @@ Fixtures read options with defaults, so a test module may also import them direc
 
 from __future__ import annotations
 
-import re
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from causvid_perf import files
 from causvid_perf.quality.references import (DEFAULT_THRESHOLD, ReferenceCheck, check_against_reference, make_provenance,
                          reference_path, save_reference)
 
@@ -134,16 +135,12 @@ def reference_check(request: pytest.FixtureRequest) -> Callable[..., ReferenceCh
     return check
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "case"
-
-
 def write_artifacts(out_dir: Path, case_id: str, student_frames: np.ndarray,
                     teacher_frames: np.ndarray | None = None) -> dict[str, Path]:
     """mp4 of the student (and teacher) and a contact sheet student / teacher / |difference|."""
     from causvid_perf.quality import media as video
 
-    slug = _slug(case_id)
+    slug = files.slug(case_id)
     paths = {"student_mp4": video.save_mp4(student_frames, out_dir / f"{slug}.student.mp4")}
     rows: dict[str, np.ndarray] = {"student": student_frames}
     if teacher_frames is not None:

@@ -3,31 +3,43 @@
 pytest-benchmark keeps time statistics (and disables itself under xdist); these files keep every
 metric of every case, so reports and `--compare-to` work either way. Layout:
 
-    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 1,
-        "created", "commit", "worker", "run_id", "machine", "cases": [{"id", "key", "result", "checks", ...}]}
-    <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (see case_outputs.py)
+    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 2,
+        "created", "commit", "worker", "run_id", "machine", "cases": [CaseRecord.to_dict(), ...]}
+    <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (records/outputs.py)
 
 "run_id" is shared by the xdist workers of one pytest run (xdist's testrunuid), so their files are
 read back as one run; files written before it existed are grouped by commit and start time.
+Version 1 files (before the contact sheet lived only under "output") are read as well.
 """
 
 from __future__ import annotations
-
-from causvid_perf.errors import HistoryError
 
 import datetime as dt
 import json
 import os
 import subprocess
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from causvid_perf.records.result import write_json_atomic
+from causvid_perf.errors import HistoryError
+from causvid_perf.files import write_json_atomic
+from causvid_perf.records.case import CaseRecord
 
 SESSION_SCHEMA = "causvid-perf/session"
-SESSION_VERSION = 1
+SESSION_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DEFAULT_HISTORY_DIR = Path(".benchmarks") / "causvid-perf"
+HISTORY_DIR_ENV = "CAUSVID_PERF_HISTORY"
+
+
+def default_history_dir(root: Path | None = None) -> Path:
+    """$CAUSVID_PERF_HISTORY, else .benchmarks/causvid-perf under `root` (the pytest rootdir)."""
+    env = os.environ.get(HISTORY_DIR_ENV)
+    if env:
+        return Path(env)
+    return (root or Path()) / DEFAULT_HISTORY_DIR
 
 
 def current_commit(cwd: str | os.PathLike | None = None) -> str:
@@ -46,85 +58,8 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def new_session(machine: dict[str, Any], *, worker: str = "main", commit: str | None = None,
-                run_id: str | None = None) -> dict[str, Any]:
-    return {
-        "schema": SESSION_SCHEMA, "version": SESSION_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit or current_commit(), "worker": worker, "run_id": run_id or new_run_id(),
-        "machine": machine, "cases": [],
-    }
-
-
-def write_session(directory: str | os.PathLike, session: dict[str, Any]) -> Path:
-    """Writes a new file; an existing name gets a numeric suffix rather than being replaced."""
-    directory = Path(directory)
-    stamp = session["created"].replace(":", "").replace("-", "")
-    commit = session["commit"].replace("+", "-")
-    base = f"{stamp}_{commit}_{session['worker']}"
-    path = directory / f"{base}.json"
-    counter = 1
-    while path.exists():
-        path = directory / f"{base}-{counter}.json"
-        counter += 1
-    return write_json_atomic(path, session)
-
-
-def load_session(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); delete or repair it") from None
-    except UnicodeDecodeError as exc:
-        raise HistoryError(f"{path} is not UTF-8 text ({exc.reason}); move files other than the suite's "
-                           "session JSON out of the history folder") from None
-    if not isinstance(data, dict) or data.get("schema") != SESSION_SCHEMA:
-        raise HistoryError(f"{path} is not a causvid-perf session file; point at the suite's history folder")
-    if data.get("version") != SESSION_VERSION:
-        raise HistoryError(f"{path} has session version {data.get('version')}, this suite reads {SESSION_VERSION}")
-    return data
-
-
-def load_history(directory: str | os.PathLike) -> list[dict[str, Any]]:
-    """All sessions in a folder, oldest first (by their 'created' time, then file name)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    sessions = [(load_session(p), p.name) for p in sorted(directory.glob("*.json"))]
-    sessions.sort(key=lambda item: (item[0]["created"], item[1]))
-    return [s for s, _ in sessions]
-
-
-def group_runs(sessions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Sessions (oldest first) grouped into pytest runs: one file per xdist worker, same run_id.
-
-    Files without a run_id (older ones) join the previous group when they have its commit, a
-    worker not yet in it and a start within an hour of its first file.
-    """
-    groups: list[list[dict[str, Any]]] = []
-    by_run_id: dict[str, list[dict[str, Any]]] = {}
-    for session in sessions:
-        run_id = session.get("run_id")
-        if run_id and run_id in by_run_id:
-            by_run_id[run_id].append(session)
-        elif not run_id and groups and _joins_by_time(groups[-1], session):
-            groups[-1].append(session)
-        else:
-            groups.append([session])
-            if run_id:
-                by_run_id[run_id] = groups[-1]
-    return groups
-
-
-def _joins_by_time(group: list[dict[str, Any]], session: dict[str, Any]) -> bool:
-    first = group[0]
-    if first.get("run_id") or session.get("commit") != first.get("commit"):
-        return False
-    if session.get("worker") in {s.get("worker") for s in group}:
-        return False
-    start, now = parse_time(first.get("created")), parse_time(session.get("created"))
-    return bool(start and now and abs((now - start).total_seconds()) <= 3600)
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def parse_time(text: Any) -> dt.datetime | None:
@@ -136,8 +71,179 @@ def parse_time(text: Any) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def newest_run(directory: str | os.PathLike, *, exclude_run_id: str | None = None) -> list[dict[str, Any]]:
-    """The session files of the newest run in a history folder (every xdist worker's), or []."""
-    sessions = [s for s in load_history(directory) if not exclude_run_id or s.get("run_id") != exclude_run_id]
+@dataclass
+class Session:
+    """One session file: the cases one pytest process (one xdist worker) measured."""
+
+    created: str
+    commit: str
+    worker: str
+    run_id: str | None
+    machine: dict[str, Any]
+    cases: list[CaseRecord] = field(default_factory=list)
+    path: Path | None = None  # where it was read from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SESSION_SCHEMA, "version": SESSION_VERSION, "created": self.created, "commit": self.commit,
+                "worker": self.worker, "run_id": self.run_id, "machine": self.machine,
+                "cases": [case.to_dict() for case in self.cases]}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "a session", folder: Path | None = None) -> Session:
+        if not isinstance(data, dict) or data.get("schema") != SESSION_SCHEMA:
+            raise HistoryError(f"{where} is not a causvid-perf session file; point at the suite's history folder")
+        if data.get("version") not in READABLE_VERSIONS:
+            newer = isinstance(data.get("version"), int) and data["version"] > SESSION_VERSION
+            raise HistoryError(
+                f"{where} has session version {data.get('version')}, this causvid-perf reads "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
+                + ("; it was written by a newer causvid-perf: upgrade to read it" if newer else ""))
+        if not isinstance(data.get("cases"), list):
+            raise HistoryError(f"{where} (created {data.get('created')}) has no cases list; "
+                               "it was not written by the causvid-perf pytest plugin")
+        return cls(created=str(data.get("created") or ""), commit=str(data.get("commit") or "unknown"),
+                   worker=str(data.get("worker") or "main"), run_id=data.get("run_id") or None,
+                   machine=dict(data.get("machine") or {}),
+                   cases=[CaseRecord.from_dict(raw, folder) for raw in data["cases"]])
+
+
+def new_session(machine: dict[str, Any], *, worker: str = "main", commit: str | None = None,
+                run_id: str | None = None) -> Session:
+    return Session(created=utc_now(), commit=commit or current_commit(), worker=worker,
+                   run_id=run_id or new_run_id(), machine=machine)
+
+
+def write_session(directory: str | os.PathLike, session: Session) -> Path:
+    """Writes a new file; an existing name gets a numeric suffix rather than being replaced."""
+    directory = Path(directory)
+    stamp = session.created.replace(":", "").replace("-", "")
+    base = f"{stamp}_{session.commit.replace('+', '-')}_{session.worker}"
+    path = directory / f"{base}.json"
+    counter = 1
+    while path.exists():
+        path = directory / f"{base}-{counter}.json"
+        counter += 1
+    return write_json_atomic(path, session.to_dict())
+
+
+def load_session(path: str | os.PathLike) -> Session:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HistoryError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); delete or repair it") from None
+    except UnicodeDecodeError as exc:
+        raise HistoryError(f"{path} is not UTF-8 text ({exc.reason}); move files other than the suite's "
+                           "session JSON out of the history folder") from None
+    except OSError as exc:
+        raise HistoryError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
+    session = Session.from_dict(data, str(path), folder=path.parent)
+    session.path = path
+    return session
+
+
+def load_history(directory: str | os.PathLike) -> list[Session]:
+    """All sessions in a folder, oldest first (by their 'created' time, then file name)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise HistoryError(f"{directory} is a file, not a folder; give the suite's history folder "
+                           f"(default {DEFAULT_HISTORY_DIR})")
+    if not directory.is_dir():
+        return []
+    sessions = [load_session(p) for p in sorted(directory.glob("*.json"))]
+    sessions.sort(key=lambda s: (s.created, s.path.name if s.path else ""))
+    return sessions
+
+
+def group_runs(sessions: list[Session]) -> list[list[Session]]:
+    """Sessions (oldest first) grouped into pytest runs: one file per xdist worker, same run_id.
+
+    Files without a run_id (older ones) join the previous group when they have its commit, a
+    worker not yet in it and a start within an hour of its first file.
+    """
+    groups: list[list[Session]] = []
+    by_run_id: dict[str, list[Session]] = {}
+    for session in sessions:
+        if session.run_id and session.run_id in by_run_id:
+            by_run_id[session.run_id].append(session)
+        elif not session.run_id and groups and _joins_by_time(groups[-1], session):
+            groups[-1].append(session)
+        else:
+            groups.append([session])
+            if session.run_id:
+                by_run_id[session.run_id] = groups[-1]
+    return groups
+
+
+def _joins_by_time(group: list[Session], session: Session) -> bool:
+    first = group[0]
+    if first.run_id or session.commit != first.commit or session.worker in {s.worker for s in group}:
+        return False
+    start, now = parse_time(first.created), parse_time(session.created)
+    return bool(start and now and abs((now - start).total_seconds()) <= 3600)
+
+
+@dataclass
+class Run:
+    """One pytest run (the session files of its xdist workers together) or one pytest-benchmark file."""
+
+    source: str  # "history" or "pytest-benchmark"
+    commit: str
+    created: str
+    machine: dict[str, Any]
+    cases: dict[str, CaseRecord]
+    workers: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+    @property
+    def short_commit(self) -> str:
+        base, plus, rest = (self.commit or "unknown").partition("+")
+        return base[:10] + (plus + rest if plus else "")
+
+    @property
+    def when(self) -> str:
+        value = parse_time(self.created)
+        return value.strftime("%Y-%m-%d %H:%M") if value else str(self.created or "?")
+
+    @property
+    def label(self) -> str:
+        """Short, for tables and plots: 'abc123def0 (2026-11-22 10:00)'."""
+        return f"{self.short_commit} ({self.when})"
+
+    @property
+    def title(self) -> str:
+        """Whole, for messages: 'run abc123def012 of 2026-11-22T10:00:00+00:00'."""
+        prefix = "pytest-benchmark run" if self.source == "pytest-benchmark" else "run"
+        return f"{prefix} {self.commit} of {self.created or '?'}"
+
+
+def run_of(sessions: list[Session]) -> Run:
+    """The sessions of one run as one Run; a case id measured by two workers keeps the later one."""
+    cases = {case.id: case for session in sessions for case in session.cases}
+    first = sessions[0]
+    return Run("history", first.commit, first.created, dict(first.machine), cases,
+               workers=[s.worker for s in sessions], files=[str(s.path) for s in sessions if s.path],
+               run_id=first.run_id)
+
+
+def load_runs(directory: str | os.PathLike) -> list[Run]:
+    """The runs in a history folder, oldest first."""
+    return [run_of(group) for group in group_runs(load_history(directory))]
+
+
+def newest_run(directory: str | os.PathLike, *, exclude_run_id: str | None = None) -> Run | None:
+    """The newest run in a history folder (every xdist worker's file of it), or None."""
+    sessions = [s for s in load_history(directory) if not exclude_run_id or s.run_id != exclude_run_id]
     groups = group_runs(sessions)
-    return groups[-1] if groups else []
+    return run_of(groups[-1]) if groups else None
+
+
+def run_of_file(path: Path) -> Run:
+    """The run a session file belongs to: it, and its run's other workers' files beside it."""
+    session = load_session(path)
+    sessions = [session]
+    if session.run_id:
+        siblings = (load_session(p) for p in sorted(path.parent.glob("*.json")) if p != path)
+        sessions += [s for s in siblings if s.run_id == session.run_id]
+    return run_of(sessions)

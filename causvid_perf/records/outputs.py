@@ -12,24 +12,21 @@ case into the history and pytest-benchmark's extra_info.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from causvid_perf.quality import scores as quality
-
+from causvid_perf import files
 from causvid_perf.quality import media as video
+from causvid_perf.quality import scores as quality
+from causvid_perf.records.case import CONTACT_SHEET, FRAMES
+from causvid_perf.errors import ReferenceFileError
 from causvid_perf.quality.references import load_reference, save_reference, subsample_indices
 
 # The quality numbers kept for every case (the optical-flow ones are left to tests/quality: too
 # slow for 81 full-size frames on every perf run).
 CASE_QUALITY_METRICS = ("flicker_score", "mean_frame_difference")
-
-
-def case_slug(case_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id).strip("_.") or "case"
 
 
 def case_quality(frames: np.ndarray) -> dict[str, float | None]:
@@ -45,14 +42,14 @@ def save_case_output(history_dir: Path, run_name: str, case_id: str, frames: np.
     """Writes the npz and the contact sheet (each atomically); returns {"frames", "contact_sheet"}:
     their paths relative to the history folder."""
     folder = Path("outputs") / run_name
-    slug = case_slug(case_id)
+    slug = files.slug(case_id)
     npz = folder / f"{slug}.npz"
     save_reference(history_dir / npz, frames, provenance)
     sheet = folder / f"{slug}.sheet.png"
     indices = subsample_indices(frames.shape[0])
     video.save_contact_sheet(_sheet_rows(frames[indices], indices, previous_frames), history_dir / sheet,
                              frame_numbers=indices.tolist())
-    return {"frames": str(npz), "contact_sheet": str(sheet)}
+    return {FRAMES: str(npz), CONTACT_SHEET: str(sheet)}
 
 
 def _sheet_rows(sampled: np.ndarray, indices: np.ndarray, previous_frames: Path | None) -> dict[str, np.ndarray]:
@@ -62,7 +59,7 @@ def _sheet_rows(sampled: np.ndarray, indices: np.ndarray, previous_frames: Path 
     if previous_frames is not None and previous_frames.is_file():
         try:
             old, old_indices, _ = load_reference(previous_frames)
-        except ValueError:  # a damaged previous file is reported by the comparison, not here
+        except ReferenceFileError:  # a damaged previous file is reported by the comparison, not here
             return rows
         if np.array_equal(old_indices, indices) and old.shape == current.shape:
             rows["previous run"] = old

@@ -29,7 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from causvid_perf.judge import baselines as bl
+from causvid_perf.judge.baselines import BaselineStore, check_result
+from causvid_perf.judge.baselines_file import load_baselines
+from causvid_perf.judge.tolerances import default_for_metric
+from causvid_perf.judge.verdict import Check, IMPROVEMENT, MetricSpec, NOT_MEASURED, NO_BASELINE, PUBLISHED, REGRESSION, check_metric
 from causvid_perf.files import atomic_write
 from causvid_perf.records.history import DEFAULT_HISTORY_DIR, group_runs, load_history, parse_time
 from causvid_perf.errors import HistoryError
@@ -255,14 +258,14 @@ def load_sweep(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def _load_store(baselines: str | os.PathLike | bl.BaselineStore | None) -> bl.BaselineStore | None:
-    if baselines is None or isinstance(baselines, bl.BaselineStore):
+def _load_store(baselines: str | os.PathLike | BaselineStore | None) -> BaselineStore | None:
+    if baselines is None or isinstance(baselines, BaselineStore):
         return baselines
     if not Path(baselines).is_file():
         raise ReportError(f"no baselines file {baselines}; record one with pytest --update-baselines "
                           "or leave out --baselines")
     try:
-        return bl.load_baselines(baselines)
+        return load_baselines(baselines)
     except BaselineError as exc:
         raise ReportError(str(exc)) from None
 
@@ -315,7 +318,7 @@ def _percent(fraction: float | None) -> str:
 def _unit(metric: str) -> str:
     if metric in _UNITS:
         return _UNITS[metric]
-    defaults = bl.default_for_metric(metric)
+    defaults = default_for_metric(metric)
     return defaults.unit if defaults else ""
 
 
@@ -343,7 +346,7 @@ class Block:
     name: str = ""  # image file name in the markdown folder
 
 
-_STATE_CSS = {bl.REGRESSION: "bad", bl.IMPROVEMENT: "good", bl.NO_BASELINE: "muted", bl.NOT_MEASURED: "muted"}
+_STATE_CSS = {REGRESSION: "bad", IMPROVEMENT: "good", NO_BASELINE: "muted", NOT_MEASURED: "muted"}
 
 
 def _state_cell(state: str) -> Cell:
@@ -469,19 +472,19 @@ def _summary_blocks(runs: Sequence[Run], sources: Sequence[tuple[str, str]], che
     return [Block("h2", "Summary"), Block("table", headers=["item", "value"], rows=rows)]
 
 
-def _latest_checks(run: Run, store: bl.BaselineStore | None) -> dict[str, list[dict[str, Any]]]:
+def _latest_checks(run: Run, store: BaselineStore | None) -> dict[str, list[dict[str, Any]]]:
     """Case id -> checks: recomputed against `store` when given, else those stored with the run."""
     result: dict[str, list[dict[str, Any]]] = {}
     for case in run.cases.values():
         if store is not None and case.key:
             try:
                 metrics = {name: case.metrics.get(name) for name in COMPARED_METRICS}
-                checks = bl.check_result(case.key, metrics, store)
+                checks = check_result(case.key, metrics, store)
                 if case.key.get("weights") == "synthetic":
                     # As the suite does: published figures (real weights) also bound synthetic runs.
                     published = store.published_for({**case.key, "weights": "pretrained"})
                     if published is not None:
-                        checks += [bl.check_metric(n, metrics.get(n), spec, kind=bl.PUBLISHED)
+                        checks += [check_metric(n, metrics.get(n), spec, kind=PUBLISHED)
                                    for n, spec in published.metrics.items() if n in metrics]
             except BaselineError as exc:
                 raise ReportError(f"case {case.id}: {exc}") from None
@@ -491,7 +494,7 @@ def _latest_checks(run: Run, store: bl.BaselineStore | None) -> dict[str, list[d
     return result
 
 
-def _check_as_dict(check: bl.Check) -> dict[str, Any]:
+def _check_as_dict(check: Check) -> dict[str, Any]:
     return {"name": check.name, "state": check.state, "value": check.value, "baseline": check.baseline,
             "rel_change": check.rel_change, "rel_tol": check.rel_tol, "abs_tol": check.abs_tol,
             "unit": check.unit, "kind": check.baseline_kind}
@@ -514,7 +517,7 @@ def _baseline_blocks(run: Run, checks: Mapping[str, list[dict[str, Any]]], store
                 value = run.cases[case_id].metrics.get(name) if case_id in run.cases else None
             kind = check.get("kind") or check.get("baseline_kind")
             rows.append([case_id, name, _state_cell(str(check.get("state"))), _num(value, unit),
-                         _num(_number(check.get("baseline")), unit) + (f" ({kind})" if kind == bl.PUBLISHED else ""),
+                         _num(_number(check.get("baseline")), unit) + (f" ({kind})" if kind == PUBLISHED else ""),
                          _percent(_number(check.get("rel_change"))), tolerance])
     if rows:
         blocks.append(Block("table", headers=["case", "metric", "state", "value", "baseline", "change", "tolerance"],
@@ -541,12 +544,12 @@ def _before_after_blocks(runs: Sequence[Run]) -> list[Block]:
             old_value = old.metrics.get(name) if old else None
             if new_value is None and old_value is None:
                 continue
-            state = "new case" if old is None else bl.NOT_MEASURED
+            state = "new case" if old is None else NOT_MEASURED
             rel = None
             if old_value is not None and new_value is not None:
-                defaults = bl.default_for_metric(name)
-                spec = bl.MetricSpec(old_value, defaults.rel_tol, defaults.abs_tol, defaults.direction, defaults.unit)
-                check = bl.check_metric(name, new_value, spec)
+                defaults = default_for_metric(name)
+                spec = MetricSpec(old_value, defaults.rel_tol, defaults.abs_tol, defaults.direction, defaults.unit)
+                check = check_metric(name, new_value, spec)
                 state, rel = check.state, check.rel_change
             unit = _unit(name)
             rows.append([case.id, name, _num(old_value, unit), _num(new_value, unit), _percent(rel), _state_cell(state)])
@@ -787,7 +790,7 @@ def _contact_blocks(run: Run, bases: Sequence[Path]) -> list[Block]:
 
 
 def _machine_blocks(runs: Sequence[Run]) -> list[Block]:
-    from causvid_perf.measure.machine import fit_for_baseline
+    from causvid_perf.judge.validity import fit_for_baseline
 
     rows = []
     for run in reversed(runs):
@@ -917,7 +920,7 @@ def _subfolder_hint(directory: Path) -> str:
 
 
 def build_blocks(history_dir: str | os.PathLike, *, benchmark_dir: str | os.PathLike | None = None,
-                 baselines: str | os.PathLike | bl.BaselineStore | None = None,
+                 baselines: str | os.PathLike | BaselineStore | None = None,
                  sweep: str | os.PathLike | Mapping[str, Any] | None = None) -> tuple[str, list[Block]]:
     """(subtitle, blocks) of the report; raises ReportError with a one-line message."""
     history_dir = Path(history_dir)
@@ -976,7 +979,7 @@ def write_report(subtitle: str, blocks: Sequence[Block], out_dir: str | os.PathL
 
 
 def build_report(history_dir: str | os.PathLike, *, benchmark_dir: str | os.PathLike | None = None,
-                 baselines: str | os.PathLike | bl.BaselineStore | None = None,
+                 baselines: str | os.PathLike | BaselineStore | None = None,
                  sweep: str | os.PathLike | Mapping[str, Any] | None = None,
                  out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write <out_dir>/report.html (self-contained) and <out_dir>/report.md (+ its PNGs); return both paths.

@@ -12,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from causvid_perf.judge import baselines as bl
-from causvid_perf.judge.baselines import BaselineStore, MetricSpec, case_context, check_metric, check_result, load_baselines, record
+from causvid_perf import metrics
+from causvid_perf.judge import baselines_file, verdict
+from causvid_perf.judge.baselines import BaselineStore, case_context, check_result
+from causvid_perf.judge.baselines_file import load_baselines, record
+from causvid_perf.judge.verdict import MetricSpec, check_metric
 from causvid_perf.errors import BaselineError
 
 KEY = {
@@ -31,7 +34,7 @@ PUBLISHED = {"kind": "published", "source": "CausVid (Yin et al., 2025), Table 1
 CONTEXT = "NVIDIA H100 80GB HBM3, causvid-14b 832x480x81 6 steps cfg 1.0"
 
 
-def spec(value: float, rel: float = 0.08, abs_: float = 0.5, direction: str = bl.LOWER_IS_BETTER, unit: str = "s") -> MetricSpec:
+def spec(value: float, rel: float = 0.08, abs_: float = 0.5, direction: str = metrics.LOWER_IS_BETTER, unit: str = "s") -> MetricSpec:
     return MetricSpec(value, rel, abs_, direction, unit)
 
 
@@ -63,42 +66,42 @@ def test_each_state_is_reported(path: Path) -> None:
         {"sampling_s": 21.2, "s_per_it": 4.5, "prompt_to_output_s": 20.0, "peak_vram_device_gib": None, "new_metric_s": 1.0},
         store,
     )}
-    assert checks["sampling_s"].state == bl.PASS
-    assert checks["s_per_it"].state == bl.REGRESSION and checks["s_per_it"].failed
-    assert checks["prompt_to_output_s"].state == bl.IMPROVEMENT and not checks["prompt_to_output_s"].failed
-    assert checks["peak_vram_device_gib"].state == bl.NOT_MEASURED
-    assert checks["new_metric_s"].state == bl.NO_BASELINE
+    assert checks["sampling_s"].state == verdict.PASS
+    assert checks["s_per_it"].state == verdict.REGRESSION and checks["s_per_it"].failed
+    assert checks["prompt_to_output_s"].state == verdict.IMPROVEMENT and not checks["prompt_to_output_s"].failed
+    assert checks["peak_vram_device_gib"].state == verdict.NOT_MEASURED
+    assert checks["new_metric_s"].state == verdict.NO_BASELINE
 
 
 def test_unknown_key_is_no_baseline_not_pass(path: Path) -> None:
     record(path, KEY, {"sampling_s": 21.0}, MEASURED)
     checks = check_result(OTHER_KEY, {"sampling_s": 5.0, "peak_vram_device_gib": None}, load_baselines(path))
-    assert [(c.name, c.state) for c in checks] == [("sampling_s", bl.NO_BASELINE), ("peak_vram_device_gib", bl.NOT_MEASURED)]
+    assert [(c.name, c.state) for c in checks] == [("sampling_s", verdict.NO_BASELINE), ("peak_vram_device_gib", verdict.NOT_MEASURED)]
     assert "no measured baseline" in checks[0].message(CONTEXT)
 
 
 def test_stored_metric_missing_from_measurement_is_not_measured(path: Path) -> None:
     record(path, KEY, {"sampling_s": 21.0, "peak_vram_device_gib": 40.0}, MEASURED)
     checks = check_result(KEY, {"sampling_s": 21.0}, load_baselines(path))
-    assert [(c.name, c.state) for c in checks] == [("sampling_s", bl.PASS), ("peak_vram_device_gib", bl.NOT_MEASURED)]
+    assert [(c.name, c.state) for c in checks] == [("sampling_s", verdict.PASS), ("peak_vram_device_gib", verdict.NOT_MEASURED)]
 
 
 def test_regression_needs_both_tolerances() -> None:
     # +200 % but only 0.4 s: under the absolute floor.
-    assert check_metric("sampling_s", 0.6, spec(0.2)).state == bl.PASS
+    assert check_metric("sampling_s", 0.6, spec(0.2)).state == verdict.PASS
     # +0.6 s but only +6 % of a 10 s run: under the relative tolerance.
-    assert check_metric("sampling_s", 10.6, spec(10.0)).state == bl.PASS
-    assert check_metric("sampling_s", 10.9, spec(10.0)).state == bl.REGRESSION
+    assert check_metric("sampling_s", 10.6, spec(10.0)).state == verdict.PASS
+    assert check_metric("sampling_s", 10.9, spec(10.0)).state == verdict.REGRESSION
     # Same rule for improvements.
-    assert check_metric("sampling_s", 0.05, spec(0.2)).state == bl.PASS
-    assert check_metric("sampling_s", 9.0, spec(10.0)).state == bl.IMPROVEMENT
+    assert check_metric("sampling_s", 0.05, spec(0.2)).state == verdict.PASS
+    assert check_metric("sampling_s", 9.0, spec(10.0)).state == verdict.IMPROVEMENT
 
 
 def test_higher_is_better_is_mirrored() -> None:
-    fps = spec(20.0, rel=0.05, abs_=0.5, direction=bl.HIGHER_IS_BETTER, unit="frames/s")
-    assert check_metric("frames_per_s", 18.0, fps).state == bl.REGRESSION
-    assert check_metric("frames_per_s", 22.0, fps).state == bl.IMPROVEMENT
-    assert check_metric("frames_per_s", 19.7, fps).state == bl.PASS
+    fps = spec(20.0, rel=0.05, abs_=0.5, direction=metrics.HIGHER_IS_BETTER, unit="frames/s")
+    assert check_metric("frames_per_s", 18.0, fps).state == verdict.REGRESSION
+    assert check_metric("frames_per_s", 22.0, fps).state == verdict.IMPROVEMENT
+    assert check_metric("frames_per_s", 19.7, fps).state == verdict.PASS
 
 
 def test_published_entry_is_only_a_ceiling(path: Path) -> None:
@@ -106,24 +109,24 @@ def test_published_entry_is_only_a_ceiling(path: Path) -> None:
     store = load_baselines(path)
     faster = check_result(KEY, {"sampling_s": 12.0}, store)
     # No measured entry is still reported, and beating the paper is a pass, not an improvement.
-    assert [(c.state, c.baseline_kind) for c in faster] == [(bl.NO_BASELINE, None), (bl.PASS, bl.PUBLISHED)]
+    assert [(c.state, c.baseline_kind) for c in faster] == [(verdict.NO_BASELINE, None), (verdict.PASS, verdict.PUBLISHED)]
     slower = check_result(KEY, {"sampling_s": 23.9}, store)[1]
-    assert slower.state == bl.REGRESSION
+    assert slower.state == verdict.REGRESSION
     assert slower.message(CONTEXT).startswith("sampling_s 23.9 s vs published ceiling 21.0 s (+13.8 %")
     # Within the ceiling's tolerance: 21.0 * 1.08 = 22.68.
-    assert check_result(KEY, {"sampling_s": 22.6}, store)[1].state == bl.PASS
+    assert check_result(KEY, {"sampling_s": 22.6}, store)[1].state == verdict.PASS
 
 
 def test_published_and_measured_both_apply(path: Path) -> None:
     record(path, KEY, {"sampling_s": 25.0}, MEASURED)
     record(path, KEY, {"sampling_s": 21.0}, PUBLISHED)
     checks = check_result(KEY, {"sampling_s": 23.9}, load_baselines(path))
-    assert [(c.baseline_kind, c.state) for c in checks] == [(bl.MEASURED, bl.PASS), (bl.PUBLISHED, bl.REGRESSION)]
+    assert [(c.baseline_kind, c.state) for c in checks] == [(verdict.MEASURED, verdict.PASS), (verdict.PUBLISHED, verdict.REGRESSION)]
 
 
 def test_message_matches_the_documented_format() -> None:
     check = check_metric("sampling_s", 23.9, spec(21.0, rel=0.05, abs_=0.5))
-    assert check.state == bl.REGRESSION
+    assert check.state == verdict.REGRESSION
     assert check.message(CONTEXT) == (
         "sampling_s 23.9 s vs baseline 21.0 s (+13.8 %, tolerance 5 % / 0.5 s) "
         "on NVIDIA H100 80GB HBM3, causvid-14b 832x480x81 6 steps cfg 1.0"
@@ -232,7 +235,7 @@ def test_duplicate_json_member_is_rejected(path: Path) -> None:
 def test_recorded_file_validates_against_the_schema(path: Path) -> None:
     record(path, KEY, {"sampling_s": 21.0, "peak_vram_device_gib": None}, MEASURED)
     record(path, KEY, {"sampling_s": 20.0}, PUBLISHED)
-    schema = json.loads(bl.SCHEMA_PATH.read_text())
+    schema = json.loads(baselines_file.SCHEMA_PATH.read_text())
     Draft202012Validator.check_schema(schema)
     document = json.loads(path.read_text())
     Draft202012Validator(schema).validate(document)
@@ -282,8 +285,8 @@ def test_unknown_metric_needs_explicit_description(path: Path) -> None:
     assert_one_line_error(excinfo, "frames_per_s", "directions=")
     assert not path.exists()
     record(path, KEY, {"frames_per_s": 3.0}, MEASURED, tolerances={"frames_per_s": (0.05, 0.1)},
-           directions={"frames_per_s": bl.HIGHER_IS_BETTER}, units={"frames_per_s": "frames/s"})
-    assert load_baselines(path).measured_for(KEY).metrics["frames_per_s"].direction == bl.HIGHER_IS_BETTER
+           directions={"frames_per_s": metrics.HIGHER_IS_BETTER}, units={"frames_per_s": "frames/s"})
+    assert load_baselines(path).measured_for(KEY).metrics["frames_per_s"].direction == metrics.HIGHER_IS_BETTER
 
 
 @pytest.mark.parametrize(
@@ -385,44 +388,44 @@ specs = st.builds(
     value=values,
     rel_tol=st.floats(min_value=0.0, max_value=1.0),
     abs_tol=st.floats(min_value=0.0, max_value=10.0),
-    direction=st.sampled_from(bl.DIRECTIONS),
+    direction=st.sampled_from(metrics.DIRECTIONS),
     unit=st.just("s"),
 )
-kinds = st.sampled_from(bl.KINDS)
+kinds = st.sampled_from(verdict.KINDS)
 
 
 @settings(deadline=None, max_examples=200)
 @given(specs, kinds)
 def test_unchanged_value_always_passes(stored: MetricSpec, kind: str) -> None:
-    assert check_metric("sampling_s", stored.value, stored, kind=kind).state == bl.PASS
+    assert check_metric("sampling_s", stored.value, stored, kind=kind).state == verdict.PASS
 
 
 @settings(deadline=None, max_examples=200)
 @given(values, specs, kinds)
 def test_verdict_implies_both_tolerances_exceeded(value: float, stored: MetricSpec, kind: str) -> None:
     check = check_metric("sampling_s", value, stored, kind=kind)
-    worse_by = value - stored.value if stored.direction == bl.LOWER_IS_BETTER else stored.value - value
-    if check.state == bl.REGRESSION:
+    worse_by = value - stored.value if stored.direction == metrics.LOWER_IS_BETTER else stored.value - value
+    if check.state == verdict.REGRESSION:
         assert worse_by > stored.abs_tol and worse_by > stored.rel_tol * stored.value
-    elif check.state == bl.IMPROVEMENT:
-        assert kind == bl.MEASURED
+    elif check.state == verdict.IMPROVEMENT:
+        assert kind == verdict.MEASURED
         assert -worse_by > stored.abs_tol and -worse_by > stored.rel_tol * stored.value
     else:
-        assert check.state == bl.PASS
+        assert check.state == verdict.PASS
     assert "\n" not in check.message("ctx")
 
 
 @settings(deadline=None, max_examples=200)
 @given(values, st.floats(min_value=0.0, max_value=1e4), specs, kinds)
 def test_regression_is_monotonic(value: float, step: float, stored: MetricSpec, kind: str) -> None:
-    worse = value + step if stored.direction == bl.LOWER_IS_BETTER else value - step
-    if check_metric("sampling_s", value, stored, kind=kind).state == bl.REGRESSION:
-        assert check_metric("sampling_s", worse, stored, kind=kind).state == bl.REGRESSION
+    worse = value + step if stored.direction == metrics.LOWER_IS_BETTER else value - step
+    if check_metric("sampling_s", value, stored, kind=kind).state == verdict.REGRESSION:
+        assert check_metric("sampling_s", worse, stored, kind=kind).state == verdict.REGRESSION
 
 
 @settings(deadline=None, max_examples=200)
 @given(values, specs)
 def test_published_ceiling_fails_exactly_when_measured_would_regress(value: float, stored: MetricSpec) -> None:
-    measured = check_metric("sampling_s", value, stored, kind=bl.MEASURED).state
-    published = check_metric("sampling_s", value, stored, kind=bl.PUBLISHED).state
-    assert published == (bl.REGRESSION if measured == bl.REGRESSION else bl.PASS)
+    measured = check_metric("sampling_s", value, stored, kind=verdict.MEASURED).state
+    published = check_metric("sampling_s", value, stored, kind=verdict.PUBLISHED).state
+    assert published == (verdict.REGRESSION if measured == verdict.REGRESSION else verdict.PASS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causvid_perf.judge import baselines as bl
+from causvid_perf.judge.verdict import PASS, PREVIOUS, REGRESSION
 from causvid_perf.records.outputs import case_quality, save_case_output
 from causvid_perf.judge.previous import OUTPUT_CHECK, CurrentCase, PreviousCase, judge, load_previous
 from causvid_perf.errors import CompareToError
@@ -125,7 +125,7 @@ def test_medians_alone_use_the_tolerances_when_rounds_are_too_few_for_a_test():
     checks, _ = judge(current({"sampling_s": [2.0, 2.0]}, {"sampling_s": 2.0}),
                       previous_case(None, {"sampling_s": [1.0, 1.0]}, {"sampling_s": 1.0}), "h100-80gb-hbm3")
     check = by_name(checks)["sampling_s"]
-    assert check.state == bl.REGRESSION and check.p_value is None and check.baseline_kind == bl.PREVIOUS
+    assert check.state == REGRESSION and check.p_value is None and check.baseline_kind == PREVIOUS
     assert "sampling_s 2.00 s vs previous run 1.00 s (+100.0 %, tolerance 8 % / 0.5 s) on H100" == check.message("H100")
 
 
@@ -136,12 +136,12 @@ def test_with_enough_rounds_a_change_beyond_tolerance_must_also_be_significant()
     checks, _ = judge(current({"sampling_s": new}, {"sampling_s": 11.2}),
                       previous_case(None, {"sampling_s": old}, {"sampling_s": 10.0}), "h100", alpha=0.05)
     check = by_name(checks)["sampling_s"]
-    assert check.state == bl.PASS and check.p_value > 0.05 and "not significant" in check.message("x")
+    assert check.state == PASS and check.p_value > 0.05 and "not significant" in check.message("x")
     # Clearly separated rounds: significant, and the regression stands with its p.
     checks, _ = judge(current({"sampling_s": [15.0, 15.2, 14.9, 15.1, 15.0]}, {"sampling_s": 15.0}),
                       previous_case(None, {"sampling_s": [10.0, 10.1, 9.9, 10.0, 10.2]}, {"sampling_s": 10.0}), "h100")
     check = by_name(checks)["sampling_s"]
-    assert check.state == bl.REGRESSION and check.p_value < 0.05
+    assert check.state == REGRESSION and check.p_value < 0.05
     assert "Mann-Whitney p = " in check.message("x")
 
 
@@ -149,13 +149,13 @@ def test_the_same_video_passes_and_a_changed_output_fails_on_ms_ssim(tmp_path):
     frames = video()
     checks, notes = judge(current(frames=frames), previous_case(tmp_path, frames=frames), "cpu")
     output = by_name(checks)[OUTPUT_CHECK]
-    assert output.state == bl.PASS and output.value == pytest.approx(1.0) and notes == []
-    assert by_name(checks)["flicker_score"].state == bl.PASS
+    assert output.state == PASS and output.value == pytest.approx(1.0) and notes == []
+    assert by_name(checks)["flicker_score"].state == PASS
     changed = frames.copy()
     changed[:, :16] = 255 - changed[:, :16]
     checks, _ = judge(current(frames=changed), previous_case(tmp_path, frames=frames), "cpu")
     output = by_name(checks)[OUTPUT_CHECK]
-    assert output.state == bl.REGRESSION and output.value < 0.95
+    assert output.state == REGRESSION and output.value < 0.95
     assert "MS-SSIM of this output against the previous run's frames, threshold 0.95" in output.message("CPU")
 
 
@@ -164,7 +164,7 @@ def test_more_flicker_than_before_is_a_quality_regression(tmp_path):
     pumping = steady.copy()
     pumping[::2] = 160  # brightness jumps every other frame
     checks, _ = judge(current(frames=pumping), previous_case(None, frames=steady), "cpu")
-    assert by_name(checks)["flicker_score"].state == bl.REGRESSION
+    assert by_name(checks)["flicker_score"].state == REGRESSION
 
 
 def test_another_video_is_not_compared_on_quality_and_says_why(tmp_path):

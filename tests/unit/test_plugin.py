@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from causvid_perf.judge import baselines as bl
+from causvid_perf.judge.baselines_file import load_baselines, record as record_baseline
 from causvid_perf.plugin.hooks import _pin_gpu_for_xdist_worker
 
 pytest_plugins = ["pytester"]
@@ -39,7 +39,7 @@ def suite(pytester):
 
 def _write_baseline(path, **metrics):
     spec = {name: (value, rel, abs_) for name, (value, rel, abs_) in metrics.items()}
-    bl.record(path, TINY_KEY, {n: v for n, (v, _, _) in spec.items()},
+    record_baseline(path, TINY_KEY, {n: v for n, (v, _, _) in spec.items()},
               {"kind": "measured", "date": "2026-01-01T00:00:00+00:00", "commit": "test", "gpu": "cpu",
                "driver": None, "cuda": None, "torch": "x", "diffusers": "x", "rounds": 1, "spread": {}},
               tolerances={n: (r, a) for n, (_, r, a) in spec.items()})
@@ -87,7 +87,7 @@ def test_update_baselines_records_with_provenance_then_passes(suite):
     result = suite.runpytest(*FAST, "--baselines", str(path), "--update-baselines")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*added measured baseline for cpu causvid-1.3b 32x32x9*"])
-    entry = bl.load_baselines(path).measured_for(TINY_KEY)
+    entry = load_baselines(path).measured_for(TINY_KEY)
     assert entry.provenance["kind"] == "measured" and entry.provenance["rounds"] == 2
     assert {"sampling_s", "s_per_it", "prompt_to_output_s"} <= set(entry.metrics)
     # The next run is judged against the recorded entry. Whether a 2-round median of a 3 ms step

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from causvid_perf.judge import baselines as bl
+from causvid_perf.judge.baselines import check_result
+from causvid_perf.judge.baselines_file import load_baselines, record as record_baseline
+from causvid_perf.judge.tolerances import default_for_metric
+from causvid_perf.judge.verdict import Check, MetricSpec, check_metric
 from causvid_perf.cli import report as report_cli
 from causvid_perf.report import build as report
 from causvid_perf.config import RunConfig
@@ -67,7 +70,7 @@ def baseline_key(result) -> dict:
             "memory": "+".join(c["memory"]) or "none", "attention": c["attention"]}
 
 
-def check_dict(check: bl.Check) -> dict:
+def check_dict(check: Check) -> dict:
     # The pytest plugin's stored form of a check.
     return {"name": check.name, "state": check.state, "value": check.value, "baseline": check.baseline,
             "rel_change": check.rel_change, "rel_tol": check.rel_tol, "abs_tol": check.abs_tol,
@@ -115,13 +118,13 @@ def inputs(pipelines, tmp_path_factory):
             medians = result.metric_values()
             if index == 0:
                 guarded = {n: medians[n] for n in GUARDED if medians[n] is not None}
-                bl.record(baselines_path, key, guarded, {
+                record_baseline(baselines_path, key, guarded, {
                     "kind": "measured", "date": result.created, "commit": commit, "gpu": "cpu",
                     "driver": None, "cuda": None, "torch": result.machine["torch"],
                     "diffusers": result.machine["diffusers"], "rounds": 1, "spread": 0.0,
                 }, {n: TOLERANCES[n] for n in guarded if n in TOLERANCES})
-            store = bl.load_baselines(baselines_path)
-            checks = bl.check_result(key, {n: medians[n] for n in GUARDED}, store)
+            store = load_baselines(baselines_path)
+            checks = check_result(key, {n: medians[n] for n in GUARDED}, store)
             case = {"id": case_id(model), "key": key, "result": result.to_dict(), "median": medians,
                     "checks": [check_dict(c) for c in checks]}
             last_frames[model] = result.frames
@@ -226,11 +229,11 @@ def test_latest_run_against_baselines(built, inputs):
     _, _, page, md = built
     rows = _table_rows(md, "Latest run against baselines")
     by = {(r[0], r[1]): r for r in rows}
-    store = bl.load_baselines(inputs["baselines"])
+    store = load_baselines(inputs["baselines"])
     expected = {}
     for case in _sessions(inputs)[-1]["cases"]:
         medians = {n: case["median"][n] for n in GUARDED}
-        for check in bl.check_result(case["key"], medians, store):
+        for check in check_result(case["key"], medians, store):
             expected[(case["id"], check.name)] = check
     assert set(by) == set(expected)
     for where, check in expected.items():
@@ -259,8 +262,8 @@ def test_before_after_table(built, inputs):
     for case in after_session["cases"]:
         for name in ("sampling_s", "s_per_it", "prompt_to_output_s"):
             old, new = previous[case["id"]]["median"][name], case["median"][name]
-            defaults = bl.default_for_metric(name)
-            check = bl.check_metric(name, new, bl.MetricSpec(old, defaults.rel_tol, defaults.abs_tol,
+            defaults = default_for_metric(name)
+            check = check_metric(name, new, MetricSpec(old, defaults.rel_tol, defaults.abs_tol,
                                                              defaults.direction, defaults.unit))
             row = by[(case["id"], name)]
             assert row[2:] == [report._num(old, defaults.unit), report._num(new, defaults.unit),

@@ -1,0 +1,120 @@
+"""The `perf` fixture: ``perf.check(case)`` measures a case, asserts it against its baselines and the
+run it is compared with, and records it for the history, pytest-benchmark and the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from causvid_perf.config import RunConfig
+from causvid_perf.judge.baselines import baseline_key, check_case
+from causvid_perf.judge.baselines_file import record as record_baseline
+from causvid_perf.judge.previous import Observation, judge
+from causvid_perf.judge.tolerances import DEFAULT_METRICS, tolerances_for
+from causvid_perf.judge.validity import fit_for_baseline
+from causvid_perf.plugin.cases import PerfCase
+from causvid_perf.plugin.engine import CaseOutcome, free_memory, measure_rounds, medians_of, provenance, \
+    resolve_case_config
+from causvid_perf.plugin.state import PerfState
+from causvid_perf.quality.references import make_provenance
+from causvid_perf.records.benchmark import extra_info
+from causvid_perf.records.case import FRAMES, CaseRecord
+from causvid_perf.records.history import current_commit, new_session
+from causvid_perf.records.outputs import case_quality, save_case_output
+
+GB = 1e9  # the study states VRAM in (decimal) GB
+
+
+class PerfRunner:
+    def __init__(self, state: PerfState, request: pytest.FixtureRequest, benchmark: Any):
+        self.state, self.request, self.benchmark = state, request, benchmark
+
+    def check(self, case: PerfCase) -> CaseOutcome:
+        state, options = self.state, self.state.options
+        config = resolve_case_config(case, options)
+        free_memory()
+        loaded, fresh = state.cache.get(config)
+        if fresh:
+            self.request.node.user_properties.append(("load_s", loaded.load_s))
+        run_config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device)
+        rounds = options.rounds_for(case)
+        results = measure_rounds(loaded, run_config, self.benchmark, rounds, options.warmup_rounds)
+        medians, samples = medians_of(results)
+        last = results[-1]
+        last.metrics.load_s = loaded.load_s if fresh else None
+        key = baseline_key(run_config, last.machine["gpu_class"])
+        record = CaseRecord(id=case.id, key=key, config=run_config.to_dict(), medians=medians, samples=samples,
+                            checks=check_case(key, medians, state.store), result=last.to_dict(),
+                            folder=options.history_dir)
+        outcome = CaseOutcome(record, last)
+        self._keep_output(outcome, run_config)
+        self._record_for_history(outcome)
+        if self.benchmark is not None:
+            self.benchmark.extra_info.update(extra_info(record, case.note))
+
+        expected = [run_config.frames, run_config.height, run_config.width, 3]
+        assert last.output.shape == expected, f"output shape {last.output.shape}, expected {expected}"
+        assert last.output.finite, f"output has {last.output.nan_count} NaN / {last.output.inf_count} Inf values"
+        self._check_ceiling(case, medians)
+        if options.update_baselines:
+            self._update_baselines(outcome, rounds)
+            return outcome
+        failures = outcome.failures()
+        if failures:
+            pytest.fail("\n".join(failures), pytrace=False)
+        if outcome.missing_baseline():
+            message = (f"no baseline for {outcome.context} in {options.baselines.name}; "
+                       "record one with --update-baselines")
+            if options.require_gpu:
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
+        return outcome
+
+    def _keep_output(self, outcome: CaseOutcome, run_config: RunConfig) -> None:
+        """Quality numbers and frames of the last round, then the --compare-to judgement."""
+        state, record, frames = self.state, outcome.record, outcome.result.frames
+        previous_run = state.previous
+        previous = previous_run.cases.get(record.id) if previous_run else None
+        previous_frames = previous.output_path(FRAMES) if previous else None
+        if frames is not None:
+            record.quality = case_quality(frames)
+            record.output = save_case_output(state.options.history_dir, state.run_name, record.id, frames,
+                                             make_provenance(run_config), previous_frames)
+        if previous_run is None:
+            return
+        if previous is None:
+            record.comparison_notes.append(f"not in the previous {previous_run.title}")
+            return
+        current = Observation(record.medians, record.samples, record.quality, record.config, frames=frames)
+        earlier = Observation(previous.medians, previous.samples, previous.quality, previous.config,
+                              frames_path=previous_frames)
+        record.comparisons, record.comparison_notes = judge(
+            current, earlier, (record.key or {})["gpu_class"], ms_ssim_threshold=state.ms_ssim_threshold)
+        record.compared_to = previous_run.title
+
+    def _check_ceiling(self, case: PerfCase, medians: dict[str, float | None]) -> None:
+        peak = medians.get("peak_vram_device_gib") or medians.get("peak_vram_allocated_gib")
+        if case.vram_ceiling_gb is not None and peak is not None:
+            peak_gb = peak * 2**30 / GB
+            assert peak_gb <= case.vram_ceiling_gb, (
+                f"peak VRAM {peak_gb:.2f} GB is over the study's ceiling of {case.vram_ceiling_gb} GB for {case.id}")
+
+    def _update_baselines(self, outcome: CaseOutcome, rounds: int) -> None:
+        fit, why = fit_for_baseline(outcome.result.machine)
+        if not fit:
+            pytest.fail(f"not recorded: {why}; a baseline needs a quiet GPU", pytrace=False)
+        record, key = outcome.record, outcome.record.key or {}
+        guarded = {name: record.medians[name] for name in DEFAULT_METRICS if record.medians.get(name) is not None}
+        diff = record_baseline(self.state.options.baselines, key, guarded,
+                               provenance(outcome.result, record.samples, rounds, current_commit()),
+                               tolerances_for(key["gpu_class"]))
+        self.state.recorded.append(diff.render())
+        self.state.reload_store()
+
+    def _record_for_history(self, outcome: CaseOutcome) -> None:
+        state = self.state
+        if state.session is None:
+            state.session = new_session(outcome.result.machine, worker=state.worker, run_id=state.run_id)
+        state.session.cases.append(outcome.record)
+        state.outcomes.append(outcome)

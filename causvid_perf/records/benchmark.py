@@ -1,0 +1,125 @@
+"""pytest-benchmark's storage files, as far as the suite writes and reads them.
+
+Each perf case puts its record into the benchmark's ``extra_info`` (`extra_info`), so a saved
+pytest-benchmark file (``--benchmark-autosave``) can be reported on and be a ``--compare-to``
+target; `load_benchmark_file` reads it back into a `Run` of `CaseRecord`s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from causvid_perf.errors import HistoryError
+from causvid_perf.judge.verdict import Check
+from causvid_perf.metrics import GUARDED_METRICS, REPORTED_METRICS, RUN_METRICS
+from causvid_perf.records.case import FRAMES, CaseRecord, number
+from causvid_perf.records.history import Run, parse_time
+
+# machine_info["causvid_perf"]: what the suite adds to pytest-benchmark's machine description.
+MACHINE_FIELDS = ("gpu", "gpu_class", "driver", "cuda", "torch", "diffusers", "transformers", "sm_clock_mhz",
+                  "temperature_c", "throttle_reasons", "other_processes")
+
+
+def extra_info(case: CaseRecord, note: str = "") -> dict[str, Any]:
+    """What a case stores in pytest-benchmark's extra_info: enough for a later --compare-to or report."""
+    info: dict[str, Any] = {name: case.medians.get(name) for name in REPORTED_METRICS}
+    info["case_id"] = case.id
+    info["samples"] = {name: case.samples.get(name, []) for name in GUARDED_METRICS}
+    info["quality"] = case.quality
+    info["config"] = case.config
+    frames = case.output_path(FRAMES)
+    if frames is not None:
+        info["output_frames"] = str(frames.resolve())
+    info["output_shape"] = ((case.result or {}).get("output") or {}).get("shape")
+    info["key"] = case.key
+    info["checks"] = {c.name: c.state for c in case.checks}
+    if case.comparisons:
+        info["compared_to"] = {c.name: c.state for c in case.comparisons}
+    if note:
+        info["note"] = note
+    return info
+
+
+def is_benchmark_file(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("benchmarks"), list) and isinstance(
+        data.get("machine_info"), dict)
+
+
+def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Run:
+    """One pytest-benchmark storage file as a Run (HistoryError for a foreign or damaged one)."""
+    if data is None:
+        data = _read_json(path)
+    if not is_benchmark_file(data):
+        raise HistoryError(f'{path} is not a pytest-benchmark storage file (no "benchmarks" list and '
+                           '"machine_info"); point at pytest-benchmark\'s storage folder only')
+    commit_info = data.get("commit_info") or {}
+    commit_id = str(commit_info.get("id") or "unknown")
+    commit = ("unknown" if commit_id == "unversioned" else commit_id[:12]) + ("+dirty" if commit_info.get("dirty")
+                                                                              else "")
+    info = data["machine_info"]
+    machine = dict(info.get("causvid_perf") or {})
+    machine.setdefault("host", info.get("node"))
+    machine.setdefault("python", info.get("python_version"))
+    cpu = info.get("cpu")
+    machine.setdefault("cpu", cpu.get("brand_raw") if isinstance(cpu, dict) else None)
+    cases = {}
+    for bench in data["benchmarks"]:
+        if not isinstance(bench, dict) or "name" not in bench:
+            raise HistoryError(f"{path}: a benchmark entry has no name; is it a pytest-benchmark storage file?")
+        case = _case(bench)
+        cases[case.id] = case
+    return Run("pytest-benchmark", commit, str(data.get("datetime") or commit_info.get("time") or ""), machine,
+               cases, files=[str(path)])
+
+
+def _case(bench: Mapping[str, Any]) -> CaseRecord:
+    extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), dict) else {}
+    medians = {name: number(extra.get(name)) for name in RUN_METRICS}
+    medians.update({k: number(v) for k, v in extra.items() if k not in medians and number(v) is not None})
+    checks = extra.get("checks")
+    frames = extra.get("output_frames")
+    return CaseRecord(
+        id=str(extra.get("case_id") or bench.get("param") or bench["name"]),
+        key=dict(extra["key"]) if isinstance(extra.get("key"), dict) else None,
+        config=dict(extra.get("config") or extra.get("key") or {}),
+        medians=medians,
+        samples={k: list(v) for k, v in (extra.get("samples") or {}).items() if isinstance(v, list)},
+        checks=[Check(name, state, medians.get(name)) for name, state in checks.items()]
+        if isinstance(checks, dict) else [],
+        quality=dict(extra.get("quality") or {}),
+        output={FRAMES: str(frames)} if frames else {},
+        stats=dict(bench["stats"]) if isinstance(bench.get("stats"), dict) else None,
+    )
+
+
+def load_benchmark_dir(directory: str | os.PathLike) -> list[Run]:
+    """pytest-benchmark storage files (<dir>/<machine id>/NNNN_<commit>_<date>.json), oldest first.
+
+    The suite's own JSON files (schema causvid-perf/...) are passed over, so `.benchmarks` itself
+    may be given; any other JSON file is refused as foreign.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise HistoryError(f"no such folder {directory}; give pytest-benchmark's storage folder "
+                           "(the path of --benchmark-storage, e.g. .benchmarks/pytest-benchmark)")
+    runs = []
+    for path in sorted(directory.rglob("*.json")):
+        data = _read_json(path)
+        if isinstance(data, dict) and str(data.get("schema", "")).startswith("causvid-perf/"):
+            continue  # the suite's own files (history, references) may sit beside the storage in .benchmarks
+        runs.append(load_benchmark_file(path, data))
+    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    runs.sort(key=lambda r: (parse_time(r.created) or oldest, r.files))
+    return runs
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HistoryError(f"{path} is not valid JSON ({exc}); delete or repair it") from None

@@ -1,0 +1,147 @@
+"""One perf case of one run, as the history keeps it: the only writer and reader of that format.
+
+A case holds the medians of its guarded metrics over the measured rounds and the per-round
+samples, the verdicts against baselines and against an earlier run, the cheap quality numbers of
+its output, where its frames and contact sheet were saved, and the full result of its last round.
+The session file (records/history.py) is a list of these; pytest-benchmark's ``extra_info``
+(records/benchmark.py) carries the same fields.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from causvid_perf.errors import HistoryError
+from causvid_perf.judge.verdict import Check
+from causvid_perf.metrics import RUN_METRICS
+from causvid_perf.records.result import peak_vram
+
+# What each saved output of a case is called in `output`.
+FRAMES = "frames"  # npz: up to 8 evenly spaced frames of the last round (quality/references.py format)
+CONTACT_SHEET = "contact_sheet"  # png: this run, and under --compare-to the previous run and |difference|
+
+
+def number(value: Any) -> float | None:
+    """A stored metric as a float; None for anything that is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass
+class CaseRecord:
+    id: str
+    key: dict[str, Any] | None = None  # the baseline key (judge/baselines.py)
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved RunConfig
+    medians: dict[str, float | None] = field(default_factory=dict)  # over the measured rounds
+    samples: dict[str, list[float]] = field(default_factory=dict)  # one value per measured round
+    checks: list[Check] = field(default_factory=list)  # against baselines.json
+    comparisons: list[Check] = field(default_factory=list)  # against an earlier run (--compare-to)
+    compared_to: str | None = None  # that run's title
+    comparison_notes: list[str] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, str] = field(default_factory=dict)  # FRAMES / CONTACT_SHEET -> path
+    result: dict[str, Any] | None = None  # the last measured round's RunResult.to_dict()
+    stats: dict[str, Any] | None = None  # pytest-benchmark's time statistics, for its files
+    folder: Path | None = None  # where relative output paths resolve (the history folder)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> dict[str, float | None]:
+        """Every metric: the last round's result, overlaid with the medians where there are some."""
+        stored = (self.result or {}).get("metrics")
+        values = {name: number(stored.get(name)) for name in RUN_METRICS} if isinstance(stored, dict) else {}
+        for name, value in self.medians.items():
+            if number(value) is not None or name not in values:
+                values[name] = number(value)
+        return values
+
+    @property
+    def peak_vram_gib(self) -> float | None:
+        metrics = self.metrics
+        return peak_vram(metrics.get("peak_vram_device_gib"), metrics.get("peak_vram_allocated_gib"))
+
+    @property
+    def model(self) -> str | None:
+        return self.config.get("model") or (self.key or {}).get("model")
+
+    def setting(self, name: str) -> Any:
+        """A run setting (steps, guidance, memory, ...) from the config, else from the key."""
+        value = self.config.get(name)
+        return value if value is not None else (self.key or {}).get(name)
+
+    def size(self) -> tuple[Any, Any, Any]:
+        return self.setting("width"), self.setting("height"), self.setting("frames")
+
+    def describe(self) -> str:
+        """'causvid-1.3b 64x64x17 6 steps cfg 1'."""
+        width, height, frames = self.size()
+        text = f"{self.model or '?'} {width}x{height}x{frames}"
+        steps, guidance = self.setting("steps"), number(self.setting("guidance"))
+        if steps is not None:
+            text += f" {steps} steps cfg {'?' if guidance is None else f'{guidance:g}'}"
+        return text
+
+    def output_path(self, name: str) -> Path | None:
+        """A saved output's path, resolved against the history folder; None when none was saved."""
+        value = self.output.get(name)
+        if not value:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() or self.folder is None else self.folder / path
+
+    # -- the session format -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "key": self.key, "result": self.result, "median": self.medians, "samples": self.samples,
+            "checks": [c.to_dict() for c in self.checks], "comparisons": [c.to_dict() for c in self.comparisons],
+            "compared_to": self.compared_to, "comparison_notes": self.comparison_notes, "quality": self.quality,
+            "output": self.output,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, folder: Path | None = None) -> CaseRecord:
+        """Reads a session's case, as written by every version of the suite (version 1 kept its
+        contact sheet under "artifacts" as well, and its checks had no unit)."""
+        if not isinstance(raw, Mapping) or "id" not in raw:
+            raise HistoryError(f"a session case is not an object with an id ({_clip(raw)}); "
+                               "the history file was not written by the causvid-perf pytest plugin")
+        result = raw.get("result") if isinstance(raw.get("result"), dict) else None
+        output = {str(k): str(v) for k, v in _mapping(raw.get("output")).items() if v}
+        for name, value in _mapping(raw.get("artifacts")).items():  # version 1
+            output.setdefault(str(name), str(value))
+        return cls(
+            id=str(raw["id"]),
+            key=dict(raw["key"]) if isinstance(raw.get("key"), Mapping) else None,
+            config=dict(_mapping((result or {}).get("config"))),
+            medians={str(k): number(v) for k, v in _mapping(raw.get("median")).items()},
+            samples={str(k): [float(x) for x in v if number(x) is not None]
+                     for k, v in _mapping(raw.get("samples")).items() if isinstance(v, list)},
+            checks=_checks(raw.get("checks")),
+            comparisons=_checks(raw.get("comparisons")),
+            compared_to=raw.get("compared_to") if isinstance(raw.get("compared_to"), str) else None,
+            comparison_notes=[str(n) for n in raw.get("comparison_notes") or []],
+            quality=dict(_mapping(raw.get("quality"))),
+            output=output,
+            result=result,
+            folder=folder,
+        )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _checks(raw: Any) -> list[Check]:
+    return [Check.from_dict(c) for c in raw or [] if isinstance(c, Mapping) and c.get("name") and c.get("state")]
+
+
+def _clip(value: Any, limit: int = 60) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
