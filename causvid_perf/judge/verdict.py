@@ -133,7 +133,8 @@ class Check:
         values = {k: v for k, v in data.items() if k in known}
         values["baseline_kind"] = data.get("kind", data.get("baseline_kind"))
         values.setdefault("value", None)
-        values["unit"] = values.get("unit") or unit(str(data["name"]))
+        if "unit" not in data:  # written before checks carried their unit
+            values["unit"] = unit(str(data["name"]))
         values["note"] = values.get("note") or ""
         return cls(**values)
 

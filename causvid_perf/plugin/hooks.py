@@ -44,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    _pin_gpu_for_xdist_worker()
+    pin_gpu_for_xdist_worker()
     # pytest-benchmark's clock reads no CUDA state; the perf cases need it synchronised. Set through
     # its public option, so a user's own --benchmark-timer still wins.
     if getattr(config.option, "benchmark_timer", None) == _DEFAULT_TIMER:
@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--require-gpu: {reason}; this runner must not go green by skipping")
 
 
-def _pin_gpu_for_xdist_worker() -> None:
+def pin_gpu_for_xdist_worker() -> None:
     """One GPU per xdist worker, chosen before CUDA starts; respects an outer CUDA_VISIBLE_DEVICES."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker.startswith("gw") or os.environ.get("CAUSVID_PERF_PINNED"):

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from causvid_perf.errors import CompareToError, HistoryError
+from causvid_perf.judge.previous import OUTPUT_CHECK, Observation, judge
 from causvid_perf.judge.verdict import PASS, PREVIOUS, REGRESSION
+from causvid_perf.records.case import FRAMES, CaseRecord
+from causvid_perf.records.history import Session, group_runs, load_session, new_session, write_session
+from causvid_perf.records.lookup import find_run
 from causvid_perf.records.outputs import case_quality, save_case_output
-from causvid_perf.judge.previous import OUTPUT_CHECK, CurrentCase, PreviousCase, judge, load_previous
-from causvid_perf.errors import CompareToError
-from causvid_perf.records.history import group_runs, load_session, new_session, write_session
-from causvid_perf.errors import HistoryError
 
 CONFIG = {"seed": 0, "prompt": "a cat", "negative_prompt": "", "height": 32, "width": 32, "frames": 9,
           "sampler": "unipc"}
@@ -24,17 +25,15 @@ def video(seed: int = 0, frames: int = 9) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (frames, 32, 32, 3), dtype=np.uint8)
 
 
-def session(worker: str, run_id: str | None, cases: list[dict], created: str = "2026-11-22T10:00:00+00:00"):
+def session(worker: str, run_id: str | None, cases: list[CaseRecord],
+            created: str = "2026-11-22T10:00:00+00:00") -> Session:
     data = new_session({"gpu": None}, worker=worker, commit="abc", run_id=run_id or "x")
-    if run_id is None:
-        del data["run_id"]
-    data["created"] = created
-    data["cases"] = cases
+    data.run_id, data.created, data.cases = run_id, created, cases
     return data
 
 
-def case(case_id: str, sampling: float, **extra) -> dict:
-    return {"id": case_id, "median": {"sampling_s": sampling}, "samples": {}, "result": {"config": CONFIG}, **extra}
+def case(case_id: str, sampling: float) -> CaseRecord:
+    return CaseRecord(case_id, medians={"sampling_s": sampling}, config=dict(CONFIG))
 
 
 # -- history: runs, workers, damaged files --------------------------------------------------------
@@ -46,25 +45,25 @@ def test_xdist_files_of_one_run_group_by_run_id_and_older_files_by_time():
               session("gw1", None, [], "2026-11-22T11:00:30+00:00"),
               session("gw0", None, [], "2026-11-22T11:01:00+00:00")]  # gw0 again: a new run
     groups = group_runs(one + two + legacy)
-    assert [[s["worker"] for s in g] for g in groups] == [["gw0", "gw1"], ["gw0"], ["gw0", "gw1"], ["gw0"]]
+    assert [[s.worker for s in g] for g in groups] == [["gw0", "gw1"], ["gw0"], ["gw0", "gw1"], ["gw0"]]
 
 
 def test_latest_takes_every_worker_file_of_the_newest_run_and_skips_this_run(tmp_path):
     write_session(tmp_path, session("main", "old", [case("a", 9.0)], "2026-11-21T10:00:00+00:00"))
     write_session(tmp_path, session("gw0", "new", [case("a", 1.0)]))
     write_session(tmp_path, session("gw1", "new", [case("b", 2.0)]))
-    previous = load_previous("latest", tmp_path)
+    previous = find_run("latest", tmp_path)
     assert {k: c.medians["sampling_s"] for k, c in previous.cases.items()} == {"a": 1.0, "b": 2.0}
     # A worker of the run "new" itself compares with the run before it.
-    assert load_previous("latest", tmp_path, exclude_run_id="new").cases["a"].medians["sampling_s"] == 9.0
-    assert load_previous("latest", tmp_path / "empty") is None
+    assert find_run("latest", tmp_path, exclude_run_id="new").cases["a"].medians["sampling_s"] == 9.0
+    assert find_run("latest", tmp_path / "empty") is None
 
 
 def test_one_session_file_brings_its_run_siblings(tmp_path):
     first = write_session(tmp_path, session("gw0", "r", [case("a", 1.0)]))
     write_session(tmp_path, session("gw1", "r", [case("b", 2.0)]))
     write_session(tmp_path, session("main", "other", [case("c", 3.0)]))
-    assert set(load_previous(str(first), tmp_path / "unused").cases) == {"a", "b"}
+    assert set(find_run(str(first), tmp_path / "unused").cases) == {"a", "b"}
 
 
 def test_a_pytest_benchmark_file_is_a_previous_run(tmp_path):
@@ -74,11 +73,11 @@ def test_a_pytest_benchmark_file_is_a_previous_run(tmp_path):
         "benchmarks": [{"name": "test_cpu_tiny_case[tiny-x]", "param": "tiny-x", "extra_info": {
             "case_id": "tiny-x", "sampling_s": 0.5, "s_per_it": 0.1, "samples": {"s_per_it": [0.1, 0.1]},
             "quality": {"flicker_score": 0.01}, "config": CONFIG, "output_frames": str(tmp_path / "f.npz")}}]}))
-    previous = load_previous(str(path), tmp_path)
-    assert previous.label == "pytest-benchmark run 0123456789ab of 2026-11-22T10:00:00"
+    previous = find_run(str(path), tmp_path)
+    assert previous.title == "pytest-benchmark run 0123456789ab of 2026-11-22T10:00:00"
     got = previous.cases["tiny-x"]
     assert got.medians["sampling_s"] == 0.5 and got.samples == {"s_per_it": [0.1, 0.1]}
-    assert got.quality == {"flicker_score": 0.01} and got.frames_path == tmp_path / "f.npz"
+    assert got.quality == {"flicker_score": 0.01} and got.output_path(FRAMES) == tmp_path / "f.npz"
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -92,29 +91,29 @@ def test_damaged_or_foreign_files_give_one_line_errors(tmp_path, content, expect
     with pytest.raises(HistoryError, match=expected):
         load_session(path)
     with pytest.raises(CompareToError, match=expected) as info:
-        load_previous(str(path), tmp_path)
+        find_run(str(path), tmp_path)
     assert "\n" not in str(info.value)
 
 
 def test_a_missing_path_names_what_compare_to_takes(tmp_path):
     with pytest.raises(CompareToError, match="no such file or folder; give 'latest', a history folder"):
-        load_previous(str(tmp_path / "nope.json"), tmp_path)
+        find_run(str(tmp_path / "nope.json"), tmp_path)
 
 
 # -- judging ---------------------------------------------------------------------------------------
 
-def current(samples: dict | None = None, medians: dict | None = None, frames=None, **config) -> CurrentCase:
+def current(samples: dict | None = None, medians: dict | None = None, frames=None, **config) -> Observation:
     frames = video() if frames is None else frames
-    return CurrentCase(medians or {}, samples or {}, case_quality(frames), {**CONFIG, **config}, frames)
+    return Observation(medians or {}, samples or {}, case_quality(frames), {**CONFIG, **config}, frames=frames)
 
 
 def previous_case(tmp_path: Path | None = None, samples: dict | None = None, medians: dict | None = None,
-                  frames=None) -> PreviousCase:
+                  frames=None) -> Observation:
     frames = video() if frames is None else frames
     path = None
     if tmp_path is not None:
-        path = tmp_path / save_case_output(tmp_path, "run", "case", frames, {"date": "x"})["frames"]
-    return PreviousCase("case", medians or {}, samples or {}, case_quality(frames), dict(CONFIG), path)
+        path = tmp_path / save_case_output(tmp_path, "run", "case", frames, {"date": "x"})[FRAMES]
+    return Observation(medians or {}, samples or {}, case_quality(frames), dict(CONFIG), frames_path=path)
 
 
 def by_name(checks):
@@ -175,6 +174,7 @@ def test_another_video_is_not_compared_on_quality_and_says_why(tmp_path):
 
 def test_missing_previous_frames_are_a_note_not_a_crash(tmp_path):
     old = previous_case(tmp_path)
+    assert old.frames_path is not None
     old.frames_path.unlink()
     checks, notes = judge(current(), old, "cpu")
     assert OUTPUT_CHECK not in by_name(checks) and "previous frames" in notes[0] and "missing" in notes[0]
