@@ -12,6 +12,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from causvid_perf.torch_state import torch_threads
+
 # "ci" (chosen when CI is set): fewer examples, no per-example deadline, because a loaded 2-core
 # runner stalls single examples for seconds; "dev" keeps hypothesis' defaults otherwise.
 settings.register_profile("ci", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -24,7 +26,5 @@ def one_cpu_thread():
     """Tiny models gain nothing from more threads. On a busy 2-core machine each parallel region
     waits for a descheduled OpenMP thread, and a 2 ms step becomes 2 or 10 ms at random (measured
     in the A/B tests): noise that swamps the effects the tests check."""
-    from causvid_perf.plugin.engine import torch_threads
-
     with torch_threads(1):
         yield

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from causvid_perf.errors import ConfigError
-
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from causvid_perf.errors import ConfigError
 from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, WEIGHT_SOURCES, ModelSpec
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
@@ -49,16 +50,16 @@ class RunConfig:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_profile(cls, name: str, **overrides: Any) -> "RunConfig":
+    def from_profile(cls, name: str, **overrides: Any) -> RunConfig:
         if name not in PROFILES:
             raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
         values = {**PROFILES[name], **{k: v for k, v in overrides.items() if v is not None}}
         return cls(**values).normalised()
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes).normalised()
 
-    def normalised(self) -> "RunConfig":
+    def normalised(self) -> RunConfig:
         """Canonical field types: memory as a sorted tuple of flags, timesteps as a tuple."""
         memory = self.memory
         if isinstance(memory, str):
@@ -73,7 +74,7 @@ class RunConfig:
             raise ConfigError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
         return MODELS[self.model]
 
-    def resolved(self, device: str | None = None) -> "RunConfig":
+    def resolved(self, device: str | None = None) -> RunConfig:
         """Fills model defaults and concrete device/dtype. Weights stay as given ("auto" is
         decided by the loader, which knows whether pretrained files exist)."""
         spec = self.spec
@@ -135,7 +136,7 @@ class RunConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -149,11 +150,11 @@ class RunConfig:
 
     # -- validation ---------------------------------------------------------------------------
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Raises ConfigError with a one-line message naming the fix; returns self when valid."""
         if isinstance(self.memory, str):
             return self.normalised().validate()
-        self.spec  # unknown model
+        _ = self.spec  # raises for an unknown model
         if self.weights not in WEIGHT_SOURCES:
             raise ConfigError(f"unknown weights source {self.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
         _check_int("frames", self.frames)
@@ -207,8 +208,6 @@ class RunConfig:
         return self
 
     def _validate_for_device(self, device: str) -> None:
-        import torch
-
         if device.startswith("cuda"):
             if self.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
                 raise ConfigError("this GPU does not support bfloat16; use --dtype float16")
@@ -239,8 +238,6 @@ def known_sampler_or_raise(name: str) -> None:
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -322,7 +319,7 @@ def _split_top_level(text: str) -> list[str]:
 
 def _at_value_start(part: str) -> bool:
     """True when `part` is 'key=' so far (spaces allowed): where a quoted value may open."""
-    key, equals, value = part.partition("=")
+    _, equals, value = part.partition("=")
     return bool(equals) and not value.strip()
 
 

@@ -7,10 +7,10 @@ file in the destination's folder, fsync, then os.replace (a rename on one filesy
 from __future__ import annotations
 
 import contextlib
-import math
-import re
 import json
+import math
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = False,
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], object], *, binary: bool = False,
                  suffix: str = ".tmp") -> Path:
     """Calls write(handle) on a temp file next to path, then renames it over path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
+        handle: IO[Any]
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

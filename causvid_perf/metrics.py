@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+GIB = 2**30  # bytes in a GiB, the unit of every memory metric
+GB = 1e9  # bytes in a (decimal) GB, the unit the study states VRAM in
+
 LOWER_IS_BETTER = "lower_is_better"
 HIGHER_IS_BETTER = "higher_is_better"
 DIRECTIONS = (LOWER_IS_BETTER, HIGHER_IS_BETTER)

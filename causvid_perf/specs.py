@@ -31,20 +31,10 @@ TRANSFORMER_FULL: dict[str, dict[str, Any]] = {
 
 # Tiny sizes: diffusers' test components. The 14b stand-in has one more layer so that the two
 # families stay distinguishable in results, while both run in well under a second on CPU.
+# diffusers' tests use rope_max_seq_len 32, which limits frames to 256 px; the full models' 1024
+# costs nothing at this size.
 _TRANSFORMER_TINY_COMMON: dict[str, Any] = {
-    "patch_size": (1, 2, 2),
-    "num_attention_heads": 2,
-    "attention_head_dim": 12,
-    "in_channels": 16,
-    "out_channels": 16,
-    "text_dim": 32,
-    "freq_dim": 256,
-    "ffn_dim": 32,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
-    # diffusers' tests use 32, which limits frames to 256 px; 1024 costs nothing at this size.
-    "rope_max_seq_len": 1024,
+    **_TRANSFORMER_COMMON, "num_attention_heads": 2, "attention_head_dim": 12, "text_dim": 32, "ffn_dim": 32,
 }
 TRANSFORMER_TINY: dict[str, dict[str, Any]] = {
     "1.3b": {**_TRANSFORMER_TINY_COMMON, "num_layers": 2},

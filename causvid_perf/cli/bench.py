@@ -11,7 +11,9 @@ from causvid_perf.cli.options import add_run_options, config_from_args, on_gpu
 from causvid_perf.cli.output import log, render_table, result_table
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
+from causvid_perf.experiments.bench import bench_defaults, measure, summary_rows, teacher_config
 from causvid_perf.files import write_json_atomic
+from causvid_perf.quality.media import save_mp4
 
 
 def add_parser(sub: Any) -> None:
@@ -29,8 +31,6 @@ def add_parser(sub: Any) -> None:
 
 def bench_configs(args: argparse.Namespace) -> tuple[RunConfig, RunConfig]:
     """(student, teacher): same size, seed, dtype and memory recipe; each its own steps and cfg."""
-    from causvid_perf.experiments.bench import bench_defaults, teacher_config
-
     gpu = on_gpu(args)
     family = args.family or ("14b" if gpu else "1.3b")
     student = config_from_args(args, **bench_defaults(family, gpu))
@@ -38,8 +38,6 @@ def bench_configs(args: argparse.Namespace) -> tuple[RunConfig, RunConfig]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from causvid_perf.experiments.bench import measure, summary_rows
-
     student_config, teacher_config = bench_configs(args)
     out = Path(args.out or f"causvid-perf-out/bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
     results = {}
@@ -62,11 +60,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _save_videos(results: dict[str, Any], out: Path) -> None:
-    try:
-        from causvid_perf.quality.media import save_mp4
-    except ImportError as exc:  # imageio-ffmpeg missing: the numbers still count
-        log(f"no mp4 written ({exc}); pip install imageio-ffmpeg")
-        return
     for name, result in results.items():
         if result.frames is not None:
             path = save_mp4(result.frames, out / f"{name.split()[-1]}.mp4")

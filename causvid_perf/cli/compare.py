@@ -1,8 +1,9 @@
-"""`causvid-perf compare`: judge a change A -> B (a sampler, any RunConfig field) with interleaved rounds.
+"""Runs A and B in interleaved ABBA rounds on the same seeds and judges per-step time, sampling time,
+prompt-to-output and peak VRAM (ratio of medians, 95 %% bootstrap CI, Mann-Whitney p).
 
-Exit codes (errors.ExitCode): 0 no regression; 1 B is significantly slower than A beyond
-``--threshold`` in per-step or sampling time, or uses more peak memory beyond ``--memory-tolerance``;
-2 bad input; 3 an output holds NaN/Inf; 4 CUDA out of memory.
+Exit codes: 0 no regression; 1 B is significantly slower than A beyond --threshold in per-step or
+sampling time, or uses more peak memory beyond --memory-tolerance; 2 bad input; 3 an output holds
+NaN/Inf; 4 CUDA out of memory.
 """
 
 from __future__ import annotations
@@ -10,46 +11,37 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_run_options, config_from_args, tiny_defaults_if_cpu
-from causvid_perf.cli.output import log, quiet_or_log
+from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, run_config
+from causvid_perf.cli.output import emit_report, log, quiet_or_log
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options, check_samplers, check_slowdown, load_for_ab, run_ab
 
+HELP = "judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds"
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    compare = sub.add_parser(
-        "compare", help="judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds",
-        description="Runs A and B in interleaved ABBA rounds on the same seeds and judges per-step time, "
-                    "sampling time, prompt-to-output and peak VRAM (ratio of medians, 95 %% bootstrap CI, "
-                    "Mann-Whitney p). Exit 1 on a significant regression beyond the thresholds.",
-    )
-    add_run_options(compare)
+    compare = add_run_subcommand(sub, "compare", HELP, __doc__)
     compare.add_argument("--a", default="", metavar="K=V,...",
                          help="overrides for side A on top of the options, e.g. sampler=unipc")
     compare.add_argument("--b", default="", metavar="K=V,...",
                          help="overrides for side B, e.g. sampler=euler,shift=8 (any RunConfig field)")
     compare.add_argument("--aa", action="store_true",
                          help="A/A: compare A with itself to measure noise and the detectable effect")
-    compare.add_argument("--rounds", type=int, default=6, help="measured runs per side (default 6)")
-    compare.add_argument("--threshold", type=float, default=0.03,
-                         help="tolerated slowdown in per-step / sampling time (default 0.03 = 3 %%)")
+    add_gate_options(compare, "measured runs per side (default 6)")
     compare.add_argument("--memory-tolerance", type=float, default=0.05,
                          help="tolerated increase of peak VRAM (default 0.05 = 5 %%)")
-    compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     compare.add_argument("--slowdown-b", type=float, default=1.0, metavar="FACTOR",
                          help="makes B's every transformer forward FACTOR times slower (e.g. 1.05), to check "
                               "the gate catches a known regression on this machine (default 1: none)")
-    compare.add_argument("--markdown", metavar="PATH", help="also write the markdown report here")
-    compare.add_argument("--json", metavar="PATH", help="write the full report (all samples) as JSON here")
-    compare.add_argument("--quiet", action="store_true", help="no progress output")
+    add_report_options(compare, "write the full report (all samples) as JSON here")
     compare.set_defaults(func=cmd_compare)
     return compare
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, bool]:
     """(config_a, config_b, aa) from the options plus the --a / --b overrides, validated."""
-    base = config_from_args(args, **tiny_defaults_if_cpu(args))
+    base = run_config(args)
     config_a = base.replace(**parse_overrides(args.a)).validate()
     if args.aa:
         if args.b.strip():
@@ -74,9 +66,5 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     memory_tolerance=args.memory_tolerance, alpha=args.alpha, aa=aa, progress=progress,
                     slowdown_b=args.slowdown_b)
     report.overrides = {"a": args.a, "b": args.b}
-    print(report.to_markdown(), flush=True)
-    if args.markdown:
-        log(f"wrote {report.write_markdown(args.markdown)}")
-    if args.json:
-        log(f"wrote {report.write_json(args.json)}")
+    emit_report(report, args.markdown, args.json)
     return report.exit_code

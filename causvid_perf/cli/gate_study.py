@@ -1,4 +1,8 @@
-"""`causvid-perf gate-study`: the compare gate's A/A false-alarm rate and its detection rate of injected slowdowns."""
+"""Runs repeated A/A comparisons (false alarms) and comparisons with B's transformer slowed on purpose
+(detection rate per rounds value) on one loaded pipeline, as `compare` would judge them.
+
+Exit 0 when the study ran, 2 on bad input.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,21 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from causvid_perf.cli.options import add_run_options, config_from_args, tiny_defaults_if_cpu
-from causvid_perf.cli.output import log, quiet_or_log
+from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, run_config
+from causvid_perf.cli.output import emit_report, quiet_or_log
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.ab import check_samplers
 from causvid_perf.experiments.gate_study import run_gate_study
 from causvid_perf.experiments.gate_study_result import StudyPlan, parse_rounds_grid, parse_slowdowns
 from causvid_perf.pipeline.loading import load_pipeline
 
+HELP = "A/A false-alarm rate and detection rate of injected slowdowns of the compare gate"
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    study = sub.add_parser(
-        "gate-study", help="A/A false-alarm rate and detection rate of injected slowdowns of the compare gate",
-        description="Runs repeated A/A comparisons (false alarms) and comparisons with B's transformer slowed "
-                    "on purpose (detection rate per rounds value) on one loaded pipeline, as `compare` "
-                    "would judge them. Exit 0 when the study ran, 2 on bad input.",
-    )
-    add_run_options(study)
+    study = add_run_subcommand(sub, "gate-study", HELP, __doc__)
     study.add_argument("--aa-repeats", type=int, default=10, help="A/A comparisons (default 10)")
-    study.add_argument("--rounds", type=int, default=6, help="rounds per side of each A/A comparison (default 6)")
+    add_gate_options(study, "rounds per side of each A/A comparison (default 6)")
     study.add_argument("--slowdowns", default="0.05,0.03", metavar="FRACTIONS",
                        help="injected slowdowns of B, comma-separated (default 0.05,0.03 = +5 %% and +3 %%)")
     study.add_argument("--rounds-grid", default="6,10,16", metavar="N,N,...",
@@ -34,14 +34,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     study.add_argument("--target", type=float, default=0.8,
                        help="detection rate that counts as enough rounds; larger values are then skipped "
                             "(default 0.8)")
-    study.add_argument("--threshold", type=float, default=0.03,
-                       help="tolerated slowdown of the gate (default 0.03 = 3 %%)")
-    study.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    study.add_argument("--markdown", metavar="PATH", help="also write the markdown summary here")
-    study.add_argument("--json", metavar="PATH",
-                       help="write the full study (every comparison) as JSON here; kept current after every "
-                            "comparison (\"complete\": false until the end), so a killed study leaves its data")
-    study.add_argument("--quiet", action="store_true", help="no progress output")
+    add_report_options(study, "write the full study (every comparison) as JSON here; kept current after every "
+                              "comparison (\"complete\": false until the end), so a killed study leaves its data")
     study.set_defaults(func=cmd_gate_study)
     return study
 
@@ -55,7 +49,7 @@ def plan_from_args(args: argparse.Namespace) -> StudyPlan:
 def cmd_gate_study(args: argparse.Namespace) -> int:
     progress = quiet_or_log(args.quiet)
     plan = plan_from_args(args)
-    config = config_from_args(args, **tiny_defaults_if_cpu(args)).validate()
+    config = run_config(args).validate()
     check_samplers(config)
     progress(plan.estimate())
     progress(f"loading {config.model} ({config.weights} weights) ...")
@@ -63,9 +57,5 @@ def cmd_gate_study(args: argparse.Namespace) -> int:
     progress(f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}")
     study = run_gate_study(loaded, config, **asdict(plan), progress=progress,
                            on_partial=(lambda partial: partial.write_json(args.json)) if args.json else None)
-    print(study.to_markdown(), flush=True)
-    if args.markdown:
-        log(f"wrote {study.write_markdown(args.markdown)}")
-    if args.json:
-        log(f"wrote {study.write_json(args.json)}")
+    emit_report(study, args.markdown, args.json)
     return ExitCode.OK

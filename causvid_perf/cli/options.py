@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import torch
+
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
@@ -38,6 +40,14 @@ def add_run_options(parser: argparse.ArgumentParser, *, model: bool = True) -> N
     group.add_argument("--prompt")
 
 
+def add_run_subcommand(sub: Any, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand that measures runs: its parser, with the run configuration options."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description or help,
+                                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_options(parser)
+    return parser
+
+
 def config_from_args(args: argparse.Namespace, **defaults: Any) -> RunConfig:
     """RunConfig from CLI options. Precedence: explicit options > --profile > subcommand defaults."""
     values: dict[str, Any] = dict(defaults)
@@ -52,17 +62,33 @@ def config_from_args(args: argparse.Namespace, **defaults: Any) -> RunConfig:
     return RunConfig(**values).normalised()
 
 
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run the options ask for; on CPU, with no size given, the tiny profile's."""
+    return config_from_args(args, **tiny_defaults_if_cpu(args))
+
+
 def on_gpu(args: argparse.Namespace) -> bool:
     """Whether the command will run on a CUDA GPU: one is visible and --device does not say cpu."""
-    import torch
-
     return torch.cuda.is_available() and not (getattr(args, "device", None) or "").startswith("cpu")
 
 
 def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
     """Without a GPU, and with no size asked for, runs use the tiny profile."""
-    import torch
-
     if torch.cuda.is_available() or (args.device or "").startswith("cuda"):
         return {}
     return dict(PROFILES["tiny"])
+
+
+def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str) -> None:
+    """The options of an A/B gate: rounds per side, the tolerated slowdown and the significance level."""
+    parser.add_argument("--rounds", type=int, default=6, help=rounds_help)
+    parser.add_argument("--threshold", type=float, default=0.03,
+                        help="tolerated slowdown in per-step / sampling time (default 0.03 = 3 %%)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+
+
+def add_report_options(parser: argparse.ArgumentParser, json_help: str) -> None:
+    """Where an experiment's report goes (stdout always gets the markdown) and --quiet."""
+    parser.add_argument("--markdown", metavar="PATH", help="also write the markdown report here")
+    parser.add_argument("--json", metavar="PATH", help=json_help)
+    parser.add_argument("--quiet", action="store_true", help="no progress output")

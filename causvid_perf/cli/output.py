@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from causvid_perf import fmt
 from causvid_perf.metrics import METRICS, RUN_METRICS
@@ -23,7 +24,7 @@ def quiet_or_log(quiet: bool) -> Any:
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[fmt.fixed(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -39,3 +40,18 @@ def result_table(results: Mapping[str, RunResult]) -> str:
     rows.append(["output shape"] + ["x".join(map(str, r.output.shape)) for r in results.values()])
     rows.append(["finite"] + [r.output.finite for r in results.values()])
     return render_table(["metric", *results], rows)
+
+
+class Report(Protocol):
+    def to_markdown(self) -> str: ...
+    def write_markdown(self, path: str) -> Path: ...
+    def write_json(self, path: str) -> Path: ...
+
+
+def emit_report(report: Report, markdown: str | None, json: str | None) -> None:
+    """An experiment's markdown on stdout, and into the files --markdown and --json name."""
+    print(report.to_markdown(), flush=True)
+    if markdown:
+        log(f"wrote {report.write_markdown(markdown)}")
+    if json:
+        log(f"wrote {report.write_json(json)}")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_run_options, config_from_args, tiny_defaults_if_cpu
+from causvid_perf.cli.options import add_run_subcommand, run_config
 from causvid_perf.cli.output import log, result_table
 from causvid_perf.errors import ExitCode
+from causvid_perf.measure.runner import run_case, run_continuous
+from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.quality.media import save_mp4
 
 
 def add_parser(sub: Any) -> None:
-    run = sub.add_parser("run", help="measure one run stage by stage")
-    add_run_options(run)
+    run = add_run_subcommand(sub, "run", "measure one run stage by stage")
     run.add_argument("--videos", type=int, default=1, help="continuous generation: K videos back to back")
     run.add_argument("--json", help="write the RunResult JSON here")
     run.add_argument("--mp4", help="save the video here")
@@ -21,10 +23,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from causvid_perf.measure.runner import run_case, run_continuous
-    from causvid_perf.pipeline.loading import load_pipeline
-
-    config = config_from_args(args, **tiny_defaults_if_cpu(args)).validate()
+    config = run_config(args).validate()
     log(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir, progress=not args.quiet)
     log(f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}, "
@@ -41,9 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{c['s_per_video']:.2f} s per video")
     if args.json:
         log(f"wrote {result.save_json(args.json)}")
-    if args.mp4:
-        from causvid_perf.quality.media import save_mp4
-
+    if args.mp4 and result.frames is not None:
         log(f"wrote {save_mp4(result.frames, args.mp4)}")
     if not result.output.finite:
         log(f"error: output holds {result.output.nan_count} NaN and {result.output.inf_count} Inf values; "

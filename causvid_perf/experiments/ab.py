@@ -1,7 +1,7 @@
 """A/B of two run configurations on loaded pipelines: interleaved rounds, statistics, output agreement.
 
 One warm-up run of each side (excluded), then ``rounds`` runs of each side in ABBA order
-(:func:`causvid_perf.judge.stats.abba_order`); the k-th run of A and the k-th run of B use the same
+(:func:`causvid_perf.judge.power.abba_order`); the k-th run of A and the k-th run of B use the same
 seed (base seed + k), so their outputs can be compared frame by frame. Each metric is judged with
 :func:`causvid_perf.judge.stats.compare_samples` (ratio of medians B/A, bootstrap CI, Mann-Whitney p).
 The result is an :class:`~causvid_perf.experiments.ab_report.ABReport`; `causvid-perf compare` is its
@@ -35,14 +35,14 @@ from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_report import AB_METRICS, MDE_EFFECT, ABReport, metric_kind
-from causvid_perf.judge import stats
-from causvid_perf.measure.instruments import torch_threads
+from causvid_perf.judge import power, stats
 from causvid_perf.measure.runner import case_config, run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.quality.scores import psnr_per_frame, ssim_per_frame
 from causvid_perf.records.result import RunResult
+from causvid_perf.torch_state import torch_threads
 
 Loaded = Any  # a LoadedPipeline, or anything with a resolved ``.config`` (tests)
 RunFn = Callable[..., RunResult]  # run_case's signature: (loaded, config, *, include_load, keep_frames)
@@ -142,7 +142,7 @@ def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = 
     progress = progress or (lambda message: None)
     sides = {"A": (loaded_a, config_a), "B": (loaded_b, config_b)}
 
-    order = stats.abba_order(rounds)
+    order = power.abba_order(rounds)
     with _injected_slowdown(loaded_b, config_b, slowdown_b) as injector:
         measure = _side_runner(run, sides, injector)
         warmups = _warmups(measure, sides, progress) if warmup else []
@@ -167,7 +167,7 @@ def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = 
             a, b, metric=key, threshold=memory_tolerance if kind == "memory" else threshold, alpha=alpha,
             n_resamples=n_resamples, time_metric=kind == "time",
         )
-    if not (loaded_a is loaded_b) and config_a.device.startswith("cuda"):
+    if loaded_a is not loaded_b and config_a.device.startswith("cuda"):
         notes.append("A and B use separate pipelines, both resident on the GPU: each side's peak VRAM includes "
                      "the other side's weights, so the memory row shows working-memory differences only")
     if rounds < stats.minimum_rounds(alpha):
@@ -281,14 +281,14 @@ def _noise(samples: dict[str, dict[str, list[float]]], rounds: int, alpha: float
     noise = {}
     for key in comparisons:
         a, b = samples["A"][key], samples["B"][key]
-        cv = stats.relative_noise(a, b)
-        mde = stats.minimum_detectable_effect(a, b, alpha=alpha, rounds=rounds)
+        cv = power.relative_noise(a, b)
+        mde = power.minimum_detectable_effect(a, b, alpha=alpha, rounds=rounds)
         noise[key] = {
             "relative_noise": cv,
             "mde": None if math.isinf(mde) else mde,
             "rounds": rounds,
             "effect": MDE_EFFECT,
-            "rounds_needed": stats.rounds_needed(cv, MDE_EFFECT, alpha=alpha),
+            "rounds_needed": power.rounds_needed(cv, MDE_EFFECT, alpha=alpha),
         }
     return noise
 

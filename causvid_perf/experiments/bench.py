@@ -11,6 +11,8 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import StageOOMError
 from causvid_perf.measure.runner import run_case, run_continuous
@@ -60,8 +62,6 @@ def measure(config: RunConfig, *, models_dir: str | None = None, videos: int = 1
 
 
 def _free_device() -> None:
-    import torch
-
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -29,8 +29,14 @@ from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.experiments.ab import RunFn, run_ab
 from causvid_perf.experiments.ab_report import ABReport
-from causvid_perf.experiments.gate_study_result import (SEED_STRIDE, TIME_GATED, Cell, GateStudy,
-                                                        StudyPlan, runs_per_comparison)
+from causvid_perf.experiments.gate_study_result import (
+    SEED_STRIDE,
+    TIME_GATED,
+    Cell,
+    GateStudy,
+    StudyPlan,
+    runs_per_comparison,
+)
 from causvid_perf.measure.runner import case_config
 
 Progress = Callable[[str], None]
@@ -88,7 +94,7 @@ def run_gate_study(loaded: Any, config: RunConfig | None = None, *, aa_repeats: 
                    slowdowns: Sequence[float] = (0.05, 0.03), rounds_grid: Sequence[int] = (6, 10, 16),
                    repeats: int = 10, target: float = 0.8, threshold: float = 0.03, alpha: float = 0.05,
                    n_resamples: int = 9999, progress: Progress | None = None, run: RunFn | None = None,
-                   on_partial: Callable[[GateStudy], None] | None = None) -> GateStudy:
+                   on_partial: Callable[[GateStudy], object] | None = None) -> GateStudy:
     """Runs the A/A comparisons, then the injected-slowdown grid, on one loaded pipeline.
 
     ``run`` replaces :func:`causvid_perf.measure.runner.run_case` (tests); with an injected slowdown B's
@@ -112,7 +118,7 @@ class _StudyRun:
 
     def __init__(self, loaded: Any, config: RunConfig, plan: StudyPlan, *, n_resamples: int,
                  run: RunFn | None, progress: Progress | None,
-                 on_partial: Callable[[GateStudy], None] | None):
+                 on_partial: Callable[[GateStudy], object] | None):
         self.loaded, self.config, self.plan, self.n_resamples, self.run = loaded, config, plan, n_resamples, run
         self.tracker = _Tracker(plan.aa_runs() + plan.detection_runs(), progress or (lambda message: None))
         self.on_partial = on_partial or (lambda study: None)

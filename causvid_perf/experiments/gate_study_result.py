@@ -19,7 +19,7 @@ from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options
 from causvid_perf.experiments.ab_report import metric_label
 from causvid_perf.files import json_safe, write_json_atomic, write_text_atomic
-from causvid_perf.judge import stats
+from causvid_perf.judge import power
 from causvid_perf.judge.stats import NO_CHANGE, SLOWER
 
 GATE_STUDY_SCHEMA_ID = "causvid-perf/gate-study"
@@ -45,7 +45,7 @@ class StudyPlan:
     threshold: float = 0.03
     alpha: float = 0.05
 
-    def checked(self) -> "StudyPlan":
+    def checked(self) -> StudyPlan:
         _check_count("--aa-repeats", self.aa_repeats, "the A/A comparisons to run, e.g. 10")
         _check_count("--repeats", self.repeats, "the comparisons per slowdown and rounds value, e.g. 10")
         check_gate_options(self.rounds, self.threshold, 0.05, self.alpha)
@@ -190,9 +190,9 @@ class GateStudy:
         return pooled
 
     def predicted_rounds(self, slowdown: float) -> int | None:
-        """stats.rounds_needed at the pooled per-step noise (80 % power), None without a noise figure."""
+        """power.rounds_needed at the pooled per-step noise (80 % power), None without a noise figure."""
         cv = self.relative_noise.get(DETECTION_METRIC)
-        return None if cv is None else stats.rounds_needed(cv, slowdown, alpha=self.plan.alpha)
+        return None if cv is None else power.rounds_needed(cv, slowdown, alpha=self.plan.alpha)
 
     # -- detection ----------------------------------------------------------------------------------
 
@@ -269,7 +269,7 @@ class GateStudy:
         predicted = [f"+{fmt.percent(s)}: {self.predicted_rounds(s)}" for s in self.plan.slowdowns
                      if self.predicted_rounds(s) is not None]
         if predicted:
-            lines += ["", "Rounds per side predicted from this noise for 80 % power (stats.rounds_needed): "
+            lines += ["", "Rounds per side predicted from this noise for 80 % power (power.rounds_needed): "
                       + ", ".join(predicted) + "."]
         return lines
 

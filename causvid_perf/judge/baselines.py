@@ -58,10 +58,9 @@ def normalize_key(key: Mapping[str, Any]) -> dict[str, Any]:
 def _normalize_key_field(name: str, value: Any) -> Any:
     if name in _INT_KEY_FIELDS:
         # 480.0 from a JSON file or a numpy int are the same case as 480.
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            number = int(value)
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-            number = int(value)
+        whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
+        if whole:
+            number = int(float(value))
         else:
             raise BaselineError(
                 f"baseline key field {name} must be a whole number, got {value!r}; pass e.g. {name}=480"

@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def _reject_constant(name: str) -> Any:
 
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(definition: str | None = None) -> Draft202012Validator:
     """Validator for the whole document, or for one of the schema's $defs (e.g. "provenance")."""
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -199,8 +199,8 @@ class Diff:
         if self.old and self.old.kind == MEASURED:
             lines[0] += f" (previous: commit {self.old.provenance.get('commit')}, {self.old.provenance.get('date')})"
         for change in self.changes:
-            if change.status == "changed":
-                percent = f" ({(change.new - change.old) / abs(change.old) * 100:+.1f} %)" if change.old else ""
+            if change.status == "changed" and change.old is not None and change.new is not None:
+                percent = f" ({fmt.change((change.new - change.old) / abs(change.old))})" if change.old else ""
                 detail = f"{fmt.number(change.old, change.unit)} -> {fmt.number(change.new, change.unit)}{percent}"
             elif change.status == "removed":
                 detail = f"{fmt.number(change.old, change.unit)} (no longer recorded)"
@@ -290,21 +290,20 @@ def _metric_specs(
     for name, value in values.items():
         # Argument first, then the replaced entry's (possibly hand-tuned) setting, then the default.
         fallback = (previous.metrics.get(name) if previous else None) or default_for_metric(name)
+        pair: tuple[float, float] | None = None
         if tolerances and name in tolerances:
-            rel_tol, abs_tol = _tolerance_pair(name, tolerances[name])
+            pair = _tolerance_pair(name, tolerances[name])
         elif fallback:
-            rel_tol, abs_tol = fallback.rel_tol, fallback.abs_tol
-        else:
-            rel_tol = abs_tol = None
+            pair = (fallback.rel_tol, fallback.abs_tol)
         direction = (directions or {}).get(name, fallback.direction if fallback else None)
         unit = (units or {}).get(name, fallback.unit if fallback else None)
-        if rel_tol is None or direction is None or unit is None:
+        if pair is None or direction is None or unit is None:
             raise BaselineError(
                 f"metric {name} has no defaults; pass tolerances={{'{name}': (rel, abs)}}, "
                 f"directions={{'{name}': 'lower_is_better' or 'higher_is_better'}} and units={{'{name}': '...'}}"
             )
         try:
-            specs[name] = MetricSpec(value, rel_tol, abs_tol, direction, unit)
+            specs[name] = MetricSpec(value, *pair, direction, unit)
         except BaselineError as error:
             raise BaselineError(f"metric {name}: {error}") from None
     return specs

@@ -15,6 +15,7 @@ from causvid_perf.judge.baselines import baseline_key
 from causvid_perf.judge.baselines_file import Diff
 from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.verdict import PUBLISHED
+from causvid_perf.metrics import GB, GIB
 
 STUDY_SOURCE = ("CausVid (Wan 2.1 T2V-14B few-step student) on one NVIDIA H100 80GB HBM3, 832x480, 81 frames, "
                 "6 steps, guidance 1.0: 21 s sampling, 43 s prompt-to-output, ~22 s per video continuous, "
@@ -25,7 +26,7 @@ STUDY_METRICS = {
     "sampling_s": 21.0,
     "s_per_it": 21.0 / 6,
     "prompt_to_output_s": 43.0,
-    "peak_vram_device_gib": 21.56e9 / 2**30,
+    "peak_vram_device_gib": 21.56 * GB / GIB,
 }
 
 

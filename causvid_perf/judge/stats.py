@@ -12,7 +12,8 @@ independent samples with :func:`compare_samples`:
 
 Reference points: asv flags a change with Mann-Whitney U at p = 0.002 plus a factor 1.1;
 TorchBench uses a 7 % threshold. The default gate here is a 3 % change at alpha = 0.05;
-:func:`minimum_detectable_effect` and :func:`rounds_needed` tell how many rounds that needs for
+:func:`~causvid_perf.judge.power.minimum_detectable_effect` and :func:`~causvid_perf.judge.power.rounds_needed`
+tell how many rounds that needs for
 the noise actually observed.
 
 Verdict vocabulary
@@ -38,40 +39,18 @@ import inspect
 import math
 import numbers
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from scipy import stats as _st
 
-__all__ = [
-    "FASTER",
-    "SLOWER",
-    "LOWER",
-    "HIGHER",
-    "NO_CHANGE",
-    "VERDICTS",
-    "MW_ARE",
-    "Comparison",
-    "compare_samples",
-    "relative_noise",
-    "minimum_rounds",
-    "minimum_detectable_effect",
-    "rounds_needed",
-    "abba_order",
-]
+__all__ = ["FASTER", "HIGHER", "LOWER", "NO_CHANGE", "SLOWER", "VERDICTS", "Comparison", "as_samples", "check_fraction",
+           "compare_samples", "minimum_rounds"]
 
-FASTER = "faster"
-SLOWER = "slower"
-LOWER = "lower"
-HIGHER = "higher"
-NO_CHANGE = "no significant change"
-VERDICTS = (FASTER, SLOWER, LOWER, HIGHER, NO_CHANGE)
+VERDICTS = FASTER, SLOWER, LOWER, HIGHER, NO_CHANGE = ("faster", "slower", "lower", "higher", "no significant change")
 
-#: Asymptotic relative efficiency of the Mann-Whitney U test relative to the t test for normal
-#: data (3 / pi ~= 0.955): the rank test needs about pi / 3 times as many samples.
-MW_ARE = 3.0 / math.pi
 
 # scipy >= 1.15 takes ``rng=``; the older spelling ``random_state=`` serves scipy 1.11-1.14.
 _BOOTSTRAP_RNG_KW = "rng" if "rng" in inspect.signature(_st.bootstrap).parameters else "random_state"
@@ -152,13 +131,13 @@ class Comparison:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Comparison":
+    def from_dict(cls, d: dict[str, Any]) -> Comparison:
         """Inverse of :meth:`to_dict` (derived keys are ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _as_samples(x: Iterable[float], side: str, metric: str) -> np.ndarray:
+def as_samples(x: Iterable[float], side: str, metric: str) -> np.ndarray:
     label = f"metric {metric!r}: " if metric else ""
     if isinstance(x, Iterator):
         x = list(x)
@@ -179,7 +158,7 @@ def _as_samples(x: Iterable[float], side: str, metric: str) -> np.ndarray:
     return arr
 
 
-def _check_fraction(name: str, value: float) -> None:
+def check_fraction(name: str, value: float) -> None:
     if not (isinstance(value, numbers.Real) and 0.0 < float(value) < 1.0):
         raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
 
@@ -232,10 +211,10 @@ def compare_samples(
     :func:`minimum_rounds`): e.g. 3 rounds per side can never be significant at alpha = 0.05.
     """
     label = f"metric {metric!r}: " if metric else ""
-    _check_fraction("alpha", alpha)
-    _check_fraction("confidence", confidence)
-    xa = _as_samples(a, "a", metric)
-    xb = _as_samples(b, "b", metric)
+    check_fraction("alpha", alpha)
+    check_fraction("confidence", confidence)
+    xa = as_samples(a, "a", metric)
+    xb = as_samples(b, "b", metric)
     if xa.size < 2 or xb.size < 2:
         raise ValueError(
             f"{label}need at least 2 samples per side, got n_a={xa.size}, n_b={xb.size}; "
@@ -306,31 +285,6 @@ def compare_samples(
     )
 
 
-def relative_noise(a_samples: Iterable[float], b_samples: Iterable[float] | None = None) -> float:
-    """Relative noise of repeated measurements: the pooled coefficient of variation (0.01 = 1 %).
-
-    Computed on the log scale, where a relative spread is scale free: the standard deviation of
-    ``log(x)``, pooled over the sides given (each side centred on its own mean, so a real A/B
-    shift does not count as noise; ``ddof=1`` per side). For small spreads this equals the
-    coefficient of variation. It is deliberately not a robust (MAD) estimate: with the 5-20
-    rounds typical here the MAD is far more erratic and often much too small, which would make
-    :func:`minimum_detectable_effect` over-optimistic; outliers instead inflate this estimate,
-    the conservative direction.
-    """
-    sides = [_as_samples(a_samples, "a", "")]
-    if b_samples is not None:
-        sides.append(_as_samples(b_samples, "b", ""))
-    if any(s.size < 2 for s in sides):
-        raise ValueError(
-            f"need at least 2 samples per side to estimate noise, got {[s.size for s in sides]}; "
-            "run more rounds"
-        )
-    logs = [np.log(s) for s in sides]
-    ss = sum(float(np.sum((x - x.mean()) ** 2)) for x in logs)
-    dof = sum(x.size - 1 for x in logs)
-    return math.sqrt(ss / dof)
-
-
 def minimum_rounds(alpha: float = 0.05) -> int:
     """Smallest rounds per side at which a two-sided Mann-Whitney test can give p < alpha.
 
@@ -338,88 +292,10 @@ def minimum_rounds(alpha: float = 0.05) -> int:
     ``2 / C(2n, n)``; below this n no data can be significant. alpha = 0.05 -> 4,
     alpha = 0.002 (asv) -> 7.
     """
-    _check_fraction("alpha", alpha)
+    check_fraction("alpha", alpha)
     n = 2
     while 2.0 / math.comb(2 * n, n) >= alpha:
         n += 1
     return n
 
 
-def _z_sum(alpha: float, power: float) -> float:
-    _check_fraction("alpha", alpha)
-    _check_fraction("power", power)
-    return float(_st.norm.ppf(1.0 - alpha / 2.0) + _st.norm.ppf(power))
-
-
-def minimum_detectable_effect(
-    a_samples: Iterable[float],
-    b_samples: Iterable[float] | None = None,
-    *,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    rounds: int | None = None,
-) -> float:
-    """Approximate smallest relative change detectable with ``rounds`` rounds per side.
-
-    ``a_samples`` (and optionally ``b_samples``) are A/A-style repeated measurements used only to
-    estimate the noise ``s = relative_noise(a_samples, b_samples)``. ``rounds`` defaults to the
-    number of samples given (the smaller side when both are given). The formula is the normal
-    approximation of a two-sided two-sample test on log values, inflated for the Mann-Whitney
-    test's asymptotic relative efficiency ``MW_ARE = 3/pi`` against the t test::
-
-        d   = (z[1 - alpha/2] + z[power]) * s * sqrt(2 / (MW_ARE * rounds))
-        MDE = exp(d) - 1            # e.g. 0.03 = a 3 % slowdown
-
-    Returns ``math.inf`` when ``rounds < minimum_rounds(alpha)`` (no effect can be significant).
-    This is an approximation: it assumes roughly normal log-noise, ignores the bootstrap-CI part
-    of the verdict rule and is optimistic at very small n. Treat it as an order of magnitude,
-    and use :func:`rounds_needed` to size a run.
-    """
-    z = _z_sum(alpha, power)
-    xa = _as_samples(a_samples, "a", "")
-    xb = None if b_samples is None else _as_samples(b_samples, "b", "")
-    s = relative_noise(xa, xb)
-    if rounds is None:
-        rounds = xa.size if xb is None else min(xa.size, xb.size)
-    if not (isinstance(rounds, numbers.Integral) and not isinstance(rounds, bool) and rounds >= 1):
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-    if rounds < minimum_rounds(alpha):
-        return math.inf
-    return math.expm1(z * s * math.sqrt(2.0 / (MW_ARE * int(rounds))))
-
-
-def rounds_needed(cv: float, effect: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Approximate rounds per side needed to detect a relative change ``effect`` given noise ``cv``.
-
-    ``cv`` is the relative noise (e.g. from :func:`relative_noise`; 0.01 = 1 %) and ``effect``
-    the relative change to detect (0.03 = 3 %). Inverse of :func:`minimum_detectable_effect`::
-
-        n = ceil( 2 * (z[1 - alpha/2] + z[power])**2 * (cv / log(1 + effect))**2 / MW_ARE )
-
-    floored at :func:`minimum_rounds` ``(alpha)``, since fewer rounds can never be significant.
-    An approximation with the same caveats as :func:`minimum_detectable_effect`.
-    """
-    if not (isinstance(cv, numbers.Real) and math.isfinite(cv) and cv >= 0):
-        raise ValueError(f"cv must be a finite number >= 0, got {cv!r}")
-    if not (isinstance(effect, numbers.Real) and math.isfinite(effect) and effect > 0):
-        raise ValueError(f"effect must be a finite number > 0, got {effect!r}")
-    z = _z_sum(alpha, power)
-    n = 2.0 * z * z * (float(cv) / math.log1p(float(effect))) ** 2 / MW_ARE
-    # The small tolerance keeps round trips exact: rounds_needed(s, MDE(rounds=n)) == n.
-    return max(minimum_rounds(alpha), math.ceil(n - 1e-9))
-
-
-def abba_order(rounds: int) -> list[str]:
-    """Interleaved ABBA measurement order with each of ``"A"`` and ``"B"`` exactly ``rounds`` times.
-
-    The pattern A B B A repeats and is cut to ``2 * rounds`` entries: rounds=2 ->
-    ``["A", "B", "B", "A"]``, rounds=3 -> ``["A", "B", "B", "A", "A", "B"]``. It starts with A,
-    and in every prefix the counts of A and B differ by at most 1, so slow drifts (thermal,
-    clocks, allocator state) hit both sides about equally.
-    """
-    if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral):
-        raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
-    block = ("A", "B", "B", "A")
-    return [block[i % 4] for i in range(2 * int(rounds))]

@@ -19,12 +19,8 @@ from causvid_perf.errors import BaselineError
 from causvid_perf.metrics import DIRECTIONS, HIGHER_IS_BETTER, LOWER_IS_BETTER, unit
 
 # Check states.
-PASS = "pass"
-REGRESSION = "regression"
-IMPROVEMENT = "improvement"
-NO_BASELINE = "no-baseline"
-NOT_MEASURED = "not-measured"
-STATES = (PASS, REGRESSION, IMPROVEMENT, NO_BASELINE, NOT_MEASURED)
+STATES = PASS, REGRESSION, IMPROVEMENT, NO_BASELINE, NOT_MEASURED = (
+    "pass", "regression", "improvement", "no-baseline", "not-measured")
 
 # What a value is judged against: a measured baseline, a published figure (a ceiling), or an
 # earlier run (`--compare-to`, judged like measured; never stored in baselines.json).
@@ -33,9 +29,25 @@ PUBLISHED = "published"
 PREVIOUS = "previous"
 KINDS = (MEASURED, PUBLISHED)
 
-__all__ = ["PASS", "REGRESSION", "IMPROVEMENT", "NO_BASELINE", "NOT_MEASURED", "STATES", "MEASURED", "PUBLISHED",
-           "PREVIOUS", "KINDS", "LOWER_IS_BETTER", "HIGHER_IS_BETTER", "MetricSpec", "Check", "check_metric",
-           "is_finite_number", "require_finite"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "IMPROVEMENT",
+    "KINDS",
+    "LOWER_IS_BETTER",
+    "MEASURED",
+    "NOT_MEASURED",
+    "NO_BASELINE",
+    "PASS",
+    "PREVIOUS",
+    "PUBLISHED",
+    "REGRESSION",
+    "STATES",
+    "Check",
+    "MetricSpec",
+    "check_metric",
+    "is_finite_number",
+    "require_finite",
+]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ figure is None, never a fake 0.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -14,22 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pynvml
 import torch
 
 from causvid_perf.measure.machine import nvml_handle
-
-GIB = 2**30
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Runs the block with torch on `count` CPU threads, then restores the previous number."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+from causvid_perf.metrics import GIB
 
 
 @dataclass
@@ -57,8 +47,6 @@ class DeviceMemorySampler:
         return self._handle is not None
 
     def _read(self) -> int:
-        import pynvml
-
         return pynvml.nvmlDeviceGetMemoryInfo(self._handle).used
 
     def _loop(self) -> None:
@@ -67,7 +55,7 @@ class DeviceMemorySampler:
             with self._lock:
                 self._peak = max(self._peak, used)
 
-    def start(self) -> "DeviceMemorySampler":
+    def start(self) -> DeviceMemorySampler:
         if self.available and self._thread is None:
             self._peak = self._read()
             self._thread = threading.Thread(target=self._loop, name="nvml-memory-sampler", daemon=True)
@@ -106,7 +94,7 @@ class Meter:
         if self.cuda:
             torch.cuda.synchronize(self.device)
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         if self.sampler:
             self.sampler.start()
         return self
@@ -170,7 +158,7 @@ class StepTimer:
         return kwargs
 
     @contextmanager
-    def attached(self, transformer: torch.nn.Module) -> Iterator["StepTimer"]:
+    def attached(self, transformer: torch.nn.Module) -> Iterator[StepTimer]:
         handle = transformer.register_forward_pre_hook(self.pre_forward_hook)
         try:
             yield self
@@ -182,5 +170,5 @@ class StepTimer:
             return []
         if self.cuda:
             self._marks[-1].synchronize()
-            return [a.elapsed_time(b) / 1000.0 for a, b in zip(self._marks, self._marks[1:])]
-        return [b - a for a, b in zip(self._marks, self._marks[1:])]
+            return [a.elapsed_time(b) / 1000.0 for a, b in itertools.pairwise(self._marks)]
+        return [b - a for a, b in itertools.pairwise(self._marks)]

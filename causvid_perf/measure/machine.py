@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import socket
 from typing import Any
 
+import diffusers
+import pynvml
 import torch
+import transformers
+
+from causvid_perf.metrics import GIB
 
 
 def gpu_class(device_name: str | None) -> str:
@@ -24,14 +30,12 @@ def device_name(device: str) -> str | None:
     return None
 
 
-def _nvml_handle(device: str) -> Any | None:
+def nvml_handle(device: str) -> Any | None:
     """NVML handle of the torch device. Matched by UUID, because torch's index counts only the
     GPUs in CUDA_VISIBLE_DEVICES while NVML's counts them all."""
     if not device.startswith("cuda"):
         return None
     try:
-        import pynvml
-
         pynvml.nvmlInit()
         props = torch.cuda.get_device_properties(torch.device(device).index or 0)
         uuid = getattr(props, "uuid", None)
@@ -43,11 +47,7 @@ def _nvml_handle(device: str) -> Any | None:
         return None
 
 
-def nvml_handle(device: str) -> Any | None:
-    return _nvml_handle(device)
-
-
-def _throttle_reasons(pynvml: Any, handle: Any) -> list[str]:
+def _throttle_reasons(handle: Any) -> list[str]:
     mask = pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle)
     names = []
     for attr in dir(pynvml):
@@ -61,11 +61,9 @@ def _throttle_reasons(pynvml: Any, handle: Any) -> list[str]:
 
 def gpu_state(device: str) -> dict[str, Any]:
     """Live NVML readings; empty on CPU or without NVML."""
-    handle = _nvml_handle(device)
+    handle = nvml_handle(device)
     if handle is None:
         return {}
-    import pynvml
-
     state: dict[str, Any] = {}
     readers = {
         "driver": lambda: pynvml.nvmlSystemGetDriverVersion(),
@@ -74,10 +72,10 @@ def gpu_state(device: str) -> dict[str, Any]:
         "max_sm_clock_mhz": lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
         "temperature_c": lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
         "power_w": lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
-        "throttle_reasons": lambda: _throttle_reasons(pynvml, handle),
-        "memory_total_gib": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**30,
-        "memory_used_gib": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**30,
-        "other_processes": lambda: _other_processes(pynvml, handle),
+        "throttle_reasons": lambda: _throttle_reasons(handle),
+        "memory_total_gib": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total / GIB,
+        "memory_used_gib": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / GIB,
+        "other_processes": lambda: _other_processes(handle),
     }
     for key, read in readers.items():
         try:
@@ -88,19 +86,14 @@ def gpu_state(device: str) -> dict[str, Any]:
     return state
 
 
-def _other_processes(pynvml: Any, handle: Any) -> list[dict[str, Any]]:
+def _other_processes(handle: Any) -> list[dict[str, Any]]:
     """Processes on the GPU besides this one: their presence makes a run unfit for a baseline."""
-    import os
-
     procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-    return [{"pid": p.pid, "used_gib": (p.usedGpuMemory or 0) / 2**30} for p in procs if p.pid != os.getpid()]
+    return [{"pid": p.pid, "used_gib": (p.usedGpuMemory or 0) / GIB} for p in procs if p.pid != os.getpid()]
 
 
 def machine_info(device: str) -> dict[str, Any]:
     """Everything a result needs to be compared fairly with another one."""
-    import diffusers
-    import transformers
-
     name = device_name(device)
     info: dict[str, Any] = {
         "host": socket.gethostname(),
@@ -119,7 +112,7 @@ def machine_info(device: str) -> dict[str, Any]:
     }
     if name:
         props = torch.cuda.get_device_properties(torch.device(device))
-        info["gpu_memory_gib"] = props.total_memory / 2**30
+        info["gpu_memory_gib"] = props.total_memory / GIB
         info["gpu_sm_count"] = props.multi_processor_count
         info["compute_capability"] = f"{props.major}.{props.minor}"
         info.update(gpu_state(device))

@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from causvid_perf.measure import flops
 from causvid_perf.config import PIPELINE_FIELDS, RunConfig
 from causvid_perf.errors import ConfigError, StageOOMError
-from causvid_perf.pipeline.loading import LoadedPipeline
+from causvid_perf.measure import flops
+from causvid_perf.measure.instruments import Meter, StepTimer
 from causvid_perf.measure.machine import device_name, machine_info
-from causvid_perf.measure.instruments import GIB, Meter, StepTimer
-from causvid_perf.records.result import Metrics, OutputInfo, RunResult
+from causvid_perf.metrics import GIB
+from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.samplers import build_scheduler
+from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.specs import transformer_config
-
 
 
 def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:

@@ -56,7 +56,7 @@ class SlowdownInjector:
         wait((self.factor - 1.0) * (time.perf_counter() - self._start))
         self._start = None
 
-    def attach(self, module: torch.nn.Module) -> "SlowdownInjector":
+    def attach(self, module: torch.nn.Module) -> SlowdownInjector:
         self._handles += [module.register_forward_pre_hook(self.pre), module.register_forward_hook(self.post)]
         return self
 
@@ -65,7 +65,7 @@ class SlowdownInjector:
             handle.remove()
         self._handles.clear()
 
-    def __enter__(self) -> "SlowdownInjector":
+    def __enter__(self) -> SlowdownInjector:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -7,28 +7,22 @@ on a GPU that costs what real weights cost in time and memory, without a slow CP
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
-from causvid_perf.specs import (TEXT_ENCODER_FULL, TEXT_ENCODER_TINY, VAE_FULL, VAE_TINY, ModelSpec,
-                    transformer_config)
+from causvid_perf.specs import TEXT_ENCODER_FULL, TEXT_ENCODER_TINY, VAE_FULL, VAE_TINY, ModelSpec, transformer_config
+from causvid_perf.torch_state import default_dtype
 
 # A closed vocabulary is enough for the tiny text encoder; unknown words map to <unk>.
-_TINY_WORDS = (
-    "a an the of in on at with and to from through under over by red blue green golden white black "
-    "fox cat dog bird car city forest snow river sea mountain street light morning night sunset "
-    "runs walks flies drives swims jumps slowly quickly cinematic birch fresh video frame camera"
-).split()
+_TINY_WORDS = ["a", "an", "the", "of", "in", "on", "at", "with", "and", "to", "from", "through", "under", "over", "by", "red", "blue", "green", "golden", "white", "black", "fox", "cat", "dog", "bird", "car", "city", "forest", "snow", "river", "sea", "mountain", "street", "light", "morning", "night", "sunset", "runs", "walks", "flies", "drives", "swims", "jumps", "slowly", "quickly", "cinematic", "birch", "fresh", "video", "frame", "camera"]
 
 
 def tiny_tokenizer() -> Any:
     """An offline word-level tokenizer wrapped as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
     for word in _TINY_WORDS:
         vocab.setdefault(word, len(vocab))
@@ -40,40 +34,25 @@ def tiny_tokenizer() -> Any:
     )
 
 
-@contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
 
 def build_transformer(spec: ModelSpec, *, tiny: bool, device: str = "cpu",
                       dtype: torch.dtype = torch.float32) -> Any:
-    from diffusers import WanTransformer3DModel
-
-    with torch.device(device), _default_dtype(dtype):
+    with torch.device(device), default_dtype(dtype):
         return WanTransformer3DModel(**transformer_config(spec.family, tiny))
 
 
 def build_text_encoder(*, tiny: bool, vocab_size: int | None = None, device: str = "cpu",
                        dtype: torch.dtype = torch.float32) -> Any:
-    from transformers import UMT5Config, UMT5EncoderModel
-
     values = dict(TEXT_ENCODER_TINY if tiny else TEXT_ENCODER_FULL)
     if tiny:
         values["vocab_size"] = vocab_size
-    with torch.device(device), _default_dtype(dtype):
+    with torch.device(device), default_dtype(dtype):
         return UMT5EncoderModel(UMT5Config(**values))
 
 
 def build_vae(*, tiny: bool, device: str = "cpu") -> Any:
-    from diffusers import AutoencoderKLWan
-
     # The Wan VAE runs in float32, as in diffusers' Wan examples.
-    with torch.device(device), _default_dtype(torch.float32):
+    with torch.device(device), default_dtype(torch.float32):
         return AutoencoderKLWan(**(VAE_TINY if tiny else VAE_FULL))
 
 

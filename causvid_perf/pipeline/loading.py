@@ -4,8 +4,6 @@ or a full CausVid checkpoint."""
 
 from __future__ import annotations
 
-from causvid_perf.errors import WeightsNotFoundError
-
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers import AutoencoderKLWan, WanPipeline
+from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+from huggingface_hub import hf_hub_download, snapshot_download
 
-from causvid_perf.pipeline.components import build_components
 from causvid_perf.config import RunConfig
-from causvid_perf.errors import ConfigError
+from causvid_perf.errors import ConfigError, WeightsNotFoundError
+from causvid_perf.pipeline.components import build_components
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.specs import ModelSpec, transformer_config
@@ -49,12 +50,10 @@ def models_dir_from(option: str | os.PathLike | None) -> Path | None:
 
 def _from_hf_cache(repo: str, filename: str | None = None) -> Path | None:
     try:
-        from huggingface_hub import hf_hub_download, snapshot_download
-
         if filename:
             return Path(hf_hub_download(repo, filename, local_files_only=True))
         return Path(snapshot_download(repo, local_files_only=True))
-    except Exception:  # not cached (or hub library missing): the caller lists where it looked
+    except Exception:  # not in the cache: the caller lists where it looked
         return None
 
 
@@ -77,6 +76,8 @@ def find_base(spec: ModelSpec, models_dir: Path | None) -> Path:
 
 
 def find_lora(spec: ModelSpec, models_dir: Path | None) -> Path:
+    if spec.lora_repo is None:
+        raise WeightsNotFoundError(f"{spec.name} has no CausVid LoRA; it is a teacher, load it without one")
     tried = []
     for filename in spec.lora_files:
         if models_dir:
@@ -120,8 +121,6 @@ def choose_weights(config: RunConfig, models_dir: Path | None, device: str) -> s
 def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> None:
     """Loads a full CausVid ``model.pt`` (original Wan key layout under 'generator') into a
     diffusers transformer. weights_only=True: a pickled checkpoint can run code otherwise."""
-    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
-
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"CausVid checkpoint {path} does not exist; pass the path of its model.pt")
@@ -153,8 +152,6 @@ def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> N
 # -- building pipelines ----------------------------------------------------------------------------
 
 def _assemble(components: dict[str, Any], config: RunConfig) -> Any:
-    from diffusers import WanPipeline
-
     return WanPipeline(scheduler=build_scheduler(config), **components)
 
 
@@ -178,8 +175,6 @@ def _load_synthetic(config: RunConfig, dtype: torch.dtype, device: str) -> tuple
 
 
 def _load_pretrained(config: RunConfig, dtype: torch.dtype, models_dir: Path | None) -> tuple[Any, dict[str, Any]]:
-    from diffusers import AutoencoderKLWan, WanPipeline
-
     spec = config.spec
     base = find_base(spec, models_dir)
     details: dict[str, Any] = {"weights": "pretrained", "base": str(base)}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 ADAPTER_NAME = "causvid"
 
@@ -42,8 +43,6 @@ def make_kijai_lora(config: dict[str, Any], *, rank: int = 4, scale: float = 0.5
 
 
 def save_kijai_lora(state: dict[str, torch.Tensor], path: str | Path) -> Path:
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))

@@ -6,26 +6,28 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from diffusers import (
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    SchedulerMixin,
+    UniPCMultistepScheduler,
+)
+
 from causvid_perf.config import RunConfig, known_sampler_or_raise
 from causvid_perf.errors import ConfigError
-from causvid_perf.specs import CAUSVID_TIMESTEPS, SAMPLERS as SAMPLER_NAMES
+from causvid_perf.specs import CAUSVID_TIMESTEPS
+from causvid_perf.specs import SAMPLERS as SAMPLER_NAMES
 
 
 def _unipc(config: RunConfig) -> Any:
-    from diffusers import UniPCMultistepScheduler
-
     return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=config.shift)
 
 
 def _euler(config: RunConfig) -> Any:
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
     return FlowMatchEulerDiscreteScheduler(shift=config.shift)
 
 
 def _dpmpp(config: RunConfig) -> Any:
-    from diffusers import DPMSolverMultistepScheduler
-
     return DPMSolverMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=config.shift,
         algorithm_type="dpmsolver++", solver_order=2,
@@ -36,12 +38,10 @@ def causvid_timesteps(steps: int) -> tuple[int, ...]:
     """The released 3-step list, else `steps` evenly spaced timesteps from 1000 down (unshifted)."""
     if steps == len(CAUSVID_TIMESTEPS):
         return CAUSVID_TIMESTEPS
-    return tuple(int(round(1000 - i * 1000 / steps)) for i in range(steps))
+    return tuple(round(1000 - i * 1000 / steps) for i in range(steps))
 
 
 def _causvid(config: RunConfig) -> Any:
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
     class FixedTimestepsEuler(FlowMatchEulerDiscreteScheduler):
         """Flow-match Euler on a fixed timestep list; the pipeline's step count is ignored,
         since the list decides it (RunConfig.resolved keeps the two equal)."""
@@ -50,7 +50,7 @@ def _causvid(config: RunConfig) -> Any:
             sigmas = [t / 1000.0 for t in fixed]  # shifted by the scheduler's own `shift`
             return super().set_timesteps(sigmas=sigmas, device=device)
 
-    fixed = config.timesteps or causvid_timesteps(config.steps)
+    fixed = config.timesteps or causvid_timesteps(config.steps or len(CAUSVID_TIMESTEPS))
     return FixedTimestepsEuler(shift=config.shift)
 
 
@@ -65,9 +65,9 @@ assert tuple(SAMPLERS) == SAMPLER_NAMES, "specs.SAMPLERS names the samplers buil
 
 def build_scheduler(config: RunConfig) -> Any:
     """A fresh scheduler for a resolved config. A dotted path is called as factory(config)."""
-    from diffusers import SchedulerMixin
-
     name = config.sampler
+    if name is None:
+        raise ValueError("build_scheduler needs a resolved config (RunConfig.resolved() names the sampler)")
     known_sampler_or_raise(name)
     if name in SAMPLERS:
         return SAMPLERS[name](config)

@@ -18,7 +18,6 @@ from causvid_perf.config import RunConfig
 from causvid_perf.judge.baselines import case_context
 from causvid_perf.judge.validity import fit_for_baseline
 from causvid_perf.judge.verdict import IMPROVEMENT, MEASURED, NO_BASELINE, PASS, REGRESSION
-from causvid_perf.measure.instruments import torch_threads
 from causvid_perf.measure.machine import gpu_class, machine_info
 from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
@@ -28,6 +27,7 @@ from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.plugin.options import SuiteOptions
 from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.result import RunResult
+from causvid_perf.torch_state import torch_threads
 
 # pytest-benchmark's --benchmark-timer for the perf cases (set by the plugin unless the user set one).
 SYNCED_TIMER = "causvid_perf.plugin.engine.synced_perf_counter"

@@ -13,17 +13,23 @@ from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.previous import Observation, judge
 from causvid_perf.judge.tolerances import DEFAULT_METRICS, tolerances_for
 from causvid_perf.judge.validity import fit_for_baseline
+from causvid_perf.metrics import GB, GIB
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.plugin.engine import CaseOutcome, free_memory, measure_rounds, medians_of, provenance, \
-    resolve_case_config
+from causvid_perf.plugin.engine import (
+    CaseOutcome,
+    free_memory,
+    measure_rounds,
+    medians_of,
+    provenance,
+    resolve_case_config,
+)
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import make_provenance
 from causvid_perf.records.benchmark import extra_info
 from causvid_perf.records.case import FRAMES, CaseRecord
 from causvid_perf.records.history import current_commit, new_session
 from causvid_perf.records.outputs import case_quality, save_case_output
-
-GB = 1e9  # the study states VRAM in (decimal) GB
+from causvid_perf.records.result import peak_vram
 
 
 class PerfRunner:
@@ -94,9 +100,9 @@ class PerfRunner:
         record.compared_to = previous_run.title
 
     def _check_ceiling(self, case: PerfCase, medians: dict[str, float | None]) -> None:
-        peak = medians.get("peak_vram_device_gib") or medians.get("peak_vram_allocated_gib")
+        peak = peak_vram(medians.get("peak_vram_device_gib"), medians.get("peak_vram_allocated_gib"))
         if case.vram_ceiling_gb is not None and peak is not None:
-            peak_gb = peak * 2**30 / GB
+            peak_gb = peak * GIB / GB
             assert peak_gb <= case.vram_ceiling_gb, (
                 f"peak VRAM {peak_gb:.2f} GB is over the study's ceiling of {case.vram_ceiling_gb} GB for {case.id}")
 

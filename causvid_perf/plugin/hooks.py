@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import pynvml
 import pytest
 import torch
 
@@ -79,8 +80,6 @@ def _visible_gpus() -> list[str]:
     if outer is not None:
         return [d.strip() for d in outer.split(",") if d.strip()]
     try:
-        import pynvml  # optional: NVML is there only where an NVIDIA driver is
-
         pynvml.nvmlInit()
         return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
     except Exception:  # no NVML: no GPUs to pin

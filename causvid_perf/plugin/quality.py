@@ -11,7 +11,6 @@ Fixtures read options with defaults, so a test module may also import them direc
 
 from __future__ import annotations
 
-
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,17 @@ import numpy as np
 import pytest
 
 from causvid_perf import files
-from causvid_perf.quality.references import (DEFAULT_THRESHOLD, ReferenceCheck, check_against_reference, make_provenance,
-                         reference_path, save_reference)
+from causvid_perf.config import RunConfig
+from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.quality import media as video
+from causvid_perf.quality.references import (
+    DEFAULT_THRESHOLD,
+    ReferenceCheck,
+    check_against_reference,
+    make_provenance,
+    reference_path,
+    save_reference,
+)
 
 TINY_MODELS = ("causvid-1.3b", "wan2.1-t2v-1.3b")
 TINY_SIZE = {"height": 32, "width": 32, "frames": 9}
@@ -60,16 +68,13 @@ class TinyPipelines:
 
     def __init__(self, models: tuple[str, ...] = TINY_MODELS, **size: int):
         self.models = models
-        self.size = {**TINY_SIZE, **size}
+        self.size: dict[str, Any] = {**TINY_SIZE, **size}
         self._loaded: dict[str, Any] = {}
 
     def __getitem__(self, model: str) -> Any:
         if model not in self.models:
             raise KeyError(f"{model!r} is not a tiny test model; choose one of: {', '.join(self.models)}")
         if model not in self._loaded:
-            from causvid_perf.config import RunConfig
-            from causvid_perf.pipeline.loading import load_pipeline
-
             self._loaded[model] = load_pipeline(RunConfig(model=model, weights="tiny", **self.size))
         return self._loaded[model]
 
@@ -138,8 +143,6 @@ def reference_check(request: pytest.FixtureRequest) -> Callable[..., ReferenceCh
 def write_artifacts(out_dir: Path, case_id: str, student_frames: np.ndarray,
                     teacher_frames: np.ndarray | None = None) -> dict[str, Path]:
     """mp4 of the student (and teacher) and a contact sheet student / teacher / |difference|."""
-    from causvid_perf.quality import media as video
-
     slug = files.slug(case_id)
     paths = {"student_mp4": video.save_mp4(student_frames, out_dir / f"{slug}.student.mp4")}
     rows: dict[str, np.ndarray] = {"student": student_frames}

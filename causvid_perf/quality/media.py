@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import imageio.v2 as iio
 import numpy as np
@@ -20,8 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from causvid_perf.files import atomic_write
-from causvid_perf.quality.scores import as_float_video, check_video
 from causvid_perf.quality.references import subsample_indices
+from causvid_perf.quality.scores import as_float_video, check_video
 
 # Wan 2.1 / CausVid generate at 16 frames per second.
 DEFAULT_FPS = 16
@@ -146,7 +146,7 @@ def save_contact_sheet(
     axes = figure.subplots(len(videos), len(indices), squeeze=False)
     for row, (label, video) in enumerate(videos.items()):
         for column, index in enumerate(indices):
-            ax = axes[row, column]
+            ax: Any = axes[row, column]
             ax.imshow(video[index], interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])

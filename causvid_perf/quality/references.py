@@ -8,19 +8,21 @@ a missing reference is its own state, never a pass.
 
 from __future__ import annotations
 
-from causvid_perf.errors import ReferenceFileError
-
+import datetime as dt
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import diffusers
 import numpy as np
+import torch
 
-from causvid_perf.quality import scores as quality
+from causvid_perf.errors import ReferenceFileError
 from causvid_perf.files import atomic_write
+from causvid_perf.quality import scores as quality
 
 FORMAT_ID = "causvid-perf/reference"
 FORMAT_VERSION = 1
@@ -77,7 +79,8 @@ def save_reference(path: str | os.PathLike, frames: np.ndarray, provenance: dict
     path = Path(path)
     video = _as_uint8(np.asarray(frames))
     indices = subsample_indices(video.shape[0])
-    def write(handle) -> None:
+
+    def write(handle: IO[bytes]) -> None:
         np.savez_compressed(
             handle,
             format=np.array(f"{FORMAT_ID}/{FORMAT_VERSION}"),
@@ -151,13 +154,7 @@ def check_against_reference(frames: np.ndarray, path: str | os.PathLike,
 
 def make_provenance(config: Any = None, device: str | None = None) -> dict[str, Any]:
     """gpu, torch, diffusers, date and config of the run that produced a reference."""
-    import datetime as dt
-
-    import torch
-
     try:
-        import diffusers
-
         diffusers_version = diffusers.__version__
     except ImportError:  # pragma: no cover - a dependency
         diffusers_version = None

@@ -10,6 +10,7 @@ to frame differences (see `motion_method`) and `warping_error` returns None.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -109,7 +110,7 @@ def psnr_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     fa, fb = _as_float_pair(a, b)
     with np.errstate(divide="ignore"):  # identical frames: MSE 0 -> inf dB, by definition
-        return np.array([peak_signal_noise_ratio(x, y, data_range=1.0) for x, y in zip(fa, fb)], dtype=np.float64)
+        return np.array([peak_signal_noise_ratio(x, y, data_range=1.0) for x, y in zip(fa, fb, strict=True)], dtype=np.float64)
 
 
 def ssim_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -122,7 +123,7 @@ def ssim_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if min(height, width) < _SSIM_WIN_SIZE:
         raise ValueError(f"SSIM needs frames of at least {_SSIM_WIN_SIZE}x{_SSIM_WIN_SIZE} pixels, got {height}x{width}")
     return np.array(
-        [structural_similarity(x, y, channel_axis=-1, data_range=1.0) for x, y in zip(fa, fb)], dtype=np.float64
+        [structural_similarity(x, y, channel_axis=-1, data_range=1.0) for x, y in zip(fa, fb, strict=True)], dtype=np.float64
     )
 
 
@@ -227,7 +228,7 @@ def dynamic_degree(video: np.ndarray) -> float:
     if cv2 is None:
         return mean_frame_difference(video)
     gray = _gray_uint8(frames)
-    magnitudes = [np.linalg.norm(_farneback(p, n), axis=-1).mean() for p, n in zip(gray[:-1], gray[1:])]
+    magnitudes = [np.linalg.norm(_farneback(p, n), axis=-1).mean() for p, n in itertools.pairwise(gray)]
     return float(np.mean(magnitudes))
 
 
@@ -243,6 +244,8 @@ def warping_error(video: np.ndarray) -> float | None:
     frames = _require_frames(video)
     gray = _gray_uint8(frames)
     height, width = frames.shape[1:3]
+    grid_x: np.ndarray
+    grid_y: np.ndarray
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     errors = []
     for t in range(frames.shape[0] - 1):

@@ -54,7 +54,7 @@ def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Ru
     """One pytest-benchmark storage file as a Run (HistoryError for a foreign or damaged one)."""
     if data is None:
         data = _read_json(path)
-    if not is_benchmark_file(data):
+    if data is None or not is_benchmark_file(data):
         raise HistoryError(f'{path} is not a pytest-benchmark storage file (no "benchmarks" list and '
                            '"machine_info"); point at pytest-benchmark\'s storage folder only')
     commit_info = data.get("commit_info") or {}
@@ -78,7 +78,8 @@ def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Ru
 
 
 def _case(bench: Mapping[str, Any]) -> CaseRecord:
-    extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), dict) else {}
+    raw = bench.get("extra_info")
+    extra: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     medians = {name: number(extra.get(name)) for name in RUN_METRICS}
     medians.update({k: number(v) for k, v in extra.items() if k not in medians and number(v) is not None})
     checks = extra.get("checks")

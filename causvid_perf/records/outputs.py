@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from causvid_perf import files
+from causvid_perf.errors import ReferenceFileError
 from causvid_perf.quality import media as video
 from causvid_perf.quality import scores as quality
-from causvid_perf.records.case import CONTACT_SHEET, FRAMES
-from causvid_perf.errors import ReferenceFileError
 from causvid_perf.quality.references import load_reference, save_reference, subsample_indices
+from causvid_perf.records.case import CONTACT_SHEET, FRAMES
 
 # The quality numbers kept for every case (the optical-flow ones are left to tests/quality: too
 # slow for 81 full-size frames on every perf run).

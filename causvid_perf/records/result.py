@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from causvid_perf.errors import ResultSchemaError
-
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 
-from causvid_perf.files import write_json_atomic  # noqa: F401  (re-exported: callers import it from here)
+from causvid_perf.errors import ResultSchemaError
+from causvid_perf.files import write_json_atomic
+from causvid_perf.metrics import RUN_METRICS
 
 SCHEMA_ID = "causvid-perf/run-result"
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run_result.schema.json"
 
-# The metrics every result carries (None where not measurable, e.g. VRAM on CPU).
-METRIC_NAMES = (
-    "load_s", "text_encode_s", "sampling_s", "s_per_it", "decode_s", "frames_out_s", "prompt_to_output_s",
-    "peak_vram_allocated_gib", "peak_vram_reserved_gib", "peak_vram_device_gib",
-    "tflop_per_step", "achieved_tflops", "mfu",
-)
 
 
 def peak_vram(device_gib: float | None, allocated_gib: float | None) -> float | None:
@@ -89,7 +84,7 @@ class RunResult:
         return {"schema": SCHEMA_ID, "version": SCHEMA_VERSION, **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
         validate_result_dict(data)
         body = {k: v for k, v in data.items() if k not in ("schema", "version")}
         body["output"] = OutputInfo(**body["output"])
@@ -98,20 +93,18 @@ class RunResult:
 
     def metric_values(self) -> dict[str, float | None]:
         """Flat name -> value map of the scalar metrics, as baselines and reports use them."""
-        return {name: getattr(self.metrics, name) for name in METRIC_NAMES}
+        return {name: getattr(self.metrics, name) for name in RUN_METRICS}
 
     def save_json(self, path: str | os.PathLike) -> Path:
         return write_json_atomic(path, self.to_dict())
 
     @classmethod
-    def load_json(cls, path: str | os.PathLike) -> "RunResult":
+    def load_json(cls, path: str | os.PathLike) -> RunResult:
         with open(path, encoding="utf-8") as handle:
             return cls.from_dict(json.load(handle))
 
 
 def validate_result_dict(data: dict[str, Any]) -> None:
-    import jsonschema
-
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if error is not None:

@@ -10,13 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from causvid_perf.quality import scores as quality
 from causvid_perf.config import RunConfig
-from causvid_perf.pipeline.loading import models_dir_from, pretrained_available
-from causvid_perf.plugin.quality import write_artifacts
-from causvid_perf.quality.references import check_against_reference, load_reference, make_provenance, reference_path, save_reference
 from causvid_perf.errors import ReferenceFileError
 from causvid_perf.measure.runner import run_case
+from causvid_perf.pipeline.loading import models_dir_from, pretrained_available
+from causvid_perf.plugin.quality import write_artifacts
+from causvid_perf.quality import scores as quality
+from causvid_perf.quality.references import (
+    check_against_reference,
+    load_reference,
+    make_provenance,
+    reference_path,
+    save_reference,
+)
 from causvid_perf.specs import MODELS
 
 pytest_plugins = ["pytester"]

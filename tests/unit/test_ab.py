@@ -14,11 +14,10 @@ import pytest
 
 from causvid_perf.cli import compare as compare_cli
 from causvid_perf.cli import main as cli
-from causvid_perf.experiments import ab
-
-from causvid_perf.judge import stats
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
+from causvid_perf.experiments import ab
+from causvid_perf.judge import power, stats
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
@@ -84,9 +83,9 @@ def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys):
     for key in ("s_per_it", "sampling_s"):
         noise = report["noise"][key]
         a, b = report["samples"]["A"][key], report["samples"]["B"][key]
-        assert noise["relative_noise"] == pytest.approx(stats.relative_noise(a, b))
-        assert noise["mde"] == pytest.approx(stats.minimum_detectable_effect(a, b, rounds=8))
-        assert noise["rounds_needed"] == stats.rounds_needed(noise["relative_noise"], 0.03)
+        assert noise["relative_noise"] == pytest.approx(power.relative_noise(a, b))
+        assert noise["mde"] == pytest.approx(power.minimum_detectable_effect(a, b, rounds=8))
+        assert noise["rounds_needed"] == power.rounds_needed(noise["relative_noise"], 0.03)
     md = captured.out
     assert "A/A noise check" in md and "relative noise" in md
     assert "min. detectable effect (8 rounds)" in md and "rounds for 3%" in md
@@ -119,7 +118,7 @@ def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, cap
 
     # JSON: both configs, rounds, every sample, every comparison, agreement, verdicts, machine.
     assert report["config_a"]["sampler"] == "euler" and report["config_b"]["sampler"] == slowmod
-    assert report["rounds"] == 6 and report["order"] == stats.abba_order(6)
+    assert report["rounds"] == 6 and report["order"] == power.abba_order(6)
     assert len(report["runs"]) == 12 and len(report["warmups"]) == 2
     assert set(report["comparisons"]) == {"s_per_it", "sampling_s", "prompt_to_output_s"}
     for key, cmp in report["comparisons"].items():
@@ -238,7 +237,7 @@ def test_abba_order_warmups_and_seeds(monkeypatch):
     # One warm-up per side first, then ABBA; the k-th A and the k-th B share seed 10 + k.
     assert runner.calls[:2] == [("A", 10, False), ("B", 10, False)]
     measured = runner.calls[2:]
-    assert [side for side, _, _ in measured] == stats.abba_order(5) == report.order
+    assert [side for side, _, _ in measured] == power.abba_order(5) == report.order
     for side in "AB":
         assert [seed for s, seed, _ in measured if s == side] == [10, 11, 12, 13, 14]
         assert [keep for s, _, keep in measured if s == side] == [True, False, False, False, False]
@@ -386,7 +385,7 @@ def test_slowdown_b_is_active_only_in_b_runs_and_detached_afterwards():
     probe = HookProbe()
     report = ab.run_ab(loaded, config, config, rounds=4, aa=True, run=probe, n_resamples=200, slowdown_b=1.5)
     # Warm-up A, warm-up B, then ABBA: the hooks act in B's runs only.
-    assert probe.active == [False, True] + [side == "B" for side in stats.abba_order(4)]
+    assert probe.active == [False, True] + [side == "B" for side in power.abba_order(4)]
     assert _injectors(loaded.pipe.transformer) == []
     assert not loaded.pipe.transformer._forward_hooks and not loaded.pipe.transformer._forward_pre_hooks
     assert report.aa is False and report.slowdown_b == 1.5 and report.to_dict()["slowdown_b"] == 1.5
@@ -411,7 +410,7 @@ def test_slowdown_b_must_be_a_finite_factor_of_at_least_1(factor):
 
 def test_slowdown_b_needs_a_transformer_and_bad_option_exits_2(capsys):
     config = _config()
-    with pytest.raises(ConfigError, match="pipe.transformer"):
+    with pytest.raises(ConfigError, match=r"pipe\.transformer"):
         ab.run_ab(_fake_loaded(config), config, config, rounds=4, run=HookProbe(), slowdown_b=1.5)
     assert compare([*TINY, "--slowdown-b", "0.5"]) == 2
     captured = capsys.readouterr()

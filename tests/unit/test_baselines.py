@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from causvid_perf import metrics
+from causvid_perf.errors import BaselineError
 from causvid_perf.judge import baselines_file, verdict
 from causvid_perf.judge.baselines import BaselineStore, case_context, check_result
 from causvid_perf.judge.baselines_file import load_baselines, record
 from causvid_perf.judge.verdict import MetricSpec, check_metric
-from causvid_perf.errors import BaselineError
 
 KEY = {
     "gpu_class": "h100-80gb-hbm3", "model": "causvid-14b", "weights": "pretrained",

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from causvid_perf.config import ATTENTION_BACKENDS, CPU_ATTENTION_BACKENDS, RunConfig, parse_memory, parse_overrides
-
 from causvid_perf.errors import ConfigError
 from causvid_perf.specs import MODELS
 
@@ -281,7 +280,7 @@ def test_study_profile():
 def test_profile_overrides_and_unknown_profile():
     assert RunConfig.from_profile("study", steps=4, guidance=None).steps == 4  # None overrides are ignored
     assert RunConfig.from_profile("study", guidance=None).guidance == 1.0
-    with pytest.raises(ConfigError, match="unknown profile 'nope'.*study"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'nope'.*study"):
         RunConfig.from_profile("nope")
 
 
@@ -323,7 +322,7 @@ def test_to_dict_from_dict_round_trip_through_json():
 
 
 def test_from_dict_unknown_field():
-    with pytest.raises(ConfigError, match="unknown RunConfig field.*'frame'"):
+    with pytest.raises(ConfigError, match=r"unknown RunConfig field.*'frame'"):
         RunConfig.from_dict({"frame": 81})
 
 

@@ -19,14 +19,11 @@ import pytest
 import torch
 
 from causvid_perf.cli import main as cli
-
-from causvid_perf.experiments import gate_study, gate_study_result
-
-from causvid_perf.measure import slowdown
-
-from causvid_perf.judge import stats
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
+from causvid_perf.experiments import gate_study, gate_study_result
+from causvid_perf.judge import power
+from causvid_perf.measure import slowdown
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -121,7 +118,7 @@ def test_aa_is_quiet_and_a_large_slowdown_is_caught_at_the_first_grid_value(fake
     assert [c["seed"] for c in result.aa] == [1000 * k for k in range(10)]
     assert result.false_alarm_rate <= 0.2 and result.aa_gate_fail_rate <= 0.2
     assert 0.01 < result.relative_noise["s_per_it"] < 0.04
-    assert result.predicted_rounds(0.5) == stats.rounds_needed(result.relative_noise["s_per_it"], 0.5)
+    assert result.predicted_rounds(0.5) == power.rounds_needed(result.relative_noise["s_per_it"], 0.5)
 
     # +50 %: detected in every comparison at 4 rounds (the grid is sorted), so 6 and 10 are skipped.
     assert [(c.slowdown, c.rounds) for c in result.cells] == [(0.5, 4)]

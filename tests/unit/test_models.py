@@ -8,10 +8,10 @@ import textwrap
 import pytest
 import torch
 
-from causvid_perf.measure import flops
-from causvid_perf.pipeline.components import build_text_encoder, build_transformer, parameter_count
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
+from causvid_perf.measure import flops
+from causvid_perf.pipeline.components import build_text_encoder, build_transformer, parameter_count
 from causvid_perf.pipeline.samplers import SAMPLERS, build_scheduler, causvid_timesteps
 from causvid_perf.specs import MODELS, TRANSFORMER_FULL, TRANSFORMER_TINY
 

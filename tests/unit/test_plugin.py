@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from causvid_perf.judge.baselines_file import load_baselines, record as record_baseline
+from causvid_perf.judge.baselines_file import load_baselines
+from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.plugin.hooks import pin_gpu_for_xdist_worker
 from causvid_perf.records.case import CONTACT_SHEET
 from causvid_perf.records.history import load_runs

@@ -8,18 +8,19 @@ local_files_only=True)``, ``load_lora_weights``, ``fuse_lora``, full ``model.pt`
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from causvid_perf.pipeline import loading
-from causvid_perf.pipeline.components import build_transformer
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, WeightsNotFoundError
-from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora, save_kijai_lora
 from causvid_perf.measure.runner import run_case
+from causvid_perf.pipeline import loading
+from causvid_perf.pipeline.components import build_transformer
+from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora, save_kijai_lora
 from causvid_perf.specs import MODELS, transformer_config
 
 SIZE = dict(height=32, width=32, frames=9, device="cpu")
@@ -215,7 +216,7 @@ def test_missing_base_lists_the_places_looked(tmp_path):
 
 
 def test_missing_base_without_models_dir(monkeypatch):
-    with pytest.raises(WeightsNotFoundError, match="HF cache for Wan-AI/Wan2.1-T2V-1.3B-Diffusers"):
+    with pytest.raises(WeightsNotFoundError, match=re.escape("HF cache for Wan-AI/Wan2.1-T2V-1.3B-Diffusers")):
         loading.load_pipeline(teacher_config())
 
 
@@ -334,7 +335,7 @@ def test_checkpoint_of_another_width_is_a_config_error(base_only_dir, tmp_path):
 
 
 def test_missing_checkpoint_file(base_only_dir, tmp_path):
-    with pytest.raises(WeightsNotFoundError, match="model.pt does not exist"):
+    with pytest.raises(WeightsNotFoundError, match=re.escape("model.pt does not exist")):
         loading.load_pipeline(student_config(checkpoint=str(tmp_path / "model.pt")), models_dir=base_only_dir)
 
 

@@ -21,7 +21,7 @@ OLD = Path(__file__).parent.parent / "fixtures" / "main-92ab273"  # written by t
 def test_a_history_written_before_the_restructure_still_loads():
     runs = load_runs(OLD / "hist")
     assert len(runs) == 2 and [r.commit for r in runs] == ["92ab2735425b"] * 2
-    first, second = runs
+    second = runs[1]
     assert set(second.cases) == {"tiny-causvid-1.3b", "tiny-wan-1.3b"}
     case = second.cases["tiny-causvid-1.3b"]
     assert case.model == "causvid-1.3b" and case.size() == (64, 64, 17)
@@ -56,7 +56,7 @@ def test_a_session_is_written_in_the_current_version_and_reads_back_equal(tmp_pa
     data = json.loads(path.read_text())
     assert data["version"] == SESSION_VERSION and "artifacts" not in data["cases"][0]
     again = load_session(path)
-    for a, b in zip(old.cases, again.cases):
+    for a, b in zip(old.cases, again.cases, strict=True):
         assert a.to_dict() == b.to_dict()
 
 

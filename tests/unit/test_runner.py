@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from causvid_perf.measure import flops
-
-from causvid_perf.measure import runner
 from causvid_perf.config import RunConfig
-from causvid_perf.errors import ConfigError
+from causvid_perf.errors import ConfigError, ResultSchemaError
+from causvid_perf.files import write_json_atomic
+from causvid_perf.measure import flops, runner
 from causvid_perf.pipeline.loading import load_pipeline
-from causvid_perf.records.result import SCHEMA_PATH, RunResult, write_json_atomic
-from causvid_perf.errors import ResultSchemaError
+from causvid_perf.records.result import SCHEMA_PATH, RunResult
 from causvid_perf.specs import transformer_config
 
 SIZE = dict(weights="tiny", height=32, width=32, frames=9, device="cpu")

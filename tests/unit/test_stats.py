@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sst
 
+from causvid_perf.judge.power import abba_order, minimum_detectable_effect, relative_noise, rounds_needed
 from causvid_perf.judge.stats import (
     FASTER,
     HIGHER,
@@ -19,12 +21,8 @@ from causvid_perf.judge.stats import (
     SLOWER,
     VERDICTS,
     Comparison,
-    abba_order,
     compare_samples,
-    minimum_detectable_effect,
     minimum_rounds,
-    relative_noise,
-    rounds_needed,
 )
 
 NR = 2000  # bootstrap resamples in tests: enough for stable CIs, fast on 2 cores
@@ -250,7 +248,7 @@ def test_mde_decreases_with_rounds_and_increases_with_noise() -> None:
     z = np.random.default_rng(22).normal(0.0, 1.0, 10)
     quiet, noisy = np.exp(0.01 * z), np.exp(0.03 * z)
     mdes = [minimum_detectable_effect(quiet, rounds=r) for r in range(4, 60)]
-    assert all(x > y for x, y in zip(mdes, mdes[1:]))
+    assert all(x > y for x, y in itertools.pairwise(mdes))
     assert minimum_detectable_effect(noisy) > minimum_detectable_effect(quiet)
     assert minimum_detectable_effect(noisy, rounds=10) == pytest.approx(
         math.expm1(3 * math.log1p(minimum_detectable_effect(quiet, rounds=10)))

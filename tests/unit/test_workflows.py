@@ -152,7 +152,7 @@ def test_gpu_pytest_command(gpu):
 def test_gpu_pytest_options_are_known(gpu, tmp_path):
     """Every option of the workflow's pytest line parses (--require-gpu left out: it needs a GPU)."""
     _, step = find(steps(gpu, "h100"), lambda s: "-m pytest" in command(s))
-    line = next(l for l in command(step).splitlines() if "-m pytest" in l)
+    line = next(ln for ln in command(step).splitlines() if "-m pytest" in ln)
     args = shlex.split(line.split("-m pytest", 1)[1])
     args = [a for a in args if a != "--require-gpu"]
     args = [a.replace(".benchmarks/", f"{tmp_path}/") for a in args]
@@ -184,7 +184,7 @@ def test_gpu_report_into_step_summary(gpu):
     text = command(step)
     assert "GITHUB_STEP_SUMMARY" in text
     # The options the workflow passes are the ones the report command has.
-    line = next(l for l in text.splitlines() if "causvid-perf report" in l)
+    line = next(ln for ln in text.splitlines() if "causvid-perf report" in ln)
     args = build_parser().parse_args(shlex.split(line.split("causvid-perf", 1)[1]))
     assert args.summary == "$GITHUB_STEP_SUMMARY" and args.history == "$HISTORY_DIR"
 
@@ -204,7 +204,7 @@ def test_gpu_uploads_results(gpu):
 
 def test_cpu_workflow(cpu):
     assert {"push", "pull_request"} <= set(cpu["on"])
-    (name, job), = cpu["jobs"].items()
+    ((_, job),) = cpu["jobs"].items()
     assert job["runs-on"] == "ubuntu-latest"
     assert job["container"].startswith("python:3.11")
     runs = [command(s).strip() for s in job["steps"]]
