@@ -36,10 +36,11 @@ STEADY = ["--rounds", "4"]
 
 @pytest.fixture
 def suite(pytester):
-    """pytester whose runs happen in a subprocess: torch's op registry cannot be imported twice in
-    one process, and pytester unloads modules between in-process runs."""
+    """pytester with the tiny case. Runs are in-process (a second's work instead of ten): the package
+    imports every module at its top, so the outer session has imported torch and diffusers already
+    and pytester's module snapshot leaves them alone. xdist runs start their own workers anyway."""
     pytester.makepyfile(test_tiny=TINY_CASE_TEST)
-    pytester.runpytest = pytester.runpytest_subprocess
+    pytester.runpytest = pytester.runpytest_inprocess
     return pytester
 
 
@@ -141,19 +142,10 @@ def test_compare_to_latest_fails_on_an_injected_slowdown(suite):
 
 
 def test_shipped_cpu_baselines_catch_an_injected_2x_slowdown(pytester):
-    result = pytester.runpytest_subprocess(str(REPO / "tests" / "perf"), f"--rootdir={REPO}", "-p", "no:cacheprovider",
+    result = pytester.runpytest_inprocess(str(REPO / "tests" / "perf"), f"--rootdir={REPO}", "-p", "no:cacheprovider",
                                 "--baselines", str(REPO / "baselines.json"), "--inject-slowdown", "2",
                                 "--history-dir", str(pytester.path / "hist"), "--benchmark-disable")
     result.assert_outcomes(failed=2, skipped=7)
-
-
-def test_xdist_workers_write_their_own_history(suite):
-    history = suite.path / "hist"
-    suite.makepyfile(test_two=TINY_CASE_TEST.replace("test_tiny", "test_tiny_again"))
-    result = suite.runpytest(*FAST, "-n", "2", "--baselines", "none.json", "--history-dir", str(history))
-    result.assert_outcomes(skipped=2)
-    files = sorted(history.glob("*.json"))
-    assert len(files) == 2 and {json.loads(f.read_text())["worker"] for f in files} == {"gw0", "gw1"}
 
 
 @pytest.mark.parametrize("outer, worker, expected", [("3,5", "gw1", "5"), ("3,5", "gw2", "3"), ("7", "gw0", "7")])
@@ -201,19 +193,22 @@ def test_compare_to_a_pytest_benchmark_file(suite):
     result.stdout.fnmatch_lines(["*s_per_it * vs previous run *", "*vs pytest-benchmark run * of *"])
 
 
-def test_compare_to_latest_under_xdist_takes_every_worker_file(suite):
+def test_xdist_workers_write_their_own_history_and_latest_takes_every_worker_file(suite):
     history = suite.path / "hist"
     suite.makepyfile(test_two=TINY_CASE_TEST.replace('PerfCase("tiny"', 'PerfCase("tiny-two"').replace("test_tiny", "test_two"))
-    args = [*FAST, "-n", "2", "--baselines", "none.json", "--history-dir", str(history)]
-    suite.runpytest(*args).assert_outcomes(skipped=2)
-    # What this test checks is which run each worker compared with, not the timings: on a loaded
-    # 2-core machine a 2-round tiny case may still be judged slower than before, so either outcome.
+    args = [*FAST, "--baselines", "none.json", "--history-dir", str(history)]
+    suite.runpytest_subprocess(*args, "-n", "2").assert_outcomes(skipped=2)
+    files = sorted(history.glob("*.json"))
+    workers = [json.loads(f.read_text()) for f in files]
+    assert {w["worker"] for w in workers} == {"gw0", "gw1"} and len({w["run_id"] for w in workers}) == 1
+    # The next run compares each case with the worker file that holds it. What is checked is which
+    # run each case was compared with, not its timings (a loaded 2-core machine may judge a 2-round
+    # tiny case slower than before), so either outcome.
     outcomes = suite.runpytest(*args, "--compare-to", "latest").parseoutcomes()
     assert outcomes.get("skipped", 0) + outcomes.get("failed", 0) == 2
-    first, second = _sessions(history)[:2], _sessions(history)[2:]
-    assert len({s["run_id"] for s in first}) == 1 and len({s["run_id"] for s in second}) == 1
-    compared = {c["id"]: c["compared_to"] for s in second for c in s["cases"]}
-    assert set(compared) == {"tiny", "tiny-two"} and all(compared.values())
+    newest = _sessions(history)[-1]
+    compared = {c["id"]: c["compared_to"] for c in newest["cases"]}
+    assert set(compared) == {"tiny", "tiny-two"} and len(set(compared.values())) == 1 and all(compared.values())
 
 
 @pytest.mark.parametrize("option, message", [
