@@ -54,6 +54,7 @@ TOLERANCES = {"sampling_s": (0.5, 0.05), "s_per_it": (0.5, 0.01), "prompt_to_out
 SLEEP_PER_FORWARD_S = 0.5  # the injected slowdown of the newest CausVid run: every step >= 0.5 s
 TEACHER_STEPS = 10  # a per-step profile of the teacher (its recipe is 50 steps): the report estimates the rest
 IMG_TAG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+FIXTURES = REPO / "tests" / "fixtures" / "main-92ab273"  # files written by main before the restructure
 
 
 def config(model: str, **changes) -> RunConfig:
@@ -531,3 +532,32 @@ def test_the_runs_own_compare_to_verdicts_are_shown_with_p_and_output_quality(tm
     assert re.search(r"\| causvid-1\.3b-study \| output_ms_ssim \| 1\.0+ \| 0\.82 \| -18\.0 % \|  \| \S*regression", md), md
     assert "causvid-1.3b-study: output quality not compared: the previous run made another video" in md
 
+
+def test_report_from_files_written_before_the_restructure(tmp_path):
+    """A history (session version 1, contact sheets under "artifacts" too), a pytest-benchmark file and
+    a sweep written by main at 92ab273 still make the whole report."""
+    html_path, md_path = build_report(FIXTURES / "hist", benchmark_dir=FIXTURES / "pytest-benchmark",
+                                      sweep=FIXTURES / "sweep.json", out_dir=tmp_path)
+    page, md = html_path.read_text(), md_path.read_text()
+    summary = dict((r[0], r[1]) for r in _table_rows(md, "Summary"))
+    assert summary["runs in the history"].startswith("2 (first: 92ab273542 (2026-11-24 08:06))")
+    assert summary["baseline verdicts"] == "4 not-measured, 6 pass"  # as stored with the newer run
+    assert len(_table_rows(md, "Machine state of each run")) == 2
+    # The newer run was made with --compare-to: its own verdicts, output MS-SSIM included.
+    assert "Judged by the run itself (--compare-to) against run 92ab2735425b of 2026-11-24T08:06:31+00:00." in md
+    verdicts = {(r[0], r[1]): r[-1] for r in _table_rows(md, "Latest run against the previous run")}
+    assert verdicts[("tiny-causvid-1.3b", "output_ms_ssim")] == "pass"
+    # Contact sheets stored relative to the history folder, one per case of the newer run.
+    for case in ("tiny-causvid-1.3b", "tiny-wan-1.3b"):
+        assert f'alt="contact sheet of {case}"' in page
+        png_size((tmp_path / f"contact-{case}.png").read_bytes())
+    assert "no contact sheet" not in md
+    (pair,) = _table_rows(md, "CausVid against its teacher")
+    assert pair[:3] == ["tiny-causvid-1.3b", "tiny-wan-1.3b", "64x64x17"]
+    rows = _table_rows(md, "Steps x guidance sweep")
+    assert [(r[0], r[1]) for r in rows] == [("2", "1"), ("2", "2"), ("4", "1"), ("4", "2")]
+    sweep = json.loads((FIXTURES / "sweep.json").read_text())
+    assert [r[2] for r in rows] == [fmt.number(raw["sampling_s"], "s") for raw in sweep["rows"]]
+    bench = {r[0]: r for r in _table_rows(md, "pytest-benchmark timings")}
+    assert set(bench) == {"tiny-causvid-1.3b", "tiny-wan-1.3b"} and bench["tiny-causvid-1.3b"][6] == "3"
+    assert page.count("<img") == 3 + 1 + 1 + 2  # trends (no VRAM on CPU), pytest-benchmark, sweep, sheets
