@@ -24,7 +24,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from matplotlib.image import imread
 
 from causvid_perf import fmt
 from causvid_perf.cli import report as report_cli
@@ -294,8 +297,6 @@ def test_benchmark_section(built):
 
 
 def test_machine_state(built):
-    import torch
-
     _, _, _, md = built
     rows = _table_rows(md, "Machine state of each run")
     assert len(rows) == 3  # the history's runs, newest first
@@ -468,9 +469,6 @@ def test_report_loads_in_headless_chromium(chromium, built, tmp_path):
     assert png_size(screenshot.read_bytes()) == (1280, 2000)
 
     # A tall screenshot must show the trend plots rendered (matplotlib's first line colour, #1f77b4).
-    import numpy as np
-    from matplotlib.image import imread
-
     tall = tmp_path / "report-tall.png"
     shot = _chromium(chromium, tmp_path / "profile-tall", f"--screenshot={tall}", "--window-size=1280,9000",
                      "--hide-scrollbars", url)
