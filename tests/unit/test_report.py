@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -23,23 +24,28 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from matplotlib.image import imread
 
-from causvid_perf.judge.baselines import check_result
-from causvid_perf.judge.baselines_file import load_baselines, record as record_baseline
-from causvid_perf.judge.tolerances import default_for_metric
-from causvid_perf.judge.verdict import Check, MetricSpec, check_metric
+from causvid_perf import fmt
 from causvid_perf.cli import report as report_cli
-from causvid_perf.report import build as report
 from causvid_perf.config import RunConfig
-from causvid_perf.records.history import new_session, write_session
-from causvid_perf.pipeline.loading import load_pipeline
-from causvid_perf.quality.scores import compare_videos
-from causvid_perf.report.build import build_report
 from causvid_perf.errors import ReportError
-from causvid_perf.measure.runner import run_case
 from causvid_perf.experiments.sweep import run_sweep
+from causvid_perf.judge.baselines import baseline_key, check_case
+from causvid_perf.judge.baselines_file import load_baselines, record as record_baseline
+from causvid_perf.judge.previous import judge_value
+from causvid_perf.judge.verdict import Check
+from causvid_perf.measure.runner import run_case
+from causvid_perf.metrics import GUARDED_METRICS, unit
+from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.quality.media import abs_difference, save_contact_sheet, save_mp4
+from causvid_perf.quality.scores import compare_videos
+from causvid_perf.records.case import CONTACT_SHEET, CaseRecord
+from causvid_perf.records.history import Session, load_history, new_session, write_session
+from causvid_perf.report.build import build_blocks, build_report, render_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,11 +53,11 @@ ENSURE_CHROMIUM = REPO / "scripts" / "ensure_chromium.sh"
 COMMITS = ("a1b2c3d4e5f6", "b2c3d4e5f6a7", "c3d4e5f6a7b8")
 STUDENT, TEACHER = "causvid-1.3b", "wan2.1-t2v-1.3b"
 TINY = {"weights": "tiny", "height": 32, "width": 32, "frames": 9}
-GUARDED = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_allocated_gib", "peak_vram_device_gib")
 TOLERANCES = {"sampling_s": (0.5, 0.05), "s_per_it": (0.5, 0.01), "prompt_to_output_s": (0.5, 0.05)}
 SLEEP_PER_FORWARD_S = 0.5  # the injected slowdown of the newest CausVid run: every step >= 0.5 s
 TEACHER_STEPS = 10  # a per-step profile of the teacher (its recipe is 50 steps): the report estimates the rest
 IMG_TAG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+FIXTURES = REPO / "tests" / "fixtures" / "main-92ab273"  # files written by main before the restructure
 
 
 def config(model: str, **changes) -> RunConfig:
@@ -62,19 +68,8 @@ def case_id(model: str) -> str:
     return f"tiny-{model}"
 
 
-def baseline_key(result) -> dict:
-    c = result.config
-    return {"gpu_class": result.machine["gpu_class"], "model": c["model"], "weights": c["weights"],
-            "height": c["height"], "width": c["width"], "frames": c["frames"], "steps": c["steps"],
-            "guidance": float(c["guidance"]), "sampler": c["sampler"], "dtype": c["dtype"],
-            "memory": "+".join(c["memory"]) or "none", "attention": c["attention"]}
-
-
-def check_dict(check: Check) -> dict:
-    # The pytest plugin's stored form of a check.
-    return {"name": check.name, "state": check.state, "value": check.value, "baseline": check.baseline,
-            "rel_change": check.rel_change, "rel_tol": check.rel_tol, "abs_tol": check.abs_tol,
-            "kind": check.baseline_kind}
+def key_of(result) -> dict:
+    return baseline_key(RunConfig.from_dict(result.config), result.machine["gpu_class"])
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -113,31 +108,29 @@ def inputs(pipelines, tmp_path_factory):
                     hook.remove()
             if session is None:
                 session = new_session(result.machine, commit=commit)
-                session["created"] = f"2025-03-0{index + 1}T12:00:00+00:00"
-            key = baseline_key(result)
+                session.created = f"2025-03-0{index + 1}T12:00:00+00:00"
+            key = key_of(result)
             medians = result.metric_values()
             if index == 0:
-                guarded = {n: medians[n] for n in GUARDED if medians[n] is not None}
+                guarded = {n: medians[n] for n in GUARDED_METRICS if medians[n] is not None}
                 record_baseline(baselines_path, key, guarded, {
                     "kind": "measured", "date": result.created, "commit": commit, "gpu": "cpu",
                     "driver": None, "cuda": None, "torch": result.machine["torch"],
                     "diffusers": result.machine["diffusers"], "rounds": 1, "spread": 0.0,
                 }, {n: TOLERANCES[n] for n in guarded if n in TOLERANCES})
-            store = load_baselines(baselines_path)
-            checks = check_result(key, {n: medians[n] for n in GUARDED}, store)
-            case = {"id": case_id(model), "key": key, "result": result.to_dict(), "median": medians,
-                    "checks": [check_dict(c) for c in checks]}
+            case = CaseRecord(case_id(model), key, result.config, medians=medians, result=result.to_dict(),
+                              checks=check_case(key, medians, load_baselines(baselines_path)))
             last_frames[model] = result.frames
             if newest:
-                case["artifacts"] = {"mp4": str(save_mp4(result.frames, artifacts / f"{model}.mp4"))}
-            session["cases"].append(case)
+                case.output["mp4"] = str(save_mp4(result.frames, artifacts / f"{model}.mp4"))
+            session.cases.append(case)
         if newest:
             student, teacher = last_frames[STUDENT], last_frames[TEACHER]
-            session["cases"][0]["quality"] = compare_videos(student, teacher)
+            session.cases[0].quality = compare_videos(student, teacher)
             sheet = save_contact_sheet({"CausVid": student, "teacher": teacher,
                                         "|difference| x4": abs_difference(student, teacher, gain=4)},
                                        artifacts / "causvid-vs-teacher.png")
-            session["cases"][0]["artifacts"]["contact_sheet"] = str(sheet)
+            session.cases[0].output[CONTACT_SHEET] = str(sheet)
         write_session(history, session)
 
     # The steps x guidance sweep, by the suite's own sweep code on the same tiny pipelines.
@@ -219,9 +212,7 @@ def _table_rows(md: str, heading: str) -> list[list[str]]:
     return [[c.strip().strip("*") for c in re.split(r"(?<!\\)\|", l)[1:-1]] for l in lines[2:]]
 
 
-def _sessions(inputs) -> list[dict]:
-    from causvid_perf.records.history import load_history
-
+def _sessions(inputs) -> list[Session]:
     return load_history(inputs["history"])
 
 
@@ -231,16 +222,14 @@ def test_latest_run_against_baselines(built, inputs):
     by = {(r[0], r[1]): r for r in rows}
     store = load_baselines(inputs["baselines"])
     expected = {}
-    for case in _sessions(inputs)[-1]["cases"]:
-        medians = {n: case["median"][n] for n in GUARDED}
-        for check in check_result(case["key"], medians, store):
-            expected[(case["id"], check.name)] = check
+    for case in _sessions(inputs)[-1].cases:
+        for check in check_case(case.key, case.medians, store):  # the suite's own judgement
+            expected[(case.id, check.name)] = check
     assert set(by) == set(expected)
     for where, check in expected.items():
         state, value, baseline, change, tolerance = by[where][2:7]
-        unit = check.unit
         assert state == check.state, where
-        assert value == report._num(check.value, unit) and baseline == report._num(check.baseline, unit)
+        assert value == fmt.number(check.value, check.unit) and baseline == fmt.number(check.baseline, check.unit)
         if check.rel_change is not None:
             assert change == f"{check.rel_change * 100:+.1f} %"
     # The injected slowdown: every CausVid step slept 0.5 s, against a baseline of milliseconds.
@@ -258,18 +247,18 @@ def test_before_after_table(built, inputs):
     rows = _table_rows(md, "Latest run against the previous run")
     by = {(r[0], r[1]): r for r in rows}
     before_session, after_session = _sessions(inputs)[-2:]
-    previous = {c["id"]: c for c in before_session["cases"]}
-    for case in after_session["cases"]:
+    previous = {c.id: c for c in before_session.cases}
+    for case in after_session.cases:
         for name in ("sampling_s", "s_per_it", "prompt_to_output_s"):
-            old, new = previous[case["id"]]["median"][name], case["median"][name]
-            defaults = default_for_metric(name)
-            check = check_metric(name, new, MetricSpec(old, defaults.rel_tol, defaults.abs_tol,
-                                                             defaults.direction, defaults.unit))
-            row = by[(case["id"], name)]
-            assert row[2:] == [report._num(old, defaults.unit), report._num(new, defaults.unit),
+            old, new = previous[case.id].medians[name], case.medians[name]
+            check = judge_value(name, new, old, "cpu")  # --compare-to's verdict, with its CPU tolerances
+            row = by[(case.id, name)]
+            assert row[2:] == [fmt.number(old, unit(name)), fmt.number(new, unit(name)),
                                f"{check.rel_change * 100:+.1f} %", check.state]
+    assert by[(case_id(STUDENT), "s_per_it")][5] == "regression"
     assert float(by[(case_id(STUDENT), "s_per_it")][3].split()[0]) >= SLEEP_PER_FORWARD_S
     assert f"Before: {COMMITS[1][:10]}" in md and f"After: {COMMITS[2][:10]}" in md
+    assert "s_per_it 50 % / 0.001 s/it" in md  # the CPU tolerances the verdicts used
 
 
 def test_causvid_against_teacher(built):
@@ -292,7 +281,7 @@ def test_sweep_table(built, inputs):
     for row, raw in zip(rows, sweep["rows"]):
         for column, cell in zip(columns, row):
             if column in ("sampling_s", "ssim_vs_teacher", "psnr_vs_teacher"):
-                assert cell == report._num(raw[column], report._unit(column)), column
+                assert cell == fmt.number(raw[column], unit(column)), column
     assert "the quality columns only exercise the code path" in md  # tiny weights: "meaningful": false
     assert f"teacher {TEACHER} steps {TEACHER_STEPS} cfg 5" in md
     assert "ssim_vs_teacher: steps (rows) x guidance (columns)" in md
@@ -308,8 +297,6 @@ def test_benchmark_section(built):
 
 
 def test_machine_state(built):
-    import torch
-
     _, _, _, md = built
     rows = _table_rows(md, "Machine state of each run")
     assert len(rows) == 3  # the history's runs, newest first
@@ -331,15 +318,16 @@ def test_markdown_images_next_to_it(built):
 
 
 def test_xdist_workers_are_one_run(inputs, tmp_path):
-    from causvid_perf.records.history import load_history
-
-    sessions = load_history(inputs["history"])
+    latest = load_history(inputs["history"])[-1]
     history = tmp_path / "h"
-    for worker, case in zip(("gw0", "gw1"), sessions[-1]["cases"]):
-        write_session(history, {**sessions[-1], "worker": worker, "cases": [case]})
-    runs = report.load_runs(history)
-    assert len(runs) == 1 and sorted(runs[0].workers) == ["gw0", "gw1"]
-    assert set(runs[0].cases) == {case_id(STUDENT), case_id(TEACHER)}
+    for worker, case in zip(("gw0", "gw1"), latest.cases):
+        write_session(history, dataclasses.replace(latest, worker=worker, cases=[case]))
+    _, blocks = build_blocks(history)
+    md = render_markdown("t", "s", blocks, images=False)
+    assert f"| history | {history} (2 session file(s), 1 run(s)) |" in md
+    assert "2 case(s) on CPU" in md
+    (pair,) = _table_rows(md, "CausVid against its teacher")  # one worker's case paired with the other's
+    assert pair[:2] == [case_id(STUDENT), case_id(TEACHER)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -481,9 +469,6 @@ def test_report_loads_in_headless_chromium(chromium, built, tmp_path):
     assert png_size(screenshot.read_bytes()) == (1280, 2000)
 
     # A tall screenshot must show the trend plots rendered (matplotlib's first line colour, #1f77b4).
-    import numpy as np
-    from matplotlib.image import imread
-
     tall = tmp_path / "report-tall.png"
     shot = _chromium(chromium, tmp_path / "profile-tall", f"--screenshot={tall}", "--window-size=1280,9000",
                      "--hide-scrollbars", url)
@@ -502,19 +487,17 @@ def test_gpu_shaped_history(inputs, tmp_path):
     """The GPU fields (VRAM peaks, NVML clocks, throttling, other processes) as the plugin stores them
     on a GPU runner, put on the real CPU records: VRAM gets its trend plot, the machine table its
     readings, and a throttled run is flagged unfit for a baseline."""
-    from causvid_perf.records.history import load_history
-
     gpu = {"gpu": "NVIDIA H100 80GB HBM3", "gpu_class": "h100-80gb-hbm3", "driver": "550.54.15", "cuda": "12.4",
            "sm_clock_mhz": 1980, "max_sm_clock_mhz": 1980, "mem_clock_mhz": 2619, "temperature_c": 41,
            "power_w": 412.5, "throttle_reasons": [], "other_processes": []}
     history = tmp_path / "history"
     for index, session in enumerate(load_history(inputs["history"])[-2:]):
-        machine = {**session["machine"], **gpu}
+        machine = {**session.machine, **gpu}
         if index == 1:
             machine.update(temperature_c=88, throttle_reasons=["SwThermalSlowdown"])
-        for case in session["cases"]:
-            case["median"].update(peak_vram_allocated_gib=18.5 + index, peak_vram_device_gib=20.1 + index)
-        write_session(history, {**session, "machine": machine})
+        for case in session.cases:
+            case.medians.update(peak_vram_allocated_gib=18.5 + index, peak_vram_device_gib=20.1 + index)
+        write_session(history, dataclasses.replace(session, machine=machine))
     html_path, md_path = build_report(history, out_dir=tmp_path / "out")
     page, md = html_path.read_text(), md_path.read_text()
     assert 'alt="trend of peak_vram_device_gib"' in page and page.count("<img") == 4 + 1  # + contact sheet
@@ -535,13 +518,44 @@ def test_the_runs_own_compare_to_verdicts_are_shown_with_p_and_output_quality(tm
          "rel_tol": 0.05, "abs_tol": 0.05, "kind": "previous", "p_value": None, "note": "MS-SSIM ..."},
     ]
     session = new_session({"gpu": "NVIDIA H100 80GB HBM3"}, commit="abc123", run_id="r2")
-    session["cases"] = [{"id": "causvid-1.3b-study", "median": {"sampling_s": 10.4}, "comparisons": comparisons,
-                         "compared_to": "run abc000 of 2026-11-21T10:00:00+00:00",
-                         "comparison_notes": ["output quality not compared: the previous run made another video"]}]
+    session.cases = [CaseRecord("causvid-1.3b-study", medians={"sampling_s": 10.4},
+                                comparisons=[Check.from_dict(c) for c in comparisons],
+                                compared_to="run abc000 of 2026-11-21T10:00:00+00:00",
+                                comparison_notes=["output quality not compared: the previous run made another video"])]
     write_session(tmp_path, session)
-    _, blocks = report.build_blocks(tmp_path)
-    md = report.render_markdown("t", "s", blocks, images=False)
+    _, blocks = build_blocks(tmp_path)
+    md = render_markdown("t", "s", blocks, images=False)
     assert "Judged by the run itself (--compare-to) against run abc000 of 2026-11-21T10:00:00+00:00." in md
     assert re.search(r"\| causvid-1\.3b-study \| sampling_s \| 10\.0 s \| 10\.4 s \| \+4\.0 % \| 0\.31 \| pass \|", md), md
     assert re.search(r"\| causvid-1\.3b-study \| output_ms_ssim \| 1\.0+ \| 0\.82 \| -18\.0 % \|  \| \S*regression", md), md
     assert "causvid-1.3b-study: output quality not compared: the previous run made another video" in md
+
+
+def test_report_from_files_written_before_the_restructure(tmp_path):
+    """A history (session version 1, contact sheets under "artifacts" too), a pytest-benchmark file and
+    a sweep written by main at 92ab273 still make the whole report."""
+    html_path, md_path = build_report(FIXTURES / "hist", benchmark_dir=FIXTURES / "pytest-benchmark",
+                                      sweep=FIXTURES / "sweep.json", out_dir=tmp_path)
+    page, md = html_path.read_text(), md_path.read_text()
+    summary = dict((r[0], r[1]) for r in _table_rows(md, "Summary"))
+    assert summary["runs in the history"].startswith("2 (first: 92ab273542 (2026-11-24 08:06))")
+    assert summary["baseline verdicts"] == "4 not-measured, 6 pass"  # as stored with the newer run
+    assert len(_table_rows(md, "Machine state of each run")) == 2
+    # The newer run was made with --compare-to: its own verdicts, output MS-SSIM included.
+    assert "Judged by the run itself (--compare-to) against run 92ab2735425b of 2026-11-24T08:06:31+00:00." in md
+    verdicts = {(r[0], r[1]): r[-1] for r in _table_rows(md, "Latest run against the previous run")}
+    assert verdicts[("tiny-causvid-1.3b", "output_ms_ssim")] == "pass"
+    # Contact sheets stored relative to the history folder, one per case of the newer run.
+    for case in ("tiny-causvid-1.3b", "tiny-wan-1.3b"):
+        assert f'alt="contact sheet of {case}"' in page
+        png_size((tmp_path / f"contact-{case}.png").read_bytes())
+    assert "no contact sheet" not in md
+    (pair,) = _table_rows(md, "CausVid against its teacher")
+    assert pair[:3] == ["tiny-causvid-1.3b", "tiny-wan-1.3b", "64x64x17"]
+    rows = _table_rows(md, "Steps x guidance sweep")
+    assert [(r[0], r[1]) for r in rows] == [("2", "1"), ("2", "2"), ("4", "1"), ("4", "2")]
+    sweep = json.loads((FIXTURES / "sweep.json").read_text())
+    assert [r[2] for r in rows] == [fmt.number(raw["sampling_s"], "s") for raw in sweep["rows"]]
+    bench = {r[0]: r for r in _table_rows(md, "pytest-benchmark timings")}
+    assert set(bench) == {"tiny-causvid-1.3b", "tiny-wan-1.3b"} and bench["tiny-causvid-1.3b"][6] == "3"
+    assert page.count("<img") == 3 + 1 + 1 + 2  # trends (no VRAM on CPU), pytest-benchmark, sweep, sheets

@@ -1,0 +1,165 @@
+"""The sections across runs and settings: metric trends over the history, pytest-benchmark's saved
+timings, the steps x guidance sweep, and the machine state of every run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from causvid_perf import fmt
+from causvid_perf.judge.validity import fit_for_baseline
+from causvid_perf.metrics import METRICS, PEAK_VRAM, unit
+from causvid_perf.records.case import number
+from causvid_perf.records.history import Run
+from causvid_perf.report.document import Block, Cell
+from causvid_perf.report.plots import benchmark_plot, sweep_plot, trend_plot
+
+# Plotted across runs. Peak VRAM is the device-level (NVML) figure; when no run has one, the
+# allocator's peak is plotted instead. The switch is per plot, not per case (CaseRecord.peak_vram_gib),
+# so one line never mixes the two quantities.
+TREND_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_device_gib")
+VRAM_FALLBACK = "peak_vram_allocated_gib"
+SWEEP_FIRST = ("steps", "guidance", "sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_device_gib",
+               "peak_vram_gib", "ssim_vs_teacher", "ms_ssim_vs_teacher", "psnr_vs_teacher")
+SWEEP_GRIDS = ("sampling_s", "ssim_vs_teacher")
+
+
+def trend_blocks(runs: Sequence[Run]) -> list[Block]:
+    blocks = [Block("h2", "Trends across runs"),
+              Block("p", f"{len(runs)} run(s), oldest on the left; one line per case; x labels are commit and date (UTC).")]
+    for metric in TREND_METRICS:
+        image = trend_plot(runs, metric)
+        if image is None and metric == TREND_METRICS[-1]:
+            metric = VRAM_FALLBACK
+            image = trend_plot(runs, metric)
+            if image is None:
+                blocks.append(Block("p", f"{PEAK_VRAM.label} ({TREND_METRICS[-1]}, {VRAM_FALLBACK}): not measured "
+                                         "in these runs (VRAM is measured on a GPU only)."))
+                continue
+        title = f"{METRICS[metric].label} ({metric})"
+        if image is None:
+            blocks.append(Block("p", f"{title}: no values in these runs."))
+            continue
+        blocks.append(Block("h3", title))
+        blocks.append(Block("img", text=f"trend of {metric}", image=image, name=f"trend-{metric}.png"))
+    return blocks
+
+
+def benchmark_blocks(runs: Sequence[Run], directory: str) -> list[Block]:
+    blocks = [Block("h2", "pytest-benchmark timings")]
+    if not runs:
+        return blocks + [Block("p", f"No pytest-benchmark files in {directory}.")]
+    latest = runs[-1]
+    blocks.append(Block("p", f"{len(runs)} saved run(s) in {directory}; the table is the newest, {latest.label} "
+                             f"({Path(latest.files[0]).name}). Round times are whole measured rounds."))
+    rows = []
+    for case in latest.cases.values():
+        stats = case.stats or {}
+        rows.append([case.id] + [fmt.number(number(stats.get(k)), "s") for k in ("min", "median", "mean", "stddev", "iqr")]
+                    + [fmt.number(stats.get("rounds"))] + [fmt.number(case.metrics.get("sampling_s"), "s")])
+    blocks.append(Block("table", headers=["benchmark", "min", "median", "mean", "stddev", "IQR", "rounds",
+                                          "sampling_s (extra_info)"], rows=rows))
+    image = benchmark_plot(runs)
+    if image is not None:
+        blocks.append(Block("img", text="pytest-benchmark median round time", image=image, name="benchmark-median.png"))
+    return blocks
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def _sweep_cell(column: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    value = number(value)
+    if value is not None and column in ("steps", "guidance"):
+        return f"{value:g}"
+    return fmt.number(value, unit(column))
+
+
+def _sweep_models(sweep: Mapping[str, Any]) -> list[Block]:
+    """Which student and teacher the quality columns compare (from the sweep's header)."""
+    student, teacher = sweep.get("student"), sweep.get("teacher")
+    parts = []
+    if isinstance(student, Mapping) and student.get("model"):
+        parts.append(f"student {student['model']}")
+    if isinstance(teacher, Mapping) and teacher.get("model"):
+        recipe = " ".join(f"{label} {_sweep_cell(name, teacher.get(name))}" for name, label in
+                          (("steps", "steps"), ("guidance", "cfg")) if teacher.get(name) is not None)
+        timing = ", ".join(f"{name} {fmt.number(number(teacher.get(name)), unit(name))}"
+                           for name in ("sampling_s", "s_per_it") if number(teacher.get(name)) is not None)
+        parts.append(f"teacher {teacher['model']} {recipe}".rstrip() + (f" ({timing})" if timing else ""))
+    if not parts:
+        return []
+    return [Block("p", "Quality columns compare each row's video with the teacher's: " + "; ".join(parts) + ".")]
+
+
+def _sweep_grids(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
+    """steps (rows) x guidance (columns) tables of the metrics that have values, when both vary."""
+    steps = sorted({r["steps"] for r in rows if number(r.get("steps")) is not None})
+    guidances = sorted({r["guidance"] for r in rows if number(r.get("guidance")) is not None})
+    if len(steps) < 2 or len(guidances) < 2:
+        return []
+    blocks = []
+    for metric in SWEEP_GRIDS:
+        if not any(number(r.get(metric)) is not None for r in rows):
+            continue
+        cells = {(r.get("steps"), r.get("guidance")): number(r.get(metric)) for r in rows}
+        grid = [[f"{s} steps"] + [fmt.number(cells.get((s, g)), unit(metric)) for g in guidances] for s in steps]
+        blocks.append(Block("h3", f"{metric}: steps (rows) x guidance (columns)"))
+        blocks.append(Block("table", headers=["steps"] + [f"cfg {g:g}" for g in guidances], rows=grid))
+    return blocks
+
+
+def sweep_blocks(sweep: Mapping[str, Any], path: str) -> list[Block]:
+    rows = list(sweep["rows"])
+    described = [f"{k} {v}" for k, v in sweep.items()
+                 if k not in ("schema", "rows", "version", "meaningful") and isinstance(v, (str, int, float))]
+    blocks = [Block("h2", "Steps x guidance sweep"),
+              Block("p", f"{len(rows)} row(s) from {path}" + (f" ({', '.join(described)})" if described else "") + ".")]
+    blocks += _sweep_models(sweep)
+    if sweep.get("meaningful") is False:
+        blocks.append(Block("p", "These rows come from random (tiny or synthetic) weights: the timings are real, "
+                                 "the quality columns only exercise the code path."))
+    if not rows:
+        return blocks
+    columns = [c for c in SWEEP_FIRST if any(c in r for r in rows)]
+    columns += sorted({k for r in rows for k, v in r.items()
+                       if k not in columns and (isinstance(v, (str, int, float)) or v is None)})
+    ordered = sorted(rows, key=lambda r: (number(r.get("steps")) or 0, number(r.get("guidance")) or 0))
+    blocks.append(Block("table", headers=columns, rows=[[_sweep_cell(c, r.get(c)) for c in columns] for r in ordered]))
+    blocks += _sweep_grids(rows)
+    image = sweep_plot(rows)
+    if image is not None:
+        blocks.append(Block("img", text="sweep: sampling time and SSIM against steps", image=image, name="sweep.png"))
+    return blocks
+
+
+# --------------------------------------------------------------------------- machine state
+
+
+def _machine_row(run: Run) -> list[str | Cell]:
+    m = run.machine
+    clocks = "n/a"
+    if m.get("sm_clock_mhz") is not None:
+        clocks = f"SM {m.get('sm_clock_mhz')}/{m.get('max_sm_clock_mhz', '?')} MHz, mem {m.get('mem_clock_mhz', '?')} MHz"
+    throttle = m.get("throttle_reasons")
+    others = m.get("other_processes")
+    fit, why = fit_for_baseline(m)
+    return [
+        f"{run.short_commit} ({run.source})", run.when, m.get("host") or "n/a",
+        m.get("gpu") or f"CPU ({m.get('cpu') or '?'}, {m.get('cpu_threads') or '?'} threads)",
+        m.get("driver") or "n/a", m.get("cuda") or "n/a", m.get("torch") or "n/a", m.get("diffusers") or "n/a",
+        clocks, fmt.number(m.get("temperature_c"), "C"), fmt.number(number(m.get("power_w")), "W"),
+        ", ".join(throttle) if isinstance(throttle, list) and throttle else ("none" if throttle == [] else "n/a"),
+        str(len(others)) if isinstance(others, list) else "n/a",
+        Cell("yes") if fit else Cell(f"no: {why}", "bad"),
+    ]
+
+
+def machine_blocks(runs: Sequence[Run]) -> list[Block]:
+    headers = ["run", "date (UTC)", "host", "GPU", "driver", "CUDA", "torch", "diffusers", "clocks", "temperature",
+               "power", "throttle reasons", "other GPU processes", "fit for a baseline"]
+    return [Block("h2", "Machine state of each run"), Block("p", "Newest first; read when the run started."),
+            Block("table", headers=headers, rows=[_machine_row(run) for run in reversed(runs)])]
