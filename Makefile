@@ -1,7 +1,7 @@
 # The two commands a newcomer needs (see README): `make bench` and `make test`.
 # Both set up .venv on first use through scripts/setup.sh.
 VENV := .venv
-.PHONY: bench test setup clean
+.PHONY: bench test lint setup clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -11,8 +11,14 @@ setup: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/causvid-perf bench $(ARGS)
 
-test: $(VENV)/.installed
+# The checks that keep the package's structure: lint and format (ruff), types (mypy).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 clean:
-	rm -rf $(VENV) .benchmarks .pytest_cache causvid-perf-out
+	rm -rf $(VENV) .benchmarks .pytest_cache .mypy_cache .ruff_cache causvid-perf-out

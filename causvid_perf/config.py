@@ -15,9 +15,21 @@ MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # Attention backends we let a user name: diffusers' dispatcher accepts more, but these are the
 # ones that run without a Hub download; "native" (SDPA) is the only one that runs on CPU.
-ATTENTION_BACKENDS = ("native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math",
-                      "flash", "_flash_3", "sage", "flex", "xformers")
+ATTENTION_BACKENDS = (
+    "native",
+    "_native_cudnn",
+    "_native_flash",
+    "_native_efficient",
+    "_native_math",
+    "flash",
+    "_flash_3",
+    "sage",
+    "flex",
+    "xformers",
+)
 CPU_ATTENTION_BACKENDS = ("native", "_native_math", "flex")
+# What makes two runs make the same video: outputs are compared frame by frame only then.
+VIDEO_FIELDS = ("seed", "prompt", "negative_prompt", "height", "width", "frames")
 # The fields that decide which pipeline a run needs; runs that differ only in the others (size,
 # frames, steps, guidance, sampler, seed, prompt) share one loaded pipeline.
 PIPELINE_FIELDS = ("model", "weights", "dtype", "memory", "attention", "device", "checkpoint")
@@ -197,11 +209,14 @@ class RunConfig:
                 f"unknown attention backend {self.attention!r}; choose one of: {', '.join(ATTENTION_BACKENDS)}"
             )
         if self.timesteps and self.sampler not in (None, "causvid"):
-            raise ConfigError(f"explicit timesteps need the causvid sampler; got sampler {self.sampler!r}, "
-                              "use --sampler causvid")
+            raise ConfigError(
+                f"explicit timesteps need the causvid sampler; got sampler {self.sampler!r}, use --sampler causvid"
+            )
         if self.checkpoint and self.weights in ("tiny", "synthetic"):
-            raise ConfigError(f"--checkpoint loads real weights; it cannot be combined with {self.weights} "
-                              "weights, use --weights pretrained")
+            raise ConfigError(
+                f"--checkpoint loads real weights; it cannot be combined with {self.weights} "
+                "weights, use --weights pretrained"
+            )
         if self.timesteps is not None and any(not (0 < t <= 1000) for t in self.timesteps):
             raise ConfigError(f"timesteps must lie in (0, 1000]; got {list(self.timesteps)}")
         self._validate_for_device(resolve_device(self.device))
@@ -303,16 +318,19 @@ def _split_top_level(text: str) -> list[str]:
             current, closed = "", False
             continue
         elif closed and not ch.isspace():
-            raise ConfigError(f"{ch!r} after the closing quote in {current + ch!r}; quote the whole value, "
-                              'e.g. prompt="a cat, running"')
+            raise ConfigError(
+                f"{ch!r} after the closing quote in {current + ch!r}; quote the whole value, "
+                'e.g. prompt="a cat, running"'
+            )
         elif ch in _QUOTES and _at_value_start(current):
             quote = ch
         else:
             depth += (ch == "[") - (ch == "]")
         current += ch
     if quote:
-        raise ConfigError(f"unterminated {quote} quote in {text!r}; close it after the value, "
-                          'e.g. prompt="a cat, running",steps=4')
+        raise ConfigError(
+            f'unterminated {quote} quote in {text!r}; close it after the value, e.g. prompt="a cat, running",steps=4'
+        )
     parts.append(current)
     return [p for p in parts if p.strip()]
 

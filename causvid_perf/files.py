@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], object], *, binary: bool = False,
-                 suffix: str = ".tmp") -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[Any]], object], *, binary: bool = False, suffix: str = ".tmp"
+) -> Path:
     """Calls write(handle) on a temp file next to path, then renames it over path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
         handle: IO[Any]
-        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as handle:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

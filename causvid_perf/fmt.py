@@ -36,6 +36,13 @@ def exact(value: float | None, unit: str = "") -> str:
     return f"{value:g} {unit}" if unit else f"{value:g}"
 
 
+def tolerance(rel_tol: float | None, abs_tol: float | None, unit: str = "") -> str:
+    """A tolerance as set: relative and absolute, '8 % / 0.5 s'."""
+    if rel_tol is None or abs_tol is None:
+        return "n/a"
+    return f"{exact(rel_tol * 100, '%')} / {exact(abs_tol, unit)}"
+
+
 def fixed(value: Any, digits: int = 3) -> str:
     """Table cells: fixed decimals, falling back to 3 significant figures for very small or large values."""
     if value is None:

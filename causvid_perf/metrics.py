@@ -67,7 +67,12 @@ RUN_METRICS: tuple[str, ...] = tuple(m.name for m in _RUN)
 GUARDED_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_allocated_gib", "peak_vram_device_gib")
 # Kept per case in the history besides the guarded ones.
 REPORTED_METRICS = GUARDED_METRICS + (
-    "text_encode_s", "decode_s", "peak_vram_reserved_gib", "tflop_per_step", "achieved_tflops", "mfu",
+    "text_encode_s",
+    "decode_s",
+    "peak_vram_reserved_gib",
+    "tflop_per_step",
+    "achieved_tflops",
+    "mfu",
 )
 # Times whose rounds a Mann-Whitney test can judge.
 TIME_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s")

@@ -34,7 +34,11 @@ TRANSFORMER_FULL: dict[str, dict[str, Any]] = {
 # diffusers' tests use rope_max_seq_len 32, which limits frames to 256 px; the full models' 1024
 # costs nothing at this size.
 _TRANSFORMER_TINY_COMMON: dict[str, Any] = {
-    **_TRANSFORMER_COMMON, "num_attention_heads": 2, "attention_head_dim": 12, "text_dim": 32, "ffn_dim": 32,
+    **_TRANSFORMER_COMMON,
+    "num_attention_heads": 2,
+    "attention_head_dim": 12,
+    "text_dim": 32,
+    "ffn_dim": 32,
 }
 TRANSFORMER_TINY: dict[str, dict[str, Any]] = {
     "1.3b": {**_TRANSFORMER_TINY_COMMON, "num_layers": 2},
@@ -107,16 +111,32 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("wan2.1-t2v-14b", "14b", "teacher", 50, 5.0, "unipc", 3.0, _WAN_14B),
         # Students: CausVid LoRA on the Wan base; community settings 4-8 steps, CFG 1, shift ~8.
         ModelSpec(
-            "causvid-1.3b", "1.3b", "student", 6, 1.0, "unipc", 8.0, _WAN_13B,
-            teacher="wan2.1-t2v-1.3b", lora_repo=_KIJAI,
+            "causvid-1.3b",
+            "1.3b",
+            "student",
+            6,
+            1.0,
+            "unipc",
+            8.0,
+            _WAN_13B,
+            teacher="wan2.1-t2v-1.3b",
+            lora_repo=_KIJAI,
             lora_files=(
                 "Wan21_CausVid_bidirect2_T2V_1_3B_lora_rank32.safetensors",
                 "Wan21_CausVid_bidirect2_T2V_1_3B_lora_rank32_v1_5_no_first_block.safetensors",
             ),
         ),
         ModelSpec(
-            "causvid-14b", "14b", "student", 6, 1.0, "unipc", 8.0, _WAN_14B,
-            teacher="wan2.1-t2v-14b", lora_repo=_KIJAI,
+            "causvid-14b",
+            "14b",
+            "student",
+            6,
+            1.0,
+            "unipc",
+            8.0,
+            _WAN_14B,
+            teacher="wan2.1-t2v-14b",
+            lora_repo=_KIJAI,
             lora_files=("Wan21_CausVid_14B_T2V_lora_rank32.safetensors",),
         ),
     )
@@ -135,13 +155,15 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The published H100 study: CausVid-14B, 832x480, 81 frames, 6 steps, guidance 1.0, with fp8
     # weight storage and the text encoder off the GPU (what a 21.56 GB peak implies).
     "study": {
-        "model": "causvid-14b", "height": 480, "width": 832, "frames": 81, "steps": 6,
-        "guidance": 1.0, "memory": ("fp8-storage", "te-offload"),
-    },
-    "study-1.3b": {
-        "model": "causvid-1.3b", "height": 480, "width": 832, "frames": 81, "steps": 6,
+        "model": "causvid-14b",
+        "height": 480,
+        "width": 832,
+        "frames": 81,
+        "steps": 6,
         "guidance": 1.0,
+        "memory": ("fp8-storage", "te-offload"),
     },
+    "study-1.3b": {"model": "causvid-1.3b", "height": 480, "width": 832, "frames": 81, "steps": 6, "guidance": 1.0},
     # Seconds on a laptop CPU with the tiny models.
     "tiny": {"weights": "tiny", "height": 32, "width": 32, "frames": 9},
 }

@@ -13,6 +13,6 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "setup: no torch found; installing the CPU build torch==2.13.0"
   .venv/bin/python -m pip install --quiet torch==2.13.0
 fi
-.venv/bin/python -m pip install --quiet -e .
+.venv/bin/python -m pip install --quiet -e '.[dev]'
 .venv/bin/python -c "import torch, diffusers; print(f'setup: torch {torch.__version__}, diffusers {diffusers.__version__}, cuda available: {torch.cuda.is_available()}')"
 touch .venv/.installed

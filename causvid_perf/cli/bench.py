@@ -19,10 +19,18 @@ from causvid_perf.quality.media import save_mp4
 def add_parser(sub: Any) -> None:
     bench = sub.add_parser("bench", help="the main job: CausVid against its teacher, side by side")
     add_run_options(bench, model=False)
-    bench.add_argument("--family", choices=("1.3b", "14b"), default=None,
-                       help="model size; default 14b on a GPU (the study), 1.3b on CPU")
-    bench.add_argument("--teacher-steps", type=int, default=None,
-                       help="fewer teacher steps for a quick per-step profile (default: its 50-step recipe)")
+    bench.add_argument(
+        "--family",
+        choices=("1.3b", "14b"),
+        default=None,
+        help="model size; default 14b on a GPU (the study), 1.3b on CPU",
+    )
+    bench.add_argument(
+        "--teacher-steps",
+        type=int,
+        default=None,
+        help="fewer teacher steps for a quick per-step profile (default: its 50-step recipe)",
+    )
     bench.add_argument("--videos", type=int, default=1, help="continuous generation: videos per model")
     bench.add_argument("--out", default=None, help="output folder (default causvid-perf-out/bench-<time>)")
     bench.add_argument("--no-video", action="store_true", help="skip the mp4s")

@@ -22,18 +22,30 @@ HELP = "judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds"
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     compare = add_run_subcommand(sub, "compare", HELP, __doc__)
-    compare.add_argument("--a", default="", metavar="K=V,...",
-                         help="overrides for side A on top of the options, e.g. sampler=unipc")
-    compare.add_argument("--b", default="", metavar="K=V,...",
-                         help="overrides for side B, e.g. sampler=euler,shift=8 (any RunConfig field)")
-    compare.add_argument("--aa", action="store_true",
-                         help="A/A: compare A with itself to measure noise and the detectable effect")
+    compare.add_argument(
+        "--a", default="", metavar="K=V,...", help="overrides for side A on top of the options, e.g. sampler=unipc"
+    )
+    compare.add_argument(
+        "--b",
+        default="",
+        metavar="K=V,...",
+        help="overrides for side B, e.g. sampler=euler,shift=8 (any RunConfig field)",
+    )
+    compare.add_argument(
+        "--aa", action="store_true", help="A/A: compare A with itself to measure noise and the detectable effect"
+    )
     add_gate_options(compare, "measured runs per side (default 6)")
-    compare.add_argument("--memory-tolerance", type=float, default=0.05,
-                         help="tolerated increase of peak VRAM (default 0.05 = 5 %%)")
-    compare.add_argument("--slowdown-b", type=float, default=1.0, metavar="FACTOR",
-                         help="makes B's every transformer forward FACTOR times slower (e.g. 1.05), to check "
-                              "the gate catches a known regression on this machine (default 1: none)")
+    compare.add_argument(
+        "--memory-tolerance", type=float, default=0.05, help="tolerated increase of peak VRAM (default 0.05 = 5 %%)"
+    )
+    compare.add_argument(
+        "--slowdown-b",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="makes B's every transformer forward FACTOR times slower (e.g. 1.05), to check "
+        "the gate catches a known regression on this machine (default 1: none)",
+    )
     add_report_options(compare, "write the full report (all samples) as JSON here")
     compare.set_defaults(func=cmd_compare)
     return compare
@@ -62,9 +74,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         log(f"B's transformer forwards slowed ×{args.slowdown_b:g} on purpose: B is a known regression")
     elif aa:
         log(f"A/A: comparing {loaded[0].config.describe()} with itself over {args.rounds} rounds")
-    report = run_ab(loaded, config_a, config_b, args.rounds, threshold=args.threshold,
-                    memory_tolerance=args.memory_tolerance, alpha=args.alpha, aa=aa, progress=progress,
-                    slowdown_b=args.slowdown_b)
+    report = run_ab(
+        loaded,
+        config_a,
+        config_b,
+        args.rounds,
+        threshold=args.threshold,
+        memory_tolerance=args.memory_tolerance,
+        alpha=args.alpha,
+        aa=aa,
+        progress=progress,
+        slowdown_b=args.slowdown_b,
+    )
     report.overrides = {"a": args.a, "b": args.b}
     emit_report(report, args.markdown, args.json)
     return report.exit_code

@@ -14,8 +14,9 @@ SUBCOMMANDS = (run, overhead, bench, compare, gate_study, sweep, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="causvid-perf", description="Performance regression suite for CausVid / "
-                                     "Wan 2.1 video diffusion samplers.")
+    parser = argparse.ArgumentParser(
+        prog="causvid-perf", description="Performance regression suite for CausVid / Wan 2.1 video diffusion samplers."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(sub)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Any
 
 import torch
@@ -10,19 +11,24 @@ import torch
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
-# Options that map one to one onto a RunConfig field.
-_CONFIG_OPTIONS = ("model", "weights", "height", "width", "frames", "steps", "guidance", "sampler", "shift",
-                   "seed", "dtype", "attention", "device", "prompt", "checkpoint")
+# Options that map one to one onto a RunConfig field (memory is parsed; timesteps and the negative
+# prompt are set through `compare --a/--b` only).
+_CONFIG_OPTIONS = tuple(f.name for f in fields(RunConfig) if f.name not in ("memory", "timesteps", "negative_prompt"))
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     group = parser.add_argument_group("run configuration (unset fields take the model's recipe)")
     if model:
         group.add_argument("--model", choices=sorted(MODELS), default=None, help="default causvid-1.3b")
-    group.add_argument("--profile", choices=sorted(PROFILES),
-                       help="a named setting, e.g. 'study' (832x480x81, 6 steps, cfg 1)")
-    group.add_argument("--weights", choices=WEIGHT_SOURCES, default=None,
-                       help="tiny (CPU, seconds), synthetic (full size, random, GPU), pretrained, auto (default)")
+    group.add_argument(
+        "--profile", choices=sorted(PROFILES), help="a named setting, e.g. 'study' (832x480x81, 6 steps, cfg 1)"
+    )
+    group.add_argument(
+        "--weights",
+        choices=WEIGHT_SOURCES,
+        default=None,
+        help="tiny (CPU, seconds), synthetic (full size, random, GPU), pretrained, auto (default)",
+    )
     group.add_argument("--model-dir", default=None, help="folder with pretrained weights (env CAUSVID_PERF_MODELS)")
     group.add_argument("--checkpoint", default=None, help="a full CausVid model.pt instead of the LoRA")
     group.add_argument("--height", type=int)
@@ -42,8 +48,9 @@ def add_run_options(parser: argparse.ArgumentParser, *, model: bool = True) -> N
 
 def add_run_subcommand(sub: Any, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
     """A subcommand that measures runs: its parser, with the run configuration options."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description or help,
-                                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=description or help, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_run_options(parser)
     return parser
 
@@ -82,8 +89,12 @@ def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
 def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str) -> None:
     """The options of an A/B gate: rounds per side, the tolerated slowdown and the significance level."""
     parser.add_argument("--rounds", type=int, default=6, help=rounds_help)
-    parser.add_argument("--threshold", type=float, default=0.03,
-                        help="tolerated slowdown in per-step / sampling time (default 0.03 = 3 %%)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.03,
+        help="tolerated slowdown in per-step / sampling time (default 0.03 = 3 %%)",
+    )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
 
 

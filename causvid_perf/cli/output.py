@@ -35,8 +35,9 @@ _TABLE_METRICS = tuple(name for name in RUN_METRICS if name != "frames_out_s")
 
 def result_table(results: Mapping[str, RunResult]) -> str:
     """Side-by-side metrics of named RunResults."""
-    rows: list[list[Any]] = [[METRICS[name].title] + [r.metric_values()[name] for r in results.values()]
-                             for name in _TABLE_METRICS]
+    rows: list[list[Any]] = [
+        [METRICS[name].title] + [r.metric_values()[name] for r in results.values()] for name in _TABLE_METRICS
+    ]
     rows.append(["output shape"] + ["x".join(map(str, r.output.shape)) for r in results.values()])
     rows.append(["finite"] + [r.output.finite for r in results.values()])
     return render_table(["metric", *results], rows)

@@ -22,9 +22,17 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     config = run_config(args).validate()
     loaded = load_pipeline(config, models_dir=args.model_dir)
     med_i, med_p, med_s = measure_overhead(loaded, args.rounds, progress=log).medians
-    print(render_table(["measure", "median (s)"], [
-        ["instrumented prompt-to-output", med_i], ["plain pipe(...) call", med_p], ["sampling (instrumented)", med_s],
-        ["overhead (s)", med_i - med_p], ["overhead / sampling (%)", 100 * (med_i - med_p) / med_s],
-    ]))
+    print(
+        render_table(
+            ["measure", "median (s)"],
+            [
+                ["instrumented prompt-to-output", med_i],
+                ["plain pipe(...) call", med_p],
+                ["sampling (instrumented)", med_s],
+                ["overhead (s)", med_i - med_p],
+                ["overhead / sampling (%)", 100 * (med_i - med_p) / med_s],
+            ],
+        )
+    )
     print(f"{loaded.config.describe()} on {loaded.config.device}, {args.rounds} interleaved rounds")
     return ExitCode.OK

@@ -14,25 +14,39 @@ from causvid_perf.report.build import DEFAULT_OUT_DIR, build_blocks, render_mark
 
 def add_parser(sub: Any) -> None:
     report = sub.add_parser(
-        "report", help="HTML + markdown report of stored results: trends, baselines, CausVid vs teacher, sweep",
-        description="Write a self-contained HTML page and a markdown version of the stored results.")
-    report.add_argument("--history", default=os.environ.get("CAUSVID_PERF_HISTORY", str(DEFAULT_HISTORY_DIR)),
-                        help=f"the suite's session JSON folder (default {DEFAULT_HISTORY_DIR}, env CAUSVID_PERF_HISTORY)")
-    report.add_argument("--benchmarks", default=None,
-                        help="pytest-benchmark storage folder (the path of --benchmark-storage)")
-    report.add_argument("--baselines", default=None,
-                        help="judge the latest run against this baselines file (default: the verdicts stored with it)")
+        "report",
+        help="HTML + markdown report of stored results: trends, baselines, CausVid vs teacher, sweep",
+        description="Write a self-contained HTML page and a markdown version of the stored results.",
+    )
+    report.add_argument(
+        "--history",
+        default=os.environ.get("CAUSVID_PERF_HISTORY", str(DEFAULT_HISTORY_DIR)),
+        help=f"the suite's session JSON folder (default {DEFAULT_HISTORY_DIR}, env CAUSVID_PERF_HISTORY)",
+    )
+    report.add_argument(
+        "--benchmarks", default=None, help="pytest-benchmark storage folder (the path of --benchmark-storage)"
+    )
+    report.add_argument(
+        "--baselines",
+        default=None,
+        help="judge the latest run against this baselines file (default: the verdicts stored with it)",
+    )
     report.add_argument("--sweep", default=None, help="steps x guidance sweep JSON to tabulate")
     report.add_argument("--out", default=str(DEFAULT_OUT_DIR), help=f"output folder (default {DEFAULT_OUT_DIR})")
-    report.add_argument("--summary", default=None, metavar="FILE",
-                        help="also append the markdown tables (no images) to FILE, e.g. $GITHUB_STEP_SUMMARY")
+    report.add_argument(
+        "--summary",
+        default=None,
+        metavar="FILE",
+        help="also append the markdown tables (no images) to FILE, e.g. $GITHUB_STEP_SUMMARY",
+    )
     report.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     try:
-        subtitle, blocks = build_blocks(args.history, benchmark_dir=args.benchmarks, baselines=args.baselines,
-                                        sweep=args.sweep)
+        subtitle, blocks = build_blocks(
+            args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep
+        )
     except ReportError as exc:
         log(f"error: {exc}")
         return ExitCode.USAGE
@@ -42,10 +56,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             with open(args.summary, "a", encoding="utf-8") as handle:
                 handle.write(render_markdown("causvid-perf report", subtitle, blocks, images=False))
     except OSError as exc:
-        log(f"error: cannot write the report ({exc.strerror or exc}: {exc.filename or args.out}); "
-            "check that the folder is writable and has space")
+        log(
+            f"error: cannot write the report ({exc.strerror or exc}: {exc.filename or args.out}); "
+            "check that the folder is writable and has space"
+        )
         return ExitCode.USAGE
     print(f"wrote {html_path}")
     print(f"wrote {md_path}")
     return ExitCode.OK
-

@@ -26,8 +26,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = run_config(args).validate()
     log(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir, progress=not args.quiet)
-    log(f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}, "
-        f"{loaded.config.weights} weights")
+    log(
+        f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}, "
+        f"{loaded.config.weights} weights"
+    )
     stage_log = None if args.quiet else (lambda stage: log(f"  {stage} ..."))
     if args.videos > 1:
         result = run_continuous(loaded, videos=args.videos, on_video=lambda i: log(f"video {i + 1}/{args.videos}"))
@@ -36,14 +38,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(result_table({loaded.config.model: result}))
     if result.continuous:
         c = result.continuous
-        print(f"continuous generation: {c['videos']} videos in {c['total_s']:.2f} s = "
-              f"{c['s_per_video']:.2f} s per video")
+        print(
+            f"continuous generation: {c['videos']} videos in {c['total_s']:.2f} s = {c['s_per_video']:.2f} s per video"
+        )
     if args.json:
         log(f"wrote {result.save_json(args.json)}")
     if args.mp4 and result.frames is not None:
         log(f"wrote {save_mp4(result.frames, args.mp4)}")
     if not result.output.finite:
-        log(f"error: output holds {result.output.nan_count} NaN and {result.output.inf_count} Inf values; "
-            "check the dtype (try --dtype float32) and the weights")
+        log(
+            f"error: output holds {result.output.nan_count} NaN and {result.output.inf_count} Inf values; "
+            "check the dtype (try --dtype float32) and the weights"
+        )
         return ExitCode.NONFINITE
     return ExitCode.OK

@@ -36,14 +36,22 @@ def _float_list(text: str) -> tuple[float, ...]:
 
 def add_parser(sub: Any) -> None:
     # conflict_handler="resolve": --steps/--guidance here are lists, replacing add_run_options' scalars
-    sweep = sub.add_parser("sweep", conflict_handler="resolve",
-                           help="CausVid steps x guidance against its teacher: speed and quality table")
+    sweep = sub.add_parser(
+        "sweep",
+        conflict_handler="resolve",
+        help="CausVid steps x guidance against its teacher: speed and quality table",
+    )
     add_run_options(sweep)
     sweep.add_argument("--steps", type=_int_list, default=DEFAULT_STEPS, help="student steps, e.g. 2,4,6,8")
-    sweep.add_argument("--guidance", type=_float_list, default=DEFAULT_GUIDANCES,
-                       help="student guidance scales, e.g. 1,2,3 (1 disables CFG)")
-    sweep.add_argument("--teacher-steps", type=int, default=None,
-                       help="fewer teacher steps for a quick look (default: its own recipe)")
+    sweep.add_argument(
+        "--guidance",
+        type=_float_list,
+        default=DEFAULT_GUIDANCES,
+        help="student guidance scales, e.g. 1,2,3 (1 disables CFG)",
+    )
+    sweep.add_argument(
+        "--teacher-steps", type=int, default=None, help="fewer teacher steps for a quick look (default: its own recipe)"
+    )
     sweep.add_argument("--json", help="write the sweep JSON here")
     sweep.add_argument("--markdown", help="write the markdown table here")
     sweep.set_defaults(func=cmd_sweep)
@@ -65,8 +73,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         log(f"[{config.model}] loading ({config.weights} weights) ...")
         loaded[role] = load_pipeline(config, models_dir=args.model_dir)
         log(f"[{config.model}] loaded in {loaded[role].load_s:.2f} s on {loaded[role].config.device}")
-    data = run_sweep(loaded["student"], loaded["teacher"], steps=args.steps, guidances=args.guidance,
-                     seed=student.seed, teacher_steps=args.teacher_steps, progress=log)
+    data = run_sweep(
+        loaded["student"],
+        loaded["teacher"],
+        steps=args.steps,
+        guidances=args.guidance,
+        seed=student.seed,
+        teacher_steps=args.teacher_steps,
+        progress=log,
+    )
     text = sweep_markdown(data)
     print(text)
     if args.json:

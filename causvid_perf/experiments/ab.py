@@ -50,14 +50,21 @@ RunFn = Callable[..., RunResult]  # run_case's signature: (loaded, config, *, in
 
 # -- loading ---------------------------------------------------------------------------------------
 
+
 def needs_separate_pipelines(config_a: RunConfig, config_b: RunConfig) -> bool:
     """True when A and B differ in a field that needs another pipeline (model, weights, ...)."""
     ra, rb = config_a.resolved(), config_b.resolved()
     return ra.pipeline_key() != rb.pipeline_key()
 
 
-def load_for_ab(config_a: RunConfig, config_b: RunConfig, *, models_dir: str | os.PathLike | None = None,
-                progress: bool = False, log: Callable[[str], None] | None = None) -> tuple[Any, Any]:
+def load_for_ab(
+    config_a: RunConfig,
+    config_b: RunConfig,
+    *,
+    models_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Any, Any]:
     """(loaded_a, loaded_b): one pipeline shared by both sides when that is possible, else both
     loaded up front (the same object twice in the shared case)."""
     log = log or (lambda message: None)
@@ -80,6 +87,7 @@ def check_samplers(*configs: RunConfig) -> None:
 
 
 # -- running ---------------------------------------------------------------------------------------
+
 
 def _default_run(loaded: Any, config: RunConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
     if config.device.startswith("cuda"):
@@ -104,20 +112,40 @@ def _run_record(index: int, side: str, round_index: int, seed: int, result: Any)
     m = result.metrics
     vram, source = m.peak_vram_gib, m.peak_vram_source
     return {
-        "index": index, "side": side, "round": round_index, "seed": seed,
-        "s_per_it": _per_step(result), "sampling_s": m.sampling_s, "prompt_to_output_s": m.prompt_to_output_s,
-        "peak_vram_gib": vram, "peak_vram_source": source,
-        "peak_vram_allocated_gib": m.peak_vram_allocated_gib, "peak_vram_device_gib": m.peak_vram_device_gib,
-        "step_s": list(m.step_s), "text_encode_s": m.text_encode_s, "decode_s": m.decode_s,
+        "index": index,
+        "side": side,
+        "round": round_index,
+        "seed": seed,
+        "s_per_it": _per_step(result),
+        "sampling_s": m.sampling_s,
+        "prompt_to_output_s": m.prompt_to_output_s,
+        "peak_vram_gib": vram,
+        "peak_vram_source": source,
+        "peak_vram_allocated_gib": m.peak_vram_allocated_gib,
+        "peak_vram_device_gib": m.peak_vram_device_gib,
+        "step_s": list(m.step_s),
+        "text_encode_s": m.text_encode_s,
+        "decode_s": m.decode_s,
         "finite": result.output.finite,
     }
 
 
-def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = None,
-           config_b: RunConfig | None = None, rounds: int = 6, *, threshold: float = 0.03,
-           memory_tolerance: float = 0.05, alpha: float = 0.05, aa: bool = False, warmup: bool = True,
-           n_resamples: int = 9999, progress: Callable[[str], None] | None = None,
-           run: RunFn | None = None, slowdown_b: float = 1.0) -> ABReport:
+def run_ab(
+    loaded: Loaded | tuple[Loaded, Loaded],
+    config_a: RunConfig | None = None,
+    config_b: RunConfig | None = None,
+    rounds: int = 6,
+    *,
+    threshold: float = 0.03,
+    memory_tolerance: float = 0.05,
+    alpha: float = 0.05,
+    aa: bool = False,
+    warmup: bool = True,
+    n_resamples: int = 9999,
+    progress: Callable[[str], None] | None = None,
+    run: RunFn | None = None,
+    slowdown_b: float = 1.0,
+) -> ABReport:
     """Measures A and B in interleaved ABBA rounds on loaded pipelines and judges every metric.
 
     ``loaded`` is one pipeline shared by both sides, or a pair (loaded_a, loaded_b) (see
@@ -148,8 +176,7 @@ def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = 
         warmups = _warmups(measure, sides, progress) if warmup else []
         runs, frames, machine = _rounds(measure, sides, order, progress)
 
-    samples = {side: {key: [r[key] for r in runs if r["side"] == side] for key in AB_METRICS}
-               for side in ("A", "B")}
+    samples = {side: {key: [r[key] for r in runs if r["side"] == side] for key in AB_METRICS} for side in ("A", "B")}
     comparisons, skipped, notes = {}, {}, []
     vram_sources = {r["peak_vram_source"] for r in runs}
     if vram_sources == {"allocated"} or (len(vram_sources) > 1 and None not in vram_sources):
@@ -164,15 +191,24 @@ def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = 
             skipped[key] = "not measured on CPU" if config_a.device == "cpu" else "not measured"
             continue
         comparisons[key] = stats.compare_samples(
-            a, b, metric=key, threshold=memory_tolerance if kind == "memory" else threshold, alpha=alpha,
-            n_resamples=n_resamples, time_metric=kind == "time",
+            a,
+            b,
+            metric=key,
+            threshold=memory_tolerance if kind == "memory" else threshold,
+            alpha=alpha,
+            n_resamples=n_resamples,
+            time_metric=kind == "time",
         )
     if loaded_a is not loaded_b and config_a.device.startswith("cuda"):
-        notes.append("A and B use separate pipelines, both resident on the GPU: each side's peak VRAM includes "
-                     "the other side's weights, so the memory row shows working-memory differences only")
+        notes.append(
+            "A and B use separate pipelines, both resident on the GPU: each side's peak VRAM includes "
+            "the other side's weights, so the memory row shows working-memory differences only"
+        )
     if rounds < stats.minimum_rounds(alpha):
-        notes.append(f"with {rounds} rounds per side no change can be significant at alpha {alpha:g}; "
-                     f"use --rounds {stats.minimum_rounds(alpha)} or more")
+        notes.append(
+            f"with {rounds} rounds per side no change can be significant at alpha {alpha:g}; "
+            f"use --rounds {stats.minimum_rounds(alpha)} or more"
+        )
     noise = _noise(samples, rounds, alpha, comparisons)
     finite = {side: all(r["finite"] for r in runs if r["side"] == side) for side in ("A", "B")}
     for side, ok in finite.items():
@@ -180,11 +216,27 @@ def run_ab(loaded: Loaded | tuple[Loaded, Loaded], config_a: RunConfig | None = 
             notes.append(f"side {side} produced NaN/Inf frames; check its dtype and sampler")
     agreement = output_agreement(frames.get("A"), frames.get("B"), seed_a=config_a.seed, seed_b=config_b.seed)
     return ABReport(
-        config_a=config_a, config_b=config_b, rounds=rounds, order=order, aa=aa,
-        shared_pipeline=loaded_a is loaded_b, threshold=float(threshold), memory_tolerance=float(memory_tolerance),
-        alpha=float(alpha), samples=samples, runs=runs, warmups=warmups, comparisons=comparisons, skipped=skipped,
-        noise=noise, agreement=agreement, finite=finite, machine=machine, notes=notes,
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), slowdown_b=float(slowdown_b),
+        config_a=config_a,
+        config_b=config_b,
+        rounds=rounds,
+        order=order,
+        aa=aa,
+        shared_pipeline=loaded_a is loaded_b,
+        threshold=float(threshold),
+        memory_tolerance=float(memory_tolerance),
+        alpha=float(alpha),
+        samples=samples,
+        runs=runs,
+        warmups=warmups,
+        comparisons=comparisons,
+        skipped=skipped,
+        noise=noise,
+        agreement=agreement,
+        finite=finite,
+        machine=machine,
+        notes=notes,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        slowdown_b=float(slowdown_b),
     )
 
 
@@ -197,8 +249,10 @@ def _injected_slowdown(loaded_b: Any, config_b: RunConfig, factor: float) -> Ite
         return
     transformer = getattr(getattr(loaded_b, "pipe", None), "transformer", None)
     if transformer is None:
-        raise ConfigError("slowdown_b needs a loaded pipeline with a transformer (pipe.transformer); "
-                          "pass slowdown_b=1 for a pipeline without one")
+        raise ConfigError(
+            "slowdown_b needs a loaded pipeline with a transformer (pipe.transformer); "
+            "pass slowdown_b=1 for a pipeline without one"
+        )
     injector = SlowdownInjector(factor, config_b.device.startswith("cuda"), active=False).attach(transformer)
     try:
         yield injector
@@ -221,8 +275,9 @@ def _side_runner(run: RunFn, sides: dict[str, tuple[Any, RunConfig]], injector: 
     return measure
 
 
-def _warmups(measure: Callable[..., Any], sides: dict[str, tuple[Any, RunConfig]],
-             progress: Callable[[str], None]) -> list[dict[str, Any]]:
+def _warmups(
+    measure: Callable[..., Any], sides: dict[str, tuple[Any, RunConfig]], progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
     warmups: list[dict[str, Any]] = []
     for side in ("A", "B"):
         side_config = sides[side][1]
@@ -232,8 +287,12 @@ def _warmups(measure: Callable[..., Any], sides: dict[str, tuple[Any, RunConfig]
     return warmups
 
 
-def _rounds(measure: Callable[..., Any], sides: dict[str, tuple[Any, RunConfig]], order: list[str],
-            progress: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+def _rounds(
+    measure: Callable[..., Any],
+    sides: dict[str, tuple[Any, RunConfig]],
+    order: list[str],
+    progress: Callable[[str], None],
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """(runs, first-round frames per side, machine) of the measured rounds in ``order``; the
     k-th run of each side uses its base seed + k."""
     counts = {"A": 0, "B": 0}
@@ -252,9 +311,11 @@ def _rounds(measure: Callable[..., Any], sides: dict[str, tuple[Any, RunConfig]]
             frames[side] = result.frames
         record = _run_record(index, side, round_index, seed, result)
         runs.append(record)
-        progress(f"round {index + 1}/{len(order)} {side} seed {seed}: {fmt.duration(record['s_per_it'])}/step, "
-                 f"sampling {fmt.duration(record['sampling_s'])}, "
-                 f"prompt-to-output {fmt.duration(record['prompt_to_output_s'])}")
+        progress(
+            f"round {index + 1}/{len(order)} {side} seed {seed}: {fmt.duration(record['s_per_it'])}/step, "
+            f"sampling {fmt.duration(record['sampling_s'])}, "
+            f"prompt-to-output {fmt.duration(record['prompt_to_output_s'])}"
+        )
     return runs, frames, machine
 
 
@@ -270,12 +331,14 @@ def check_gate_options(rounds: Any, threshold: Any, memory_tolerance: Any, alpha
 
 def check_slowdown(factor: Any) -> None:
     if isinstance(factor, bool) or not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor >= 1):
-        raise ConfigError(f"the slowdown of B must be a finite factor >= 1 (1.05 = 5 % slower, 1 = none); "
-                          f"got {factor!r}")
+        raise ConfigError(
+            f"the slowdown of B must be a finite factor >= 1 (1.05 = 5 % slower, 1 = none); got {factor!r}"
+        )
 
 
-def _noise(samples: dict[str, dict[str, list[float]]], rounds: int, alpha: float,
-           comparisons: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _noise(
+    samples: dict[str, dict[str, list[float]]], rounds: int, alpha: float, comparisons: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """Relative noise of each compared metric (pooled over the sides, each about its own centre),
     the effect detectable with these rounds and the rounds a 3 % change needs."""
     noise = {}
@@ -301,9 +364,11 @@ def output_agreement(frames_a: Any, frames_b: Any, *, seed_a: int, seed_b: int) 
     if seed_a != seed_b:
         return {"compared": False, "reason": f"A and B use different seeds ({seed_a} vs {seed_b})"}
     if frames_a.shape != frames_b.shape:
-        return {"compared": False,
-                "reason": f"outputs differ in shape ({'x'.join(map(str, frames_a.shape))} vs "
-                          f"{'x'.join(map(str, frames_b.shape))})"}
+        return {
+            "compared": False,
+            "reason": f"outputs differ in shape ({'x'.join(map(str, frames_a.shape))} vs "
+            f"{'x'.join(map(str, frames_b.shape))})",
+        }
     psnr = psnr_per_frame(frames_b, frames_a)
     ssim = ssim_per_frame(frames_b, frames_a)
     finite = psnr[np.isfinite(psnr)]

@@ -107,39 +107,41 @@ class ABReport:
     # -- output -----------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe({
-            "schema": AB_SCHEMA_ID,
-            "version": AB_SCHEMA_VERSION,
-            "created": self.created,
-            "aa": self.aa,
-            "slowdown_b": self.slowdown_b,
-            "label_a": self.label_a,
-            "label_b": self.label_b,
-            "overrides": self.overrides,
-            "config_a": self.config_a.to_dict(),
-            "config_b": self.config_b.to_dict(),
-            "shared_pipeline": self.shared_pipeline,
-            "rounds": self.rounds,
-            "warmup_runs_per_side": len(self.warmups) // 2,
-            "order": list(self.order),
-            "threshold": self.threshold,
-            "memory_tolerance": self.memory_tolerance,
-            "alpha": self.alpha,
-            "samples": self.samples,
-            "runs": self.runs,
-            "warmups": self.warmups,
-            "comparisons": {m: c.to_dict() for m, c in self.comparisons.items()},
-            "skipped": self.skipped,
-            "verdicts": self.verdicts,
-            "regressions": self.regressions,
-            "regression": self.regression,
-            "noise": self.noise,
-            "agreement": self.agreement,
-            "finite": self.finite,
-            "exit_code": self.exit_code,
-            "notes": list(self.notes),
-            "machine": self.machine,
-        })
+        return json_safe(
+            {
+                "schema": AB_SCHEMA_ID,
+                "version": AB_SCHEMA_VERSION,
+                "created": self.created,
+                "aa": self.aa,
+                "slowdown_b": self.slowdown_b,
+                "label_a": self.label_a,
+                "label_b": self.label_b,
+                "overrides": self.overrides,
+                "config_a": self.config_a.to_dict(),
+                "config_b": self.config_b.to_dict(),
+                "shared_pipeline": self.shared_pipeline,
+                "rounds": self.rounds,
+                "warmup_runs_per_side": len(self.warmups) // 2,
+                "order": list(self.order),
+                "threshold": self.threshold,
+                "memory_tolerance": self.memory_tolerance,
+                "alpha": self.alpha,
+                "samples": self.samples,
+                "runs": self.runs,
+                "warmups": self.warmups,
+                "comparisons": {m: c.to_dict() for m, c in self.comparisons.items()},
+                "skipped": self.skipped,
+                "verdicts": self.verdicts,
+                "regressions": self.regressions,
+                "regression": self.regression,
+                "noise": self.noise,
+                "agreement": self.agreement,
+                "finite": self.finite,
+                "exit_code": self.exit_code,
+                "notes": list(self.notes),
+                "machine": self.machine,
+            }
+        )
 
     def write_json(self, path: str | os.PathLike) -> Path:
         return write_json_atomic(path, self.to_dict())
@@ -158,11 +160,17 @@ class ABReport:
             f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({where}); {self.rounds} rounds per side "
             f"in ABBA order after 1 warm-up each, {seeds}; gate: time +{self.threshold:.0%}, "
             f"memory +{self.memory_tolerance:.0%}, alpha {self.alpha:g}"
-            + (f"; B's transformer forwards slowed ×{self.slowdown_b:g} on purpose (SlowdownInjector)"
-               if self.slowdown_b != 1.0 else "")
+            + (
+                f"; B's transformer forwards slowed ×{self.slowdown_b:g} on purpose (SlowdownInjector)"
+                if self.slowdown_b != 1.0
+                else ""
+            )
         )
-        lines += ["", "| metric | A median | B median | B/A | 95 % CI | p | verdict |",
-                  "| --- | ---: | ---: | ---: | :---: | ---: | --- |"]
+        lines += [
+            "",
+            "| metric | A median | B median | B/A | 95 % CI | p | verdict |",
+            "| --- | ---: | ---: | ---: | :---: | ---: | --- |",
+        ]
         for key, label, kind in _rows():
             if key in self.comparisons:
                 cmp = self.comparisons[key]
@@ -177,16 +185,21 @@ class ABReport:
                 lines.append(f"| {label} | n/a | n/a | | | | skipped: {self.skipped[key]} |")
         lines += ["", self._agreement_line()]
         if self.aa:
-            lines += ["", "| noise (A/A) | relative noise | min. detectable effect "
-                          f"({self.rounds} rounds) | rounds for {MDE_EFFECT:.0%} |",
-                      "| --- | ---: | ---: | ---: |"]
+            lines += [
+                "",
+                "| noise (A/A) | relative noise | min. detectable effect "
+                f"({self.rounds} rounds) | rounds for {MDE_EFFECT:.0%} |",
+                "| --- | ---: | ---: | ---: |",
+            ]
             for key, label, kind in _rows():
                 if kind == "time" and key in self.noise:
                     n = self.noise[key]
                     mde = n["mde"]
-                    lines.append(f"| {label} | {n['relative_noise']:.2%} | "
-                                 f"{'never (too few rounds)' if mde is None else f'{mde:.2%}'} | "
-                                 f"{n['rounds_needed']} |")
+                    lines.append(
+                        f"| {label} | {n['relative_noise']:.2%} | "
+                        f"{'never (too few rounds)' if mde is None else f'{mde:.2%}'} | "
+                        f"{n['rounds_needed']} |"
+                    )
         for note in self.notes:
             lines += ["", f"> note: {note}"]
         lines += ["", self._verdict_line()]
@@ -199,8 +212,9 @@ class ABReport:
         head = f"Output agreement at seed {a['seed']} ({a['frames']} frames, B against A):"
         if a["identical_frames"] == a["frames"]:
             return f"{head} identical (PSNR ∞, SSIM 1.000)."
-        psnr = (f"PSNR mean {a['psnr_mean']:.2f} dB, min {a['psnr_min']:.2f} dB"
-                + (f" ({a['identical_frames']} identical frames)" if a["identical_frames"] else ""))
+        psnr = f"PSNR mean {a['psnr_mean']:.2f} dB, min {a['psnr_min']:.2f} dB" + (
+            f" ({a['identical_frames']} identical frames)" if a["identical_frames"] else ""
+        )
         return f"{head} {psnr}; SSIM mean {a['ssim_mean']:.4f}, min {a['ssim_min']:.4f}."
 
     def _verdict_line(self) -> str:
@@ -214,7 +228,6 @@ class ABReport:
             bad = [side for side, ok in self.finite.items() if not ok]
             return f"**Result: non-finite output (exit {self.exit_code})** from side {', '.join(bad)}."
         return f"**Result: no regression (exit {self.exit_code})**."
-
 
 
 def _rows() -> list[tuple[str, str, str]]:
@@ -234,4 +247,3 @@ def _fmt_field(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ";".join(map(str, value)) + "]" if value else "none"
     return str(value)
-

@@ -43,8 +43,13 @@ def teacher_config(student: RunConfig, teacher_steps: int | None = None) -> RunC
     return student.replace(model=teacher, steps=teacher_steps, guidance=None, sampler=None, shift=None)
 
 
-def measure(config: RunConfig, *, models_dir: str | None = None, videos: int = 1,
-            log: Callable[[str], None] = lambda message: None) -> RunResult | None:
+def measure(
+    config: RunConfig,
+    *,
+    models_dir: str | None = None,
+    videos: int = 1,
+    log: Callable[[str], None] = lambda message: None,
+) -> RunResult | None:
     """Loads, measures and frees one model; None when it ran out of GPU memory (logged)."""
     log(f"[{config.model}] loading ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=models_dir, progress=True)

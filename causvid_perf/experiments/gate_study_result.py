@@ -58,13 +58,20 @@ class StudyPlan:
             raise ConfigError("--rounds-grid is empty; give rounds per side such as 6,10,16")
         for r in self.rounds_grid:
             if isinstance(r, bool) or not isinstance(r, int) or r < 2:
-                raise ConfigError(f"--rounds-grid values must be integers >= 2 (>= 4 to ever be significant "
-                                  f"at alpha 0.05), e.g. 6,10,16; got {r!r}")
+                raise ConfigError(
+                    f"--rounds-grid values must be integers >= 2 (>= 4 to ever be significant "
+                    f"at alpha 0.05), e.g. 6,10,16; got {r!r}"
+                )
         if not (isinstance(self.target, (int, float)) and 0 < self.target <= 1):
             raise ConfigError(f"--target must lie in (0, 1], e.g. 0.8 for 80 % detection; got {self.target!r}")
         # Ascending and unique: the early stop relies on trying the cheapest grid value first.
-        return StudyPlan(**{**asdict(self), "slowdowns": tuple(float(s) for s in self.slowdowns),
-                            "rounds_grid": tuple(sorted(set(self.rounds_grid)))})
+        return StudyPlan(
+            **{
+                **asdict(self),
+                "slowdowns": tuple(float(s) for s in self.slowdowns),
+                "rounds_grid": tuple(sorted(set(self.rounds_grid))),
+            }
+        )
 
     def aa_runs(self) -> int:
         return self.aa_repeats * runs_per_comparison(self.rounds)
@@ -75,10 +82,12 @@ class StudyPlan:
 
     def estimate(self) -> str:
         grid = " + ".join(f"({r}+1)" for r in self.rounds_grid)
-        return (f"gate study: {self.aa_runs()} A/A runs (2*({self.rounds}+1)*{self.aa_repeats}) + up to "
-                f"{self.detection_runs()} runs with an injected slowdown ({len(self.slowdowns)} slowdowns x "
-                f"2*[{grid}]*{self.repeats}) = at most {self.aa_runs() + self.detection_runs()} runs; "
-                f"fewer when a slowdown reaches {self.target:.0%} detection early")
+        return (
+            f"gate study: {self.aa_runs()} A/A runs (2*({self.rounds}+1)*{self.aa_repeats}) + up to "
+            f"{self.detection_runs()} runs with an injected slowdown ({len(self.slowdowns)} slowdowns x "
+            f"2*[{grid}]*{self.repeats}) = at most {self.aa_runs() + self.detection_runs()} runs; "
+            f"fewer when a slowdown reaches {self.target:.0%} detection early"
+        )
 
 
 def runs_per_comparison(rounds: int) -> int:
@@ -95,8 +104,9 @@ def parse_slowdowns(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ConfigError(f"--slowdowns must be comma-separated fractions, e.g. 0.05,0.03 (5 % and 3 %); "
-                          f"got {text!r}") from None
+        raise ConfigError(
+            f"--slowdowns must be comma-separated fractions, e.g. 0.05,0.03 (5 % and 3 %); got {text!r}"
+        ) from None
 
 
 def parse_rounds_grid(text: str) -> tuple[int, ...]:
@@ -136,10 +146,18 @@ class Cell:
         return statistics.median(c["metrics"][DETECTION_METRIC]["ratio"] for c in self.comparisons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"slowdown": self.slowdown, "factor": 1.0 + self.slowdown, "rounds": self.rounds,
-                "repeats": len(self.comparisons), "detected": self.detected, "detection_rate": self.detection_rate,
-                "gate_failures": self.gate_failures, "gate_fail_rate": self.gate_fail_rate,
-                "median_ratio": self.median_ratio, "comparisons": self.comparisons}
+        return {
+            "slowdown": self.slowdown,
+            "factor": 1.0 + self.slowdown,
+            "rounds": self.rounds,
+            "repeats": len(self.comparisons),
+            "detected": self.detected,
+            "detection_rate": self.detection_rate,
+            "gate_failures": self.gate_failures,
+            "gate_fail_rate": self.gate_fail_rate,
+            "median_ratio": self.median_ratio,
+            "comparisons": self.comparisons,
+        }
 
 
 @dataclass
@@ -183,8 +201,9 @@ class GateStudy:
         """Per time metric, the relative noise pooled over all A/A comparisons (by degrees of freedom)."""
         pooled = {}
         for metric in TIME_GATED:
-            parts = [(c["relative_noise"][metric], 2 * (c["rounds"] - 1)) for c in self.aa
-                     if metric in c["relative_noise"]]
+            parts = [
+                (c["relative_noise"][metric], 2 * (c["rounds"] - 1)) for c in self.aa if metric in c["relative_noise"]
+            ]
             if parts:
                 pooled[metric] = math.sqrt(sum(cv * cv * dof for cv, dof in parts) / sum(dof for _, dof in parts))
         return pooled
@@ -202,42 +221,56 @@ class GateStudy:
     def rounds_needed(self, slowdown: float) -> int | None:
         """Smallest grid value whose detection rate reached the target over all its repeats; None
         when none did (yet)."""
-        reached = [c.rounds for c in self.cells_for(slowdown)
-                   if len(c.comparisons) == self.plan.repeats and c.detection_rate >= self.plan.target]
+        reached = [
+            c.rounds
+            for c in self.cells_for(slowdown)
+            if len(c.comparisons) == self.plan.repeats and c.detection_rate >= self.plan.target
+        ]
         return min(reached) if reached else None
 
     # -- output -------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         plan = asdict(self.plan)
-        return json_safe({
-            "schema": GATE_STUDY_SCHEMA_ID,
-            "version": GATE_STUDY_SCHEMA_VERSION,
-            "created": self.created,
-            "complete": self.complete,
-            "machine": self.machine,
-            "config": self.config.to_dict(),
-            "parameters": {**plan, "slowdowns": list(plan["slowdowns"]), "rounds_grid": list(plan["rounds_grid"]),
-                           "seed_stride": SEED_STRIDE, "detection_metric": DETECTION_METRIC,
-                           "false_alarm_metrics": list(TIME_GATED)},
-            "runs": self.runs,
-            "elapsed_s": self.elapsed_s,
-            "aa": {
-                "comparisons": self.aa,
-                "false_alarms": self.false_alarms,
-                "false_alarm_rate": self.false_alarm_rate,
-                "significant": {m: self.significant(m) for m in TIME_GATED},
-                "gate_failures": self.aa_gate_failures,
-                "gate_fail_rate": self.aa_gate_fail_rate,
-                "relative_noise": self.relative_noise,
-            },
-            "slowdowns": [self._slowdown_dict(s) for s in self.plan.slowdowns],
-        })
+        return json_safe(
+            {
+                "schema": GATE_STUDY_SCHEMA_ID,
+                "version": GATE_STUDY_SCHEMA_VERSION,
+                "created": self.created,
+                "complete": self.complete,
+                "machine": self.machine,
+                "config": self.config.to_dict(),
+                "parameters": {
+                    **plan,
+                    "slowdowns": list(plan["slowdowns"]),
+                    "rounds_grid": list(plan["rounds_grid"]),
+                    "seed_stride": SEED_STRIDE,
+                    "detection_metric": DETECTION_METRIC,
+                    "false_alarm_metrics": list(TIME_GATED),
+                },
+                "runs": self.runs,
+                "elapsed_s": self.elapsed_s,
+                "aa": {
+                    "comparisons": self.aa,
+                    "false_alarms": self.false_alarms,
+                    "false_alarm_rate": self.false_alarm_rate,
+                    "significant": {m: self.significant(m) for m in TIME_GATED},
+                    "gate_failures": self.aa_gate_failures,
+                    "gate_fail_rate": self.aa_gate_fail_rate,
+                    "relative_noise": self.relative_noise,
+                },
+                "slowdowns": [self._slowdown_dict(s) for s in self.plan.slowdowns],
+            }
+        )
 
     def _slowdown_dict(self, slowdown: float) -> dict[str, Any]:
-        return {"slowdown": slowdown, "factor": 1.0 + slowdown, "rounds_needed": self.rounds_needed(slowdown),
-                "predicted_rounds": self.predicted_rounds(slowdown),
-                "cells": [c.to_dict() for c in self.cells_for(slowdown)]}
+        return {
+            "slowdown": slowdown,
+            "factor": 1.0 + slowdown,
+            "rounds_needed": self.rounds_needed(slowdown),
+            "predicted_rounds": self.predicted_rounds(slowdown),
+            "cells": [c.to_dict() for c in self.cells_for(slowdown)],
+        }
 
     def write_json(self, path: str | os.PathLike) -> Path:
         return write_json_atomic(path, self.to_dict())
@@ -246,45 +279,70 @@ class GateStudy:
         return write_text_atomic(path, self.to_markdown() + "\n")
 
     def to_markdown(self) -> str:
-        return "\n".join([*self._header(), "", *self._aa_table(), "", *self._detection_table(), "",
-                          *self._notes()])
+        return "\n".join([*self._header(), "", *self._aa_table(), "", *self._detection_table(), "", *self._notes()])
 
     def _header(self) -> list[str]:
         c, p = self.config, self.plan
-        return [f"### causvid-perf gate study: {c.model}", "",
-                f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({_where(self.machine)}); "
-                f"gate: time +{p.threshold:.0%}, alpha {p.alpha:g}; {self.runs} runs in {self.elapsed_s:.0f} s"
-                + ("." if self.complete else " (partial: the study did not finish).")]
+        return [
+            f"### causvid-perf gate study: {c.model}",
+            "",
+            f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({_where(self.machine)}); "
+            f"gate: time +{p.threshold:.0%}, alpha {p.alpha:g}; {self.runs} runs in {self.elapsed_s:.0f} s"
+            + ("." if self.complete else " (partial: the study did not finish)."),
+        ]
 
     def _aa_table(self) -> list[str]:
         n, noise = len(self.aa), self.relative_noise
-        lines = [f"#### A/A false alarms: {n} comparisons, {self.plan.rounds} rounds per side", "",
-                 "| metric | significant (either way) | relative noise (pooled) |", "| --- | ---: | ---: |"]
+        lines = [
+            f"#### A/A false alarms: {n} comparisons, {self.plan.rounds} rounds per side",
+            "",
+            "| metric | significant (either way) | relative noise (pooled) |",
+            "| --- | ---: | ---: |",
+        ]
         for metric in TIME_GATED:
             cv = noise.get(metric)
-            lines.append(f"| {metric_label(metric)} | {self.significant(metric)}/{n} | "
-                         f"{'n/a' if cv is None else f'{cv:.2%}'} |")
-        lines += [f"| **false alarm** (either metric) | **{self.false_alarms}/{n} = {self.false_alarm_rate:.0%}** | |",
-                  f"| gate failed (exit 1) | {self.aa_gate_failures}/{n} = {self.aa_gate_fail_rate:.0%} | |"]
-        predicted = [f"+{fmt.percent(s)}: {self.predicted_rounds(s)}" for s in self.plan.slowdowns
-                     if self.predicted_rounds(s) is not None]
+            lines.append(
+                f"| {metric_label(metric)} | {self.significant(metric)}/{n} | {'n/a' if cv is None else f'{cv:.2%}'} |"
+            )
+        lines += [
+            f"| **false alarm** (either metric) | **{self.false_alarms}/{n} = {self.false_alarm_rate:.0%}** | |",
+            f"| gate failed (exit 1) | {self.aa_gate_failures}/{n} = {self.aa_gate_fail_rate:.0%} | |",
+        ]
+        predicted = [
+            f"+{fmt.percent(s)}: {self.predicted_rounds(s)}"
+            for s in self.plan.slowdowns
+            if self.predicted_rounds(s) is not None
+        ]
         if predicted:
-            lines += ["", "Rounds per side predicted from this noise for 80 % power (power.rounds_needed): "
-                      + ", ".join(predicted) + "."]
+            lines += [
+                "",
+                "Rounds per side predicted from this noise for 80 % power (power.rounds_needed): "
+                + ", ".join(predicted)
+                + ".",
+            ]
         return lines
 
     def _detection_table(self) -> list[str]:
         p = self.plan
-        lines = [f"#### Injected slowdowns: {p.repeats} comparisons per cell, "
-                 "B's transformer forwards × (1 + slowdown)", "", "| slowdown | rounds | detected (s/it slower) | gate failed (s/it) | median B/A s/it |",
-                 "| --- | ---: | ---: | ---: | ---: |"]
+        lines = [
+            f"#### Injected slowdowns: {p.repeats} comparisons per cell, B's transformer forwards × (1 + slowdown)",
+            "",
+            "| slowdown | rounds | detected (s/it slower) | gate failed (s/it) | median B/A s/it |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for cell in self.cells:
             n = len(cell.comparisons)
-            lines.append(f"| +{fmt.percent(cell.slowdown)} | {cell.rounds} | {cell.detected}/{n} = "
-                         f"{cell.detection_rate:.0%} | {cell.gate_failures}/{n} = {cell.gate_fail_rate:.0%} | "
-                         f"{cell.median_ratio:.3f} |")
-        lines += ["", f"Rounds needed for ≥ {p.target:.0%} detection: "
-                  + "; ".join(self._rounds_needed_text(s) for s in p.slowdowns) + "."]
+            lines.append(
+                f"| +{fmt.percent(cell.slowdown)} | {cell.rounds} | {cell.detected}/{n} = "
+                f"{cell.detection_rate:.0%} | {cell.gate_failures}/{n} = {cell.gate_fail_rate:.0%} | "
+                f"{cell.median_ratio:.3f} |"
+            )
+        lines += [
+            "",
+            f"Rounds needed for ≥ {p.target:.0%} detection: "
+            + "; ".join(self._rounds_needed_text(s) for s in p.slowdowns)
+            + ".",
+        ]
         return lines
 
     def _rounds_needed_text(self, slowdown: float) -> str:
@@ -295,12 +353,14 @@ class GateStudy:
         return f"+{fmt.percent(slowdown)}: not reached (tried {tried})"
 
     def _notes(self) -> list[str]:
-        notes = [f"> note: \"detected\" means per-step time significantly slower (p < {self.plan.alpha:g} and the "
-                 f"95 % CI above 1); the gate also needs the ratio beyond +{self.plan.threshold:.0%}, so an injection "
-                 f"equal to the threshold (+3 % against 3 %) fails the gate only about half the time by construction.",
-                 "> note: the measured per-step ratio can differ a little from 1 + slowdown: only the transformer "
-                 "forwards are stretched (not the sampler's own work, which dilutes the ratio), and each "
-                 "injected wait ends within microseconds of its target."]
+        notes = [
+            f'> note: "detected" means per-step time significantly slower (p < {self.plan.alpha:g} and the '
+            f"95 % CI above 1); the gate also needs the ratio beyond +{self.plan.threshold:.0%}, so an injection "
+            f"equal to the threshold (+3 % against 3 %) fails the gate only about half the time by construction.",
+            "> note: the measured per-step ratio can differ a little from 1 + slowdown: only the transformer "
+            "forwards are stretched (not the sampler's own work, which dilutes the ratio), and each "
+            "injected wait ends within microseconds of its target.",
+        ]
         bad = sum(not c["finite"] for c in [*self.aa, *(x for cell in self.cells for x in cell.comparisons)])
         if bad:
             notes.append(f"> note: {bad} comparisons had NaN/Inf output; timings are still valid, check the dtype.")
@@ -308,10 +368,8 @@ class GateStudy:
 
 
 def _false_alarm(summary: dict[str, Any]) -> bool:
-    return any(summary["metrics"][m]["verdict"] != NO_CHANGE for m in TIME_GATED
-               if m in summary["metrics"])
+    return any(summary["metrics"][m]["verdict"] != NO_CHANGE for m in TIME_GATED if m in summary["metrics"])
 
 
 def _where(machine: dict[str, Any]) -> str:
     return machine.get("gpu") or f"{machine.get('cpu', 'cpu')} CPU, {machine.get('cpu_threads', '?')} threads"
-

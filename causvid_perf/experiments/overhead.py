@@ -19,12 +19,16 @@ class Overhead:
 
     @property
     def medians(self) -> tuple[float, float, float]:
-        return (statistics.median(self.instrumented_s), statistics.median(self.plain_s),
-                statistics.median(self.sampling_s))
+        return (
+            statistics.median(self.instrumented_s),
+            statistics.median(self.plain_s),
+            statistics.median(self.sampling_s),
+        )
 
 
-def measure_overhead(loaded: LoadedPipeline, rounds: int,
-                     progress: Callable[[str], None] = lambda message: None) -> Overhead:
+def measure_overhead(
+    loaded: LoadedPipeline, rounds: int, progress: Callable[[str], None] = lambda message: None
+) -> Overhead:
     """One warm-up, then `rounds` instrumented runs, each followed by a plain call."""
     run_case(loaded, keep_frames=False)  # warm-up: kernels, allocator, caches
     result = Overhead(rounds, [], [], [])

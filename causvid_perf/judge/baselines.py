@@ -23,8 +23,18 @@ from causvid_perf.metrics import GUARDED_METRICS
 
 # What makes two cases the same case for a baseline.
 KEY_FIELDS = (
-    "gpu_class", "model", "weights", "height", "width", "frames", "steps",
-    "guidance", "sampler", "dtype", "memory", "attention",
+    "gpu_class",
+    "model",
+    "weights",
+    "height",
+    "width",
+    "frames",
+    "steps",
+    "guidance",
+    "sampler",
+    "dtype",
+    "memory",
+    "attention",
 )
 _INT_KEY_FIELDS = frozenset({"height", "width", "frames", "steps"})
 _FLOAT_KEY_FIELDS = frozenset({"guidance"})
@@ -54,7 +64,6 @@ def normalize_key(key: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _normalize_key_field(name, key[name]) for name in KEY_FIELDS}
 
 
-
 def _normalize_key_field(name: str, value: Any) -> Any:
     if name in _INT_KEY_FIELDS:
         # 480.0 from a JSON file or a numpy int are the same case as 480.
@@ -81,10 +90,8 @@ def _normalize_key_field(name: str, value: Any) -> Any:
     return value
 
 
-
 def key_id(key: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(key[name] for name in KEY_FIELDS)
-
 
 
 def case_context(key: Mapping[str, Any]) -> str:
@@ -98,7 +105,6 @@ def case_context(key: Mapping[str, Any]) -> str:
     if k["memory"] != "none":
         text += f" memory {k['memory']}"
     return text
-
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,6 @@ class Entry:
             "metrics": {name: spec.to_json() for name, spec in self.metrics.items()},
             "provenance": plain_json(dict(self.provenance), "provenance"),
         }
-
 
 
 class BaselineStore:
@@ -172,7 +177,6 @@ class BaselineStore:
         return self.measured_for(key) or self.published_for(key)
 
 
-
 def check_result(key: Mapping[str, Any], metrics: Mapping[str, float | None], store: BaselineStore) -> list[Check]:
     """Judge every metric of one case: against the measured entry, then any published ceiling.
 
@@ -198,7 +202,6 @@ def check_result(key: Mapping[str, Any], metrics: Mapping[str, float | None], st
     return checks
 
 
-
 def check_case(key: Mapping[str, Any], medians: Mapping[str, float | None], store: BaselineStore) -> list[Check]:
     """Every guarded metric of one case against its baselines. A synthetic-weights case is also held
     to the published figures of its pretrained twin: random full-size weights cost what real ones cost."""
@@ -207,8 +210,11 @@ def check_case(key: Mapping[str, Any], medians: Mapping[str, float | None], stor
     if key["weights"] == "synthetic":
         published = store.published_for({**key, "weights": "pretrained"})
         if published is not None:
-            checks += [check_metric(name, guarded.get(name), spec, kind=PUBLISHED)
-                       for name, spec in published.metrics.items() if name in guarded]
+            checks += [
+                check_metric(name, guarded.get(name), spec, kind=PUBLISHED)
+                for name, spec in published.metrics.items()
+                if name in guarded
+            ]
     return checks
 
 
@@ -219,4 +225,3 @@ def plain_json(value: Any, label: str) -> Any:
         raise BaselineError(
             f"{label} must hold only JSON values (str, number, bool, None, list, dict): {error}"
         ) from None
-

@@ -49,7 +49,6 @@ def load_baselines(path: str | os.PathLike[str]) -> BaselineStore:
     return BaselineStore(entries, path=path)
 
 
-
 def _read_document(path: Path) -> dict[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
@@ -76,7 +75,6 @@ def _read_document(path: Path) -> dict[str, Any] | None:
     return document
 
 
-
 def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # json would keep only the last of two equal names, silently dropping a value.
     result: dict[str, Any] = {}
@@ -87,10 +85,8 @@ def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON number; replace it with a finite value")
-
 
 
 @cache
@@ -101,7 +97,6 @@ def _validator(definition: str | None = None) -> Draft202012Validator:
     if definition is not None:
         schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
     return Draft202012Validator(schema)
-
 
 
 def _check_document(document: Any, where: str, fix: str) -> None:
@@ -128,7 +123,6 @@ def _check_document(document: Any, where: str, fix: str) -> None:
         raise BaselineError(f"{where}: {error.json_path}: {_one_line(error.message)}; {fix}")
 
 
-
 def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
@@ -139,11 +133,9 @@ def _json_type(value: Any) -> str:
     return "boolean" if isinstance(value, bool) else "number"
 
 
-
 def _one_line(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
 
 
 @dataclass(frozen=True)
@@ -162,7 +154,6 @@ class MetricChange:
         if self.new is None:
             return "removed"
         return "unchanged" if self.old == self.new else "changed"
-
 
 
 @dataclass(frozen=True)
@@ -208,7 +199,6 @@ class Diff:
                 detail = fmt.number(change.new, change.unit)
             lines.append(f"  {change.status:<9} {change.name} {detail}")
         return "\n".join(lines)
-
 
 
 def record(
@@ -262,7 +252,9 @@ def record(
             new = Entry.create(key, _metric_specs(values, tolerances, directions, units, previous=old), provenance)
             document = _document([e for e in store.entries if e is not old] + [new])
             _check_document(
-                document, f"refusing to write {path}", fix="this is a bug in causvid_perf.judge.baselines; the file is unchanged"
+                document,
+                f"refusing to write {path}",
+                fix="this is a bug in causvid_perf.judge.baselines; the file is unchanged",
             )
             write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     except filelock.Timeout:
@@ -276,7 +268,6 @@ def record(
             "check the folder is writable and has space"
         ) from None
     return Diff(path, old, new)
-
 
 
 def _metric_specs(
@@ -309,7 +300,6 @@ def _metric_specs(
     return specs
 
 
-
 def _tolerance_pair(name: str, pair: Any) -> tuple[float, float]:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise BaselineError(
@@ -317,9 +307,10 @@ def _tolerance_pair(name: str, pair: Any) -> tuple[float, float]:
         )
     rel_tol, abs_tol = require_finite(f"rel_tol of {name}", pair[0]), require_finite(f"abs_tol of {name}", pair[1])
     if rel_tol < 0 or abs_tol < 0:
-        raise BaselineError(f"tolerances for {name} must be >= 0, got {pair!r}; e.g. (0.08, 0.5) means 8 % and 0.5 units")
+        raise BaselineError(
+            f"tolerances for {name} must be >= 0, got {pair!r}; e.g. (0.08, 0.5) means 8 % and 0.5 units"
+        )
     return rel_tol, abs_tol
-
 
 
 def _check_provenance(provenance: Mapping[str, Any]) -> None:
@@ -336,9 +327,7 @@ def _check_provenance(provenance: Mapping[str, Any]) -> None:
         )
 
 
-
 def _document(entries: Iterable[Entry]) -> dict[str, Any]:
     # Sorted, so concurrent writers produce the same file whatever order they finish in.
     ordered = sorted(entries, key=lambda e: (key_id(e.key), e.kind))
     return {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "entries": [e.to_json() for e in ordered]}
-

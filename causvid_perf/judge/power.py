@@ -22,7 +22,6 @@ from causvid_perf.judge.stats import as_samples, check_fraction, minimum_rounds
 MW_ARE = 3.0 / math.pi
 
 
-
 def relative_noise(a_samples: Iterable[float], b_samples: Iterable[float] | None = None) -> float:
     """Relative noise of repeated measurements: the pooled coefficient of variation (0.01 = 1 %).
 
@@ -39,8 +38,7 @@ def relative_noise(a_samples: Iterable[float], b_samples: Iterable[float] | None
         sides.append(as_samples(b_samples, "b", ""))
     if any(s.size < 2 for s in sides):
         raise ValueError(
-            f"need at least 2 samples per side to estimate noise, got {[s.size for s in sides]}; "
-            "run more rounds"
+            f"need at least 2 samples per side to estimate noise, got {[s.size for s in sides]}; run more rounds"
         )
     logs = [np.log(s) for s in sides]
     ss = sum(float(np.sum((x - x.mean()) ** 2)) for x in logs)
@@ -48,12 +46,10 @@ def relative_noise(a_samples: Iterable[float], b_samples: Iterable[float] | None
     return math.sqrt(ss / dof)
 
 
-
 def _z_sum(alpha: float, power: float) -> float:
     check_fraction("alpha", alpha)
     check_fraction("power", power)
     return float(_st.norm.ppf(1.0 - alpha / 2.0) + _st.norm.ppf(power))
-
 
 
 def minimum_detectable_effect(
@@ -93,7 +89,6 @@ def minimum_detectable_effect(
     return math.expm1(z * s * math.sqrt(2.0 / (MW_ARE * int(rounds))))
 
 
-
 def rounds_needed(cv: float, effect: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """Approximate rounds per side needed to detect a relative change ``effect`` given noise ``cv``.
 
@@ -115,7 +110,6 @@ def rounds_needed(cv: float, effect: float, alpha: float = 0.05, power: float = 
     return max(minimum_rounds(alpha), math.ceil(n - 1e-9))
 
 
-
 def abba_order(rounds: int) -> list[str]:
     """Interleaved ABBA measurement order with each of ``"A"`` and ``"B"`` exactly ``rounds`` times.
 
@@ -130,4 +124,3 @@ def abba_order(rounds: int) -> list[str]:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     block = ("A", "B", "B", "A")
     return [block[i % 4] for i in range(2 * int(rounds))]
-

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from causvid_perf.config import VIDEO_FIELDS
 from causvid_perf.errors import ReferenceFileError
 from causvid_perf.judge import stats
 from causvid_perf.judge.tolerances import against_earlier
@@ -27,8 +28,6 @@ from causvid_perf.judge.verdict import IMPROVEMENT, PASS, PREVIOUS, REGRESSION, 
 from causvid_perf.metrics import GUARDED_METRICS, HIGHER_IS_BETTER, TIME_METRICS
 from causvid_perf.quality.references import DEFAULT_THRESHOLD, check_against_reference
 
-# What makes two outputs the same video: only then are frames and flicker compared.
-SAME_VIDEO_FIELDS = ("seed", "prompt", "negative_prompt", "height", "width", "frames")
 OUTPUT_CHECK = "output_ms_ssim"
 
 
@@ -45,18 +44,30 @@ class Observation:
     frames_path: Path | None = None
 
 
-def judge(current: Observation, previous: Observation, gpu_class: str, *, alpha: float = 0.05,
-          ms_ssim_threshold: float = DEFAULT_THRESHOLD) -> tuple[list[Check], list[str]]:
+def judge(
+    current: Observation,
+    previous: Observation,
+    gpu_class: str,
+    *,
+    alpha: float = 0.05,
+    ms_ssim_threshold: float = DEFAULT_THRESHOLD,
+) -> tuple[list[Check], list[str]]:
     """(checks, notes): every guarded metric and, for the same video, the output quality."""
-    checks = [c for c in (_judge_metric(name, current, previous, gpu_class, alpha) for name in GUARDED_METRICS)
-              if c is not None]
+    checks = [
+        c
+        for c in (_judge_metric(name, current, previous, gpu_class, alpha) for name in GUARDED_METRICS)
+        if c is not None
+    ]
     notes: list[str] = []
-    different = [f for f in SAME_VIDEO_FIELDS if f in previous.config and previous.config[f] != current.config.get(f)]
+    different = [f for f in VIDEO_FIELDS if f in previous.config and previous.config[f] != current.config.get(f)]
     if different:
-        notes.append(f"output quality not compared: the previous run made another video ({', '.join(different)} differ)")
+        notes.append(
+            f"output quality not compared: the previous run made another video ({', '.join(different)} differ)"
+        )
         return checks, notes
-    flicker = judge_value("flicker_score", current.quality.get("flicker_score"),
-                          previous.quality.get("flicker_score"), gpu_class)
+    flicker = judge_value(
+        "flicker_score", current.quality.get("flicker_score"), previous.quality.get("flicker_score"), gpu_class
+    )
     if flicker is not None:
         checks.append(flicker)
     output, note = _judge_output(current, previous, ms_ssim_threshold)
@@ -74,14 +85,12 @@ def judge_value(name: str, value: float | None, earlier: float | None, gpu_class
     return None if spec is None else check_metric(name, value, spec, kind=PREVIOUS)
 
 
-def _judge_metric(name: str, current: Observation, previous: Observation, gpu_class: str,
-                  alpha: float) -> Check | None:
+def _judge_metric(name: str, current: Observation, previous: Observation, gpu_class: str, alpha: float) -> Check | None:
     check = judge_value(name, current.medians.get(name), previous.medians.get(name), gpu_class)
     a, b = previous.samples.get(name) or [], current.samples.get(name) or []
     if check is None or name not in TIME_METRICS or min(len(a), len(b)) < stats.minimum_rounds(alpha):
         return check
-    comparison = stats.compare_samples(a, b, metric=name, threshold=check.rel_tol or 0.0, alpha=alpha,
-                                       n_resamples=2000)
+    comparison = stats.compare_samples(a, b, metric=name, threshold=check.rel_tol or 0.0, alpha=alpha, n_resamples=2000)
     state = check.state
     if (state == REGRESSION and not comparison.worse) or (state == IMPROVEMENT and not comparison.better):
         state = PASS  # beyond the tolerance, but within what the noise of these rounds explains
@@ -103,8 +112,22 @@ def _judge_output(current: Observation, previous: Observation, threshold: float)
     margin = 1.0 - threshold
     state = PASS if result.passed else REGRESSION
     score = result.ms_ssim
-    note = (f"MS-SSIM of this output against the previous run's frames, threshold {threshold:g}"
-            if score is not None else result.message)
-    check = Check(OUTPUT_CHECK, state, score, 1.0, None if score is None else score - 1.0, margin, margin, "",
-                  HIGHER_IS_BETTER, PREVIOUS, note=note)
+    note = (
+        f"MS-SSIM of this output against the previous run's frames, threshold {threshold:g}"
+        if score is not None
+        else result.message
+    )
+    check = Check(
+        OUTPUT_CHECK,
+        state,
+        score,
+        1.0,
+        None if score is None else score - 1.0,
+        margin,
+        margin,
+        "",
+        HIGHER_IS_BETTER,
+        PREVIOUS,
+        note=note,
+    )
     return check, None

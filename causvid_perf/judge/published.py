@@ -17,11 +17,15 @@ from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.verdict import PUBLISHED
 from causvid_perf.metrics import GB, GIB
 
-STUDY_SOURCE = ("CausVid (Wan 2.1 T2V-14B few-step student) on one NVIDIA H100 80GB HBM3, 832x480, 81 frames, "
-                "6 steps, guidance 1.0: 21 s sampling, 43 s prompt-to-output, ~22 s per video continuous, "
-                "21.56 GB peak VRAM (the seed paper of causvid-perf, as summarised in shared/REFERENCE.md section 1)")
-STUDY_NOTE = ("s_per_it = 21 s / 6 steps, derived from the published sampling time; peak VRAM published as "
-              "'21.56 GB' with the unit unstated, stored as 21.56e9 bytes = 20.08 GiB")
+STUDY_SOURCE = (
+    "CausVid (Wan 2.1 T2V-14B few-step student) on one NVIDIA H100 80GB HBM3, 832x480, 81 frames, "
+    "6 steps, guidance 1.0: 21 s sampling, 43 s prompt-to-output, ~22 s per video continuous, "
+    "21.56 GB peak VRAM (the seed paper of causvid-perf, as summarised in shared/REFERENCE.md section 1)"
+)
+STUDY_NOTE = (
+    "s_per_it = 21 s / 6 steps, derived from the published sampling time; peak VRAM published as "
+    "'21.56 GB' with the unit unstated, stored as 21.56e9 bytes = 20.08 GiB"
+)
 STUDY_METRICS = {
     "sampling_s": 21.0,
     "s_per_it": 21.0 / 6,

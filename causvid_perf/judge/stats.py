@@ -46,14 +46,26 @@ from typing import Any
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["FASTER", "HIGHER", "LOWER", "NO_CHANGE", "SLOWER", "VERDICTS", "Comparison", "as_samples", "check_fraction",
-           "compare_samples", "minimum_rounds"]
+__all__ = [
+    "FASTER",
+    "HIGHER",
+    "LOWER",
+    "NO_CHANGE",
+    "SLOWER",
+    "VERDICTS",
+    "Comparison",
+    "as_samples",
+    "check_fraction",
+    "compare_samples",
+    "minimum_rounds",
+]
 
 VERDICTS = FASTER, SLOWER, LOWER, HIGHER, NO_CHANGE = ("faster", "slower", "lower", "higher", "no significant change")
 
 
 # scipy >= 1.15 takes ``rng=``; the older spelling ``random_state=`` serves scipy 1.11-1.14.
 _BOOTSTRAP_RNG_KW = "rng" if "rng" in inspect.signature(_st.bootstrap).parameters else "random_state"
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -152,8 +164,7 @@ def as_samples(x: Iterable[float], side: str, metric: str) -> np.ndarray:
     bad = ~np.isfinite(arr) | (arr <= 0)
     if bad.any():
         raise ValueError(
-            f"{label}samples {side} must be finite and > 0; got {arr[bad][0]!r} "
-            f"at index {int(np.flatnonzero(bad)[0])}"
+            f"{label}samples {side} must be finite and > 0; got {arr[bad][0]!r} at index {int(np.flatnonzero(bad)[0])}"
         )
     return arr
 
@@ -222,9 +233,7 @@ def compare_samples(
         )
     if not (isinstance(threshold, numbers.Real) and math.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
-    if isinstance(n_resamples, bool) or not (
-        isinstance(n_resamples, numbers.Integral) and n_resamples >= 1
-    ):
+    if isinstance(n_resamples, bool) or not (isinstance(n_resamples, numbers.Integral) and n_resamples >= 1):
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
 
     med_a = float(np.median(xa))
@@ -267,21 +276,21 @@ def compare_samples(
     else:
         verdict = HIGHER if above else LOWER if below else NO_CHANGE
 
+    sizes = (int(xa.size), int(xb.size))
     return Comparison(
-        metric=metric,
-        n_a=int(xa.size),
-        n_b=int(xb.size),
-        median_a=med_a,
-        median_b=med_b,
-        ratio=ratio,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        p_value=p_value,
-        verdict=verdict,
-        threshold=float(threshold),
-        alpha=float(alpha),
-        confidence=float(confidence),
-        lower_is_better=bool(lower_is_better),
+        metric,
+        *sizes,
+        med_a,
+        med_b,
+        ratio,
+        ci_low,
+        ci_high,
+        p_value,
+        verdict,
+        float(threshold),
+        float(alpha),
+        float(confidence),
+        bool(lower_is_better),
     )
 
 
@@ -297,5 +306,3 @@ def minimum_rounds(alpha: float = 0.05) -> int:
     while 2.0 / math.comb(2 * n, n) >= alpha:
         n += 1
     return n
-
-

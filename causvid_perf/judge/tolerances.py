@@ -24,7 +24,8 @@ VRAM_TOLERANCE = (0.05, 0.25)
 # Tiny CPU timings are milliseconds with scheduler noise: wide relative tolerances, small absolute
 # floors, so CI exercises the path and a 2x slowdown still fails.
 CPU_TOLERANCES: Mapping[str, tuple[float, float]] = MappingProxyType(
-    {"sampling_s": (0.5, 0.01), "s_per_it": (0.5, 0.001), "prompt_to_output_s": (0.5, 0.02)})
+    {"sampling_s": (0.5, 0.01), "s_per_it": (0.5, 0.001), "prompt_to_output_s": (0.5, 0.02)}
+)
 # Flicker: lower is better; 25 % and half a grey level (0.002 of full scale) before it counts.
 FLICKER_TOLERANCE = (0.25, 0.002)
 
@@ -46,11 +47,15 @@ def _defaults(name: str, tolerance: tuple[float, float]) -> MetricDefaults:
 
 
 # The guarded metrics (metrics.GUARDED_METRICS) with their default tolerances.
-DEFAULT_METRICS: Mapping[str, MetricDefaults] = MappingProxyType({
-    name: _defaults(name, STEP_TIME_TOLERANCE if name == "s_per_it"
-                    else VRAM_TOLERANCE if name.endswith("_gib") else TIME_TOLERANCE)
-    for name in GUARDED_METRICS
-})
+DEFAULT_METRICS: Mapping[str, MetricDefaults] = MappingProxyType(
+    {
+        name: _defaults(
+            name,
+            STEP_TIME_TOLERANCE if name == "s_per_it" else VRAM_TOLERANCE if name.endswith("_gib") else TIME_TOLERANCE,
+        )
+        for name in GUARDED_METRICS
+    }
+)
 
 
 def default_for_metric(name: str) -> MetricDefaults | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from causvid_perf import fmt
@@ -20,7 +20,12 @@ from causvid_perf.metrics import DIRECTIONS, HIGHER_IS_BETTER, LOWER_IS_BETTER, 
 
 # Check states.
 STATES = PASS, REGRESSION, IMPROVEMENT, NO_BASELINE, NOT_MEASURED = (
-    "pass", "regression", "improvement", "no-baseline", "not-measured")
+    "pass",
+    "regression",
+    "improvement",
+    "no-baseline",
+    "not-measured",
+)
 
 # What a value is judged against: a measured baseline, a published figure (a ceiling), or an
 # earlier run (`--compare-to`, judged like measured; never stored in baselines.json).
@@ -83,11 +88,7 @@ class MetricSpec:
         return cls(*values)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "value": self.value, "rel_tol": self.rel_tol, "abs_tol": self.abs_tol,
-            "direction": self.direction, "unit": self.unit,
-        }
-
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,12 @@ class Check:
         value = fmt.number(self.value, self.unit)
         if self.state == NO_BASELINE:
             return f"{self.name} {value} has no measured baseline on {context}; record one to start tracking it"
-        label = {PUBLISHED: "published ceiling" if self.direction == LOWER_IS_BETTER else "published floor",
-                 PREVIOUS: "previous run"}.get(self.baseline_kind or "", "baseline")
+        label = {
+            PUBLISHED: "published ceiling" if self.direction == LOWER_IS_BETTER else "published floor",
+            PREVIOUS: "previous run",
+        }.get(self.baseline_kind or "", "baseline")
         change = "change n/a" if self.rel_change is None else fmt.change(self.rel_change)
-        tolerance = f"tolerance {fmt.exact((self.rel_tol or 0) * 100, '%')} / {fmt.exact(self.abs_tol, self.unit)}"
+        tolerance = f"tolerance {fmt.tolerance(self.rel_tol, self.abs_tol, self.unit)}"
         if self.p_value is not None:
             tolerance += f", Mann-Whitney p = {self.p_value:.2g}"
         baseline = fmt.number(self.baseline, self.unit)
@@ -134,9 +137,9 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         """The one stored form of a check (history, report); ``kind`` is what it was judged against."""
-        return {"name": self.name, "state": self.state, "value": self.value, "baseline": self.baseline,
-                "rel_change": self.rel_change, "rel_tol": self.rel_tol, "abs_tol": self.abs_tol, "unit": self.unit,
-                "direction": self.direction, "kind": self.baseline_kind, "p_value": self.p_value, "note": self.note}
+        data = asdict(self)
+        data["kind"] = data.pop("baseline_kind")
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Check:
@@ -152,11 +155,7 @@ class Check:
 
 
 def check_metric(
-    name: str,
-    value: float | None,
-    spec: MetricSpec | Mapping[str, Any] | None,
-    *,
-    kind: str = MEASURED,
+    name: str, value: float | None, spec: MetricSpec | Mapping[str, Any] | None, *, kind: str = MEASURED
 ) -> Check:
     """Judge one value against one stored metric.
 
@@ -192,7 +191,9 @@ def check_metric(
 
 
 def _judged(name: str, state: str, value: float | None, rel_change: float | None, spec: MetricSpec, kind: str) -> Check:
-    return Check(name, state, value, spec.value, rel_change, spec.rel_tol, spec.abs_tol, spec.unit, spec.direction, kind)
+    return Check(
+        name, state, value, spec.value, rel_change, spec.rel_tol, spec.abs_tol, spec.unit, spec.direction, kind
+    )
 
 
 def is_finite_number(value: Any) -> bool:
@@ -204,4 +205,3 @@ def require_finite(label: str, value: Any) -> float:
     if not is_finite_number(value):
         raise BaselineError(f"{label} must be a finite number, got {value!r}; report an unmeasurable metric as None")
     return float(value)
-

@@ -52,7 +52,9 @@ def _throttle_reasons(handle: Any) -> list[str]:
     names = []
     for attr in dir(pynvml):
         if attr.startswith("nvmlClocksThrottleReason") and attr not in (
-                "nvmlClocksThrottleReasonNone", "nvmlClocksThrottleReasonAll"):
+            "nvmlClocksThrottleReasonNone",
+            "nvmlClocksThrottleReasonAll",
+        ):
             bit = getattr(pynvml, attr)
             if isinstance(bit, int) and bit and mask & bit:
                 names.append(attr.removeprefix("nvmlClocksThrottleReason"))

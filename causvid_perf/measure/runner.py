@@ -58,9 +58,12 @@ def _encode(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tensor, to
         pipe.text_encoder.to(config.device)
     try:
         return pipe.encode_prompt(
-            prompt=config.prompt, negative_prompt=config.negative_prompt or None,
-            do_classifier_free_guidance=config.uses_cfg, num_videos_per_prompt=1,
-            max_sequence_length=512, device=torch.device(config.device),
+            prompt=config.prompt,
+            negative_prompt=config.negative_prompt or None,
+            do_classifier_free_guidance=config.uses_cfg,
+            num_videos_per_prompt=1,
+            max_sequence_length=512,
+            device=torch.device(config.device),
         )
     finally:
         if loaded.text_encoder_offloaded:
@@ -71,16 +74,27 @@ def _sample(loaded: LoadedPipeline, config: RunConfig, embeds: tuple, timer: Ste
     prompt_embeds, negative_embeds = embeds
     with timer.attached(loaded.pipe.transformer):
         return loaded.pipe(
-            prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-            height=config.height, width=config.width, num_frames=config.frames,
-            num_inference_steps=config.steps, guidance_scale=config.guidance,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_embeds,
+            height=config.height,
+            width=config.width,
+            num_frames=config.frames,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance,
             generator=torch.Generator("cpu").manual_seed(config.seed),  # same noise on any device
-            output_type="latent", callback_on_step_end=timer.callback,
+            output_type="latent",
+            callback_on_step_end=timer.callback,
         ).frames
 
 
-def run_case(loaded: LoadedPipeline, config: RunConfig | None = None, *, include_load: bool = True,
-             keep_frames: bool = True, on_stage: Callable[[str], None] | None = None) -> RunResult:
+def run_case(
+    loaded: LoadedPipeline,
+    config: RunConfig | None = None,
+    *,
+    include_load: bool = True,
+    keep_frames: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
     """Runs one case on a loaded pipeline and measures it. Raises StageOOMError on CUDA OOM."""
     config = case_config(loaded, config)
     pipe = loaded.pipe
@@ -134,16 +148,24 @@ def run_case(loaded: LoadedPipeline, config: RunConfig | None = None, *, include
         achieved_tflops=achieved,
         mfu=mfu,
         stage_memory={
-            name: {"allocated_gib": r.peak_allocated_gib, "reserved_gib": r.peak_reserved_gib,
-                   "device_gib": r.peak_device_gib}
+            name: {
+                "allocated_gib": r.peak_allocated_gib,
+                "reserved_gib": r.peak_reserved_gib,
+                "device_gib": r.peak_device_gib,
+            }
             for name, r in stages.items()
         },
     )
-    output = OutputInfo(shape=list(frames.shape), dtype=str(frames.dtype), finite=nan == 0 and inf == 0,
-                        nan_count=nan, inf_count=inf)
+    output = OutputInfo(
+        shape=list(frames.shape), dtype=str(frames.dtype), finite=nan == 0 and inf == 0, nan_count=nan, inf_count=inf
+    )
     return RunResult(
-        config=config.to_dict(), weights_details=dict(loaded.details), machine=machine, output=output,
-        metrics=metrics, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        config=config.to_dict(),
+        weights_details=dict(loaded.details),
+        machine=machine,
+        output=output,
+        metrics=metrics,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         frames=frames if keep_frames else None,
     )
 
@@ -157,8 +179,13 @@ def _oom(stage: str, config: RunConfig) -> StageOOMError:
     return StageOOMError(stage, config.describe(), peak, free)
 
 
-def run_continuous(loaded: LoadedPipeline, config: RunConfig | None = None, *, videos: int = 3,
-                   on_video: Callable[[int], None] | None = None) -> RunResult:
+def run_continuous(
+    loaded: LoadedPipeline,
+    config: RunConfig | None = None,
+    *,
+    videos: int = 3,
+    on_video: Callable[[int], None] | None = None,
+) -> RunResult:
     """K videos back to back with the models resident (seeds seed..seed+K-1); the effective
     seconds per video is the study's continuous-generation figure."""
     if videos < 1:
@@ -169,12 +196,15 @@ def run_continuous(loaded: LoadedPipeline, config: RunConfig | None = None, *, v
     for index in range(videos):
         if on_video:
             on_video(index)
-        results.append(run_case(loaded, config.replace(seed=config.seed + index), include_load=index == 0,
-                                keep_frames=index == 0))
+        results.append(
+            run_case(loaded, config.replace(seed=config.seed + index), include_load=index == 0, keep_frames=index == 0)
+        )
     total = time.perf_counter() - start
     first = results[0]
     first.continuous = {
-        "videos": videos, "total_s": total, "s_per_video": total / videos,
+        "videos": videos,
+        "total_s": total,
+        "s_per_video": total / videos,
         "prompt_to_output_s": [r.metrics.prompt_to_output_s for r in results],
     }
     return first
@@ -189,9 +219,16 @@ def time_plain_call(loaded: LoadedPipeline, config: RunConfig | None = None) -> 
     with torch.inference_mode():
         sync()
         start = time.perf_counter()
-        pipe(prompt=config.prompt, negative_prompt=config.negative_prompt or None, height=config.height,
-             width=config.width, num_frames=config.frames, num_inference_steps=config.steps,
-             guidance_scale=config.guidance, generator=torch.Generator("cpu").manual_seed(config.seed),
-             output_type="np")
+        pipe(
+            prompt=config.prompt,
+            negative_prompt=config.negative_prompt or None,
+            height=config.height,
+            width=config.width,
+            num_frames=config.frames,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance,
+            generator=torch.Generator("cpu").manual_seed(config.seed),
+            output_type="np",
+        )
         sync()
     return time.perf_counter() - start

@@ -18,7 +18,59 @@ from causvid_perf.specs import TEXT_ENCODER_FULL, TEXT_ENCODER_TINY, VAE_FULL, V
 from causvid_perf.torch_state import default_dtype
 
 # A closed vocabulary is enough for the tiny text encoder; unknown words map to <unk>.
-_TINY_WORDS = ["a", "an", "the", "of", "in", "on", "at", "with", "and", "to", "from", "through", "under", "over", "by", "red", "blue", "green", "golden", "white", "black", "fox", "cat", "dog", "bird", "car", "city", "forest", "snow", "river", "sea", "mountain", "street", "light", "morning", "night", "sunset", "runs", "walks", "flies", "drives", "swims", "jumps", "slowly", "quickly", "cinematic", "birch", "fresh", "video", "frame", "camera"]
+_TINY_WORDS = [
+    "a",
+    "an",
+    "the",
+    "of",
+    "in",
+    "on",
+    "at",
+    "with",
+    "and",
+    "to",
+    "from",
+    "through",
+    "under",
+    "over",
+    "by",
+    "red",
+    "blue",
+    "green",
+    "golden",
+    "white",
+    "black",
+    "fox",
+    "cat",
+    "dog",
+    "bird",
+    "car",
+    "city",
+    "forest",
+    "snow",
+    "river",
+    "sea",
+    "mountain",
+    "street",
+    "light",
+    "morning",
+    "night",
+    "sunset",
+    "runs",
+    "walks",
+    "flies",
+    "drives",
+    "swims",
+    "jumps",
+    "slowly",
+    "quickly",
+    "cinematic",
+    "birch",
+    "fresh",
+    "video",
+    "frame",
+    "camera",
+]
 
 
 def tiny_tokenizer() -> Any:
@@ -29,20 +81,18 @@ def tiny_tokenizer() -> Any:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-        model_max_length=512,
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
     )
 
 
-
-def build_transformer(spec: ModelSpec, *, tiny: bool, device: str = "cpu",
-                      dtype: torch.dtype = torch.float32) -> Any:
+def build_transformer(spec: ModelSpec, *, tiny: bool, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
     with torch.device(device), default_dtype(dtype):
         return WanTransformer3DModel(**transformer_config(spec.family, tiny))
 
 
-def build_text_encoder(*, tiny: bool, vocab_size: int | None = None, device: str = "cpu",
-                       dtype: torch.dtype = torch.float32) -> Any:
+def build_text_encoder(
+    *, tiny: bool, vocab_size: int | None = None, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> Any:
     values = dict(TEXT_ENCODER_TINY if tiny else TEXT_ENCODER_FULL)
     if tiny:
         values["vocab_size"] = vocab_size
@@ -56,8 +106,7 @@ def build_vae(*, tiny: bool, device: str = "cpu") -> Any:
         return AutoencoderKLWan(**(VAE_TINY if tiny else VAE_FULL))
 
 
-def build_components(spec: ModelSpec, *, tiny: bool, device: str, dtype: torch.dtype,
-                     seed: int = 0) -> dict[str, Any]:
+def build_components(spec: ModelSpec, *, tiny: bool, device: str, dtype: torch.dtype, seed: int = 0) -> dict[str, Any]:
     """Tokenizer, text encoder, VAE and transformer with random weights, seeded for repeatability."""
     torch.manual_seed(seed)
     # Random weights make what tokens mean irrelevant; their number is not, and the pipeline pads

@@ -48,6 +48,7 @@ def models_dir_from(option: str | os.PathLike | None) -> Path | None:
 
 # -- locating pretrained files ---------------------------------------------------------------------
 
+
 def _from_hf_cache(repo: str, filename: str | None = None) -> Path | None:
     try:
         if filename:
@@ -118,6 +119,7 @@ def choose_weights(config: RunConfig, models_dir: Path | None, device: str) -> s
 
 # -- full CausVid checkpoints ----------------------------------------------------------------------
 
+
 def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> None:
     """Loads a full CausVid ``model.pt`` (original Wan key layout under 'generator') into a
     diffusers transformer. weights_only=True: a pickled checkpoint can run code otherwise."""
@@ -127,8 +129,10 @@ def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> N
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle with code in it, or not a torch file at all
-        raise ConfigError(f"{path} is not a weights-only torch checkpoint ({type(exc).__name__}); "
-                          "use the model.pt released with CausVid") from None
+        raise ConfigError(
+            f"{path} is not a weights-only torch checkpoint ({type(exc).__name__}); "
+            "use the model.pt released with CausVid"
+        ) from None
     state = state.get("generator", state) if isinstance(state, dict) else state
     if not isinstance(state, dict):
         raise ConfigError(f"{path} holds no state dict; use the model.pt released with CausVid")
@@ -150,6 +154,7 @@ def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> N
 
 
 # -- building pipelines ----------------------------------------------------------------------------
+
 
 def _assemble(components: dict[str, Any], config: RunConfig) -> Any:
     return WanPipeline(scheduler=build_scheduler(config), **components)
@@ -214,8 +219,9 @@ def _set_attention(pipe: Any, backend: str) -> None:
         raise ConfigError(f"attention backend {backend!r} is not usable here ({exc}); use --attention native") from None
 
 
-def load_pipeline(config: RunConfig, *, models_dir: str | os.PathLike | None = None,
-                  progress: bool = False) -> LoadedPipeline:
+def load_pipeline(
+    config: RunConfig, *, models_dir: str | os.PathLike | None = None, progress: bool = False
+) -> LoadedPipeline:
     """Validates the config, builds or loads the pipeline on its device and times the load."""
     device = config.resolved().device
     models = models_dir_from(models_dir)

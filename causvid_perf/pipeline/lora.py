@@ -29,8 +29,9 @@ def _wan_linear_shapes(config: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return shapes
 
 
-def make_kijai_lora(config: dict[str, Any], *, rank: int = 4, scale: float = 0.5,
-                    seed: int = 0) -> dict[str, torch.Tensor]:
+def make_kijai_lora(
+    config: dict[str, Any], *, rank: int = 4, scale: float = 0.5, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A random LoRA for a transformer config, in the Kijai key layout (float32)."""
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}

@@ -29,8 +29,11 @@ def _euler(config: RunConfig) -> Any:
 
 def _dpmpp(config: RunConfig) -> Any:
     return DPMSolverMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=config.shift,
-        algorithm_type="dpmsolver++", solver_order=2,
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=config.shift,
+        algorithm_type="dpmsolver++",
+        solver_order=2,
     )
 
 

@@ -32,24 +32,45 @@ _STUDY_13B = {k: v for k, v in PROFILES["study-1.3b"].items() if k != "model"}
 _H100 = ("gpu", "h100")
 
 GPU_CASES: tuple[PerfCase, ...] = (
-    PerfCase("causvid-14b-study", RunConfig(model="causvid-14b", **_STUDY), _H100,
-             vram_ceiling_gb=STUDY_VRAM_CEILING_GB,
-             note="the study's setting: fp8 weight storage, text encoder offloaded"),
+    PerfCase(
+        "causvid-14b-study",
+        RunConfig(model="causvid-14b", **_STUDY),
+        _H100,
+        vram_ceiling_gb=STUDY_VRAM_CEILING_GB,
+        note="the study's setting: fp8 weight storage, text encoder offloaded",
+    ),
     PerfCase("causvid-1.3b-study", RunConfig(model="causvid-1.3b", **_STUDY_13B), _H100),
-    PerfCase("wan-14b-per-step", RunConfig(model="wan2.1-t2v-14b", **{**_STUDY, "steps": 2, "guidance": 5.0}),
-             _H100, note="teacher per-step profile: 2 of its 50 steps (the full run is the slow case)"),
-    PerfCase("wan-1.3b-per-step", RunConfig(model="wan2.1-t2v-1.3b", **{**_STUDY_13B, "steps": 4, "guidance": 5.0}),
-             _H100, note="teacher per-step profile: 4 of its 50 steps (the full run is the slow case)"),
+    PerfCase(
+        "wan-14b-per-step",
+        RunConfig(model="wan2.1-t2v-14b", **{**_STUDY, "steps": 2, "guidance": 5.0}),
+        _H100,
+        note="teacher per-step profile: 2 of its 50 steps (the full run is the slow case)",
+    ),
+    PerfCase(
+        "wan-1.3b-per-step",
+        RunConfig(model="wan2.1-t2v-1.3b", **{**_STUDY_13B, "steps": 4, "guidance": 5.0}),
+        _H100,
+        note="teacher per-step profile: 4 of its 50 steps (the full run is the slow case)",
+    ),
     PerfCase("causvid-1.3b-480x272x33", RunConfig(model="causvid-1.3b", height=272, width=480, frames=33), _H100),
-    PerfCase("wan-1.3b-full", RunConfig(model="wan2.1-t2v-1.3b", **{**_STUDY_13B, "steps": 50, "guidance": 5.0}),
-             _H100 + ("slow",), note="teacher at its full recipe: 50 steps, cfg 5"),
-    PerfCase("wan-14b-full", RunConfig(model="wan2.1-t2v-14b", **{**_STUDY, "steps": 50, "guidance": 5.0}),
-             _H100 + ("slow",), note="teacher at its full recipe: 50 steps, cfg 5"),
+    PerfCase(
+        "wan-1.3b-full",
+        RunConfig(model="wan2.1-t2v-1.3b", **{**_STUDY_13B, "steps": 50, "guidance": 5.0}),
+        _H100 + ("slow",),
+        note="teacher at its full recipe: 50 steps, cfg 5",
+    ),
+    PerfCase(
+        "wan-14b-full",
+        RunConfig(model="wan2.1-t2v-14b", **{**_STUDY, "steps": 50, "guidance": 5.0}),
+        _H100 + ("slow",),
+        note="teacher at its full recipe: 50 steps, cfg 5",
+    ),
 )
 
 # Tiny models on CPU: big enough that a step takes milliseconds, so a 2x slowdown shows.
 CPU_CASES: tuple[PerfCase, ...] = (
     PerfCase("tiny-causvid-1.3b", RunConfig(model="causvid-1.3b", weights="tiny", height=64, width=64, frames=17)),
-    PerfCase("tiny-wan-1.3b", RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", height=64, width=64, frames=17,
-                                        steps=20)),
+    PerfCase(
+        "tiny-wan-1.3b", RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", height=64, width=64, frames=17, steps=20)
+    ),
 )

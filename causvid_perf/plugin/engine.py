@@ -56,7 +56,8 @@ class PipelineCache:
         loaded = load_pipeline(config, models_dir=self.options.models_dir)
         if self.options.inject_slowdown != 1.0:
             SlowdownInjector(self.options.inject_slowdown, loaded.config.device.startswith("cuda")).attach(
-                loaded.pipe.transformer)
+                loaded.pipe.transformer
+            )
         self._loaded[loaded.config.pipeline_key()] = self._loaded[key] = loaded
         self.load_times[loaded.config.model] = loaded.load_s
         return loaded, True
@@ -123,9 +124,16 @@ def resolve_case_config(case: PerfCase, options: SuiteOptions) -> RunConfig:
 def provenance(result: RunResult, samples: dict[str, list[float]], rounds: int, commit: str) -> dict[str, Any]:
     machine = result.machine
     return {
-        "kind": MEASURED, "date": result.created, "commit": commit, "gpu": machine.get("gpu") or "cpu",
-        "driver": machine.get("driver"), "cuda": machine.get("cuda"), "torch": machine["torch"],
-        "diffusers": machine["diffusers"], "rounds": rounds, "host": machine.get("host"),
+        "kind": MEASURED,
+        "date": result.created,
+        "commit": commit,
+        "gpu": machine.get("gpu") or "cpu",
+        "driver": machine.get("driver"),
+        "cuda": machine.get("cuda"),
+        "torch": machine["torch"],
+        "diffusers": machine["diffusers"],
+        "rounds": rounds,
+        "host": machine.get("host"),
         "spread": {name: [min(v), max(v)] for name, v in samples.items() if v and name in GUARDED_METRICS},
         "note": f"recorded by pytest --update-baselines ({machine.get('cpu_threads')} CPU threads)",
     }
@@ -143,8 +151,9 @@ def gpu_class_of_this_machine() -> str:
     return "cpu"
 
 
-def measure_rounds(loaded: LoadedPipeline, config: RunConfig, benchmark: Any, rounds: int,
-                   warmup_rounds: int) -> list[RunResult]:
+def measure_rounds(
+    loaded: LoadedPipeline, config: RunConfig, benchmark: Any, rounds: int, warmup_rounds: int
+) -> list[RunResult]:
     """Warm-up rounds, then measured rounds through pytest-benchmark's pedantic mode (or a plain
     loop where it is disabled, as under xdist). Returns the measured rounds' results."""
     results: list[RunResult] = []

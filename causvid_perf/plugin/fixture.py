@@ -50,9 +50,16 @@ class PerfRunner:
         last = results[-1]
         last.metrics.load_s = loaded.load_s if fresh else None
         key = baseline_key(run_config, last.machine["gpu_class"])
-        record = CaseRecord(id=case.id, key=key, config=run_config.to_dict(), medians=medians, samples=samples,
-                            checks=check_case(key, medians, state.store), result=last.to_dict(),
-                            folder=options.history_dir)
+        record = CaseRecord(
+            id=case.id,
+            key=key,
+            config=run_config.to_dict(),
+            medians=medians,
+            samples=samples,
+            checks=check_case(key, medians, state.store),
+            result=last.to_dict(),
+            folder=options.history_dir,
+        )
         outcome = CaseOutcome(record, last)
         self._keep_output(outcome, run_config)
         self._record_for_history(outcome)
@@ -70,8 +77,9 @@ class PerfRunner:
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
         if outcome.missing_baseline():
-            message = (f"no baseline for {outcome.context} in {options.baselines.name}; "
-                       "record one with --update-baselines")
+            message = (
+                f"no baseline for {outcome.context} in {options.baselines.name}; record one with --update-baselines"
+            )
             if options.require_gpu:
                 pytest.fail(message, pytrace=False)
             pytest.skip(message)
@@ -85,18 +93,26 @@ class PerfRunner:
         previous_frames = previous.output_path(FRAMES) if previous else None
         if frames is not None:
             record.quality = case_quality(frames)
-            record.output = save_case_output(state.options.history_dir, state.run_name, record.id, frames,
-                                             make_provenance(run_config), previous_frames)
+            record.output = save_case_output(
+                state.options.history_dir,
+                state.run_name,
+                record.id,
+                frames,
+                make_provenance(run_config),
+                previous_frames,
+            )
         if previous_run is None:
             return
         if previous is None:
             record.comparison_notes.append(f"not in the previous {previous_run.title}")
             return
         current = Observation(record.medians, record.samples, record.quality, record.config, frames=frames)
-        earlier = Observation(previous.medians, previous.samples, previous.quality, previous.config,
-                              frames_path=previous_frames)
+        earlier = Observation(
+            previous.medians, previous.samples, previous.quality, previous.config, frames_path=previous_frames
+        )
         record.comparisons, record.comparison_notes = judge(
-            current, earlier, (record.key or {})["gpu_class"], ms_ssim_threshold=state.ms_ssim_threshold)
+            current, earlier, (record.key or {})["gpu_class"], ms_ssim_threshold=state.ms_ssim_threshold
+        )
         record.compared_to = previous_run.title
 
     def _check_ceiling(self, case: PerfCase, medians: dict[str, float | None]) -> None:
@@ -104,7 +120,8 @@ class PerfRunner:
         if case.vram_ceiling_gb is not None and peak is not None:
             peak_gb = peak * GIB / GB
             assert peak_gb <= case.vram_ceiling_gb, (
-                f"peak VRAM {peak_gb:.2f} GB is over the study's ceiling of {case.vram_ceiling_gb} GB for {case.id}")
+                f"peak VRAM {peak_gb:.2f} GB is over the study's ceiling of {case.vram_ceiling_gb} GB for {case.id}"
+            )
 
     def _update_baselines(self, outcome: CaseOutcome, rounds: int) -> None:
         fit, why = fit_for_baseline(outcome.result.machine)
@@ -112,9 +129,13 @@ class PerfRunner:
             pytest.fail(f"not recorded: {why}; a baseline needs a quiet GPU", pytrace=False)
         record, key = outcome.record, outcome.record.key or {}
         guarded = {name: record.medians[name] for name in DEFAULT_METRICS if record.medians.get(name) is not None}
-        diff = record_baseline(self.state.options.baselines, key, guarded,
-                               provenance(outcome.result, record.samples, rounds, current_commit()),
-                               tolerances_for(key["gpu_class"]))
+        diff = record_baseline(
+            self.state.options.baselines,
+            key,
+            guarded,
+            provenance(outcome.result, record.samples, rounds, current_commit()),
+            tolerances_for(key["gpu_class"]),
+        )
         self.state.recorded.append(diff.render())
         self.state.reload_store()
 

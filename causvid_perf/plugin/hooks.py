@@ -41,6 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # -- configuration and collection ------------------------------------------------------------------
 
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads --benchmark-timer (its configure is trylast)
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
@@ -95,9 +96,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 def _no_gpu_reason() -> str | None:
     if not torch.cuda.is_available():
-        return (f"needs a CUDA GPU, and torch {torch.__version__} sees none "
-                f"(CUDA build: {torch.version.cuda or 'no'}, CUDA_VISIBLE_DEVICES="
-                f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+        return (
+            f"needs a CUDA GPU, and torch {torch.__version__} sees none "
+            f"(CUDA build: {torch.version.cuda or 'no'}, CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
+        )
     return None
 
 
@@ -109,8 +112,10 @@ def _h100_skip_reason(state: PerfState) -> str | None:
         return None
     if any(entry.key["gpu_class"] == device_class for entry in state.store.entries):
         return None
-    return (f"needs an H100 or baselines for this GPU class: this is {device_class} and "
-            f"{state.options.baselines.name} has no {device_class} entries (record them with --update-baselines)")
+    return (
+        f"needs an H100 or baselines for this GPU class: this is {device_class} and "
+        f"{state.options.baselines.name} has no {device_class} entries (record them with --update-baselines)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -129,6 +134,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # -- fixtures --------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def perf_state(request: pytest.FixtureRequest) -> PerfState:
@@ -153,6 +159,7 @@ def perf(perf_state: PerfState, pipelines: PipelineCache, request: pytest.Fixtur
 
 # -- pytest-benchmark integration and session end ---------------------------------------------------
 
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     info = current_machine("cuda" if torch.cuda.is_available() else "cpu")
     machine_info["causvid_perf"] = {k: info.get(k) for k in MACHINE_FIELDS}
@@ -172,15 +179,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.section("causvid-perf")
     if state.options.compare_to and state.previous is None:
-        tr.write_line(f"--compare-to {state.options.compare_to}: no earlier run in {state.options.history_dir}; "
-                      "nothing compared")
+        tr.write_line(
+            f"--compare-to {state.options.compare_to}: no earlier run in {state.options.history_dir}; nothing compared"
+        )
     for model, seconds in state.cache.load_times.items():
         tr.write_line(f"loaded {model} in {seconds:.2f} s (once per session)")
     for outcome in state.outcomes:
         record, m = outcome.record, outcome.record.medians
-        tr.write_line(f"{record.id}: sampling {_f(m['sampling_s'])} s, s/it {_f(m['s_per_it'])}, "
-                      f"prompt-to-output {_f(m['prompt_to_output_s'])} s, peak VRAM {_f(m['peak_vram_device_gib'])} GiB "
-                      f"({', '.join(sorted({c.state for c in record.checks}))})")
+        tr.write_line(
+            f"{record.id}: sampling {_f(m['sampling_s'])} s, s/it {_f(m['s_per_it'])}, "
+            f"prompt-to-output {_f(m['prompt_to_output_s'])} s, peak VRAM {_f(m['peak_vram_device_gib'])} GiB "
+            f"({', '.join(sorted({c.state for c in record.checks}))})"
+        )
         for line in outcome.improvements():
             tr.write_line(f"  improvement to record (--update-baselines): {line}")
         if record.comparisons:

@@ -17,27 +17,43 @@ WEIGHTS_ENV = "CAUSVID_PERF_WEIGHTS"
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("causvid-perf", "causvid-perf performance suite")
-    group.addoption("--weights", default=os.environ.get(WEIGHTS_ENV, "auto"), choices=WEIGHT_SOURCES,
-                    help="weight source of the GPU cases (env CAUSVID_PERF_WEIGHTS; auto = pretrained if found, "
-                         "else synthetic)")
+    group.addoption(
+        "--weights",
+        default=os.environ.get(WEIGHTS_ENV, "auto"),
+        choices=WEIGHT_SOURCES,
+        help="weight source of the GPU cases (env CAUSVID_PERF_WEIGHTS; auto = pretrained if found, else synthetic)",
+    )
     group.addoption("--model-dir", default=None, help="pretrained weights folder (env CAUSVID_PERF_MODELS)")
     group.addoption("--rounds", type=int, default=None, help="measured rounds per case (default 3 GPU, 7 CPU)")
     group.addoption("--warmup-rounds", type=int, default=1, help="warm-up rounds per case (default 1)")
     group.addoption("--baselines", default=None, help="baselines file (default <rootdir>/baselines.json)")
-    group.addoption("--update-baselines", action="store_true",
-                    help="record this run's medians as baselines (measured provenance)")
-    group.addoption("--require-gpu", action="store_true",
-                    help="fail at session start instead of skipping GPU cases (for GPU runners)")
+    group.addoption(
+        "--update-baselines", action="store_true", help="record this run's medians as baselines (measured provenance)"
+    )
+    group.addoption(
+        "--require-gpu",
+        action="store_true",
+        help="fail at session start instead of skipping GPU cases (for GPU runners)",
+    )
     group.addoption("--sampler", default=None, help="run every case with this sampler")
     group.addoption("--attention", default=None, help="run every case with this attention backend")
-    group.addoption("--compare-to", default=None,
-                    help="compare with a stored run on time, VRAM and output quality: 'latest' (newest run in "
-                         "the history folder), a history folder, a session JSON or a pytest-benchmark JSON")
-    group.addoption("--history-dir", default=None,
-                    help="the suite's JSON history (default <rootdir>/.benchmarks/causvid-perf, "
-                         "env CAUSVID_PERF_HISTORY)")
-    group.addoption("--inject-slowdown", type=float, default=1.0,
-                    help="make every transformer forward FACTOR times slower (checks that regressions fail)")
+    group.addoption(
+        "--compare-to",
+        default=None,
+        help="compare with a stored run on time, VRAM and output quality: 'latest' (newest run in "
+        "the history folder), a history folder, a session JSON or a pytest-benchmark JSON",
+    )
+    group.addoption(
+        "--history-dir",
+        default=None,
+        help="the suite's JSON history (default <rootdir>/.benchmarks/causvid-perf, env CAUSVID_PERF_HISTORY)",
+    )
+    group.addoption(
+        "--inject-slowdown",
+        type=float,
+        default=1.0,
+        help="make every transformer forward FACTOR times slower (checks that regressions fail)",
+    )
 
 
 @dataclass
@@ -63,13 +79,21 @@ class SuiteOptions:
         opt = config.option
         root = Path(config.rootpath)
         if opt.inject_slowdown < 1.0:
-            raise pytest.UsageError(f"--inject-slowdown {opt.inject_slowdown:g}: the factor must be >= 1 "
-                                    "(2 = every transformer forward twice as slow)")
+            raise pytest.UsageError(
+                f"--inject-slowdown {opt.inject_slowdown:g}: the factor must be >= 1 "
+                "(2 = every transformer forward twice as slow)"
+            )
         return cls(
-            weights=opt.weights, models_dir=opt.model_dir, rounds=opt.rounds, warmup_rounds=opt.warmup_rounds,
+            weights=opt.weights,
+            models_dir=opt.model_dir,
+            rounds=opt.rounds,
+            warmup_rounds=opt.warmup_rounds,
             baselines=Path(opt.baselines) if opt.baselines else root / "baselines.json",
-            update_baselines=opt.update_baselines, require_gpu=opt.require_gpu, sampler=opt.sampler,
-            attention=opt.attention, compare_to=opt.compare_to,
+            update_baselines=opt.update_baselines,
+            require_gpu=opt.require_gpu,
+            sampler=opt.sampler,
+            attention=opt.attention,
+            compare_to=opt.compare_to,
             history_dir=Path(opt.history_dir) if opt.history_dir else default_history_dir(root),
             inject_slowdown=opt.inject_slowdown,
         )

@@ -39,13 +39,19 @@ _RECORDED_KEY = pytest.StashKey[list]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("causvid-perf-quality", "causvid-perf output quality")
-    group.addoption("--update-references", action="store_true",
-                    help="record the outputs of reference_check tests as the new references")
-    group.addoption("--references-dir", default=None,
-                    help="reference videos folder (default <rootdir>/references)")
-    group.addoption("--ms-ssim-threshold", type=float, default=DEFAULT_THRESHOLD,
-                    help=f"minimum mean MS-SSIM against a reference video, and against the previous run's "
-                         f"output under --compare-to (default {DEFAULT_THRESHOLD})")
+    group.addoption(
+        "--update-references",
+        action="store_true",
+        help="record the outputs of reference_check tests as the new references",
+    )
+    group.addoption("--references-dir", default=None, help="reference videos folder (default <rootdir>/references)")
+    group.addoption(
+        "--ms-ssim-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"minimum mean MS-SSIM against a reference video, and against the previous run's "
+        f"output under --compare-to (default {DEFAULT_THRESHOLD})",
+    )
 
 
 def option_value(config: pytest.Config, name: str, default: Any) -> Any:
@@ -122,8 +128,9 @@ def reference_check(request: pytest.FixtureRequest) -> Callable[..., ReferenceCh
     threshold = float(option_value(config, "--ms-ssim-threshold", DEFAULT_THRESHOLD))
     update = bool(option_value(config, "--update-references", False))
 
-    def check(case_id: str, frames: np.ndarray, gpu_class: str = "cpu",
-              provenance: dict[str, Any] | None = None) -> ReferenceCheck:
+    def check(
+        case_id: str, frames: np.ndarray, gpu_class: str = "cpu", provenance: dict[str, Any] | None = None
+    ) -> ReferenceCheck:
         path = reference_path(root, gpu_class, case_id)
         if update:
             save_reference(path, frames, provenance if provenance is not None else make_provenance())
@@ -133,15 +140,15 @@ def reference_check(request: pytest.FixtureRequest) -> Callable[..., ReferenceCh
         if result.state == "fail":
             pytest.fail(f"reference {case_id} [{gpu_class}]: {result.message}", pytrace=False)
         if result.state == "missing":
-            pytest.skip(f"no reference for {case_id} on {gpu_class} at {path}; "
-                        "record with --update-references")
+            pytest.skip(f"no reference for {case_id} on {gpu_class} at {path}; record with --update-references")
         return result
 
     return check
 
 
-def write_artifacts(out_dir: Path, case_id: str, student_frames: np.ndarray,
-                    teacher_frames: np.ndarray | None = None) -> dict[str, Path]:
+def write_artifacts(
+    out_dir: Path, case_id: str, student_frames: np.ndarray, teacher_frames: np.ndarray | None = None
+) -> dict[str, Path]:
     """mp4 of the student (and teacher) and a contact sheet student / teacher / |difference|."""
     slug = files.slug(case_id)
     paths = {"student_mp4": video.save_mp4(student_frames, out_dir / f"{slug}.student.mp4")}

@@ -108,7 +108,9 @@ def save_mp4(video: np.ndarray, path: str | os.PathLike[str], fps: float = DEFAU
 
 
 def save_contact_sheet(
-    rows: Mapping[str, np.ndarray], path: str | os.PathLike[str], max_frames: int = 8,
+    rows: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    max_frames: int = 8,
     frame_numbers: Sequence[int] | None = None,
 ) -> Path:
     """Write a PNG grid at `path`, atomically: one labelled row per named video, one column per sampled frame.

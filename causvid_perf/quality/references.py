@@ -44,8 +44,13 @@ class ReferenceCheck:
         return self.state == "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "path": str(self.path), "ms_ssim": self.ms_ssim,
-                "threshold": self.threshold, "message": self.message}
+        return {
+            "state": self.state,
+            "path": str(self.path),
+            "ms_ssim": self.ms_ssim,
+            "threshold": self.threshold,
+            "message": self.message,
+        }
 
 
 def _safe_part(value: str, what: str) -> str:
@@ -113,15 +118,23 @@ def load_reference(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dic
         raise ReferenceFileError(f"{path} is not a readable reference ({type(exc).__name__}: {exc}); {fix}") from None
     if fmt != f"{FORMAT_ID}/{FORMAT_VERSION}":
         raise ReferenceFileError(f"{path} has format {fmt!r}, expected {FORMAT_ID}/{FORMAT_VERSION}; {fix}")
-    if (frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or indices.ndim != 1
-            or len(indices) != len(frames) or not isinstance(provenance, dict)):
-        raise ReferenceFileError(f"{path} is damaged (frames {frames.shape} {frames.dtype}, "
-                             f"indices {indices.shape}); {fix}")
+    if (
+        frames.dtype != np.uint8
+        or frames.ndim != 4
+        or frames.shape[-1] != 3
+        or indices.ndim != 1
+        or len(indices) != len(frames)
+        or not isinstance(provenance, dict)
+    ):
+        raise ReferenceFileError(
+            f"{path} is damaged (frames {frames.shape} {frames.dtype}, indices {indices.shape}); {fix}"
+        )
     return frames, indices.astype(np.int64), provenance
 
 
-def check_against_reference(frames: np.ndarray, path: str | os.PathLike,
-                            threshold: float = DEFAULT_THRESHOLD) -> ReferenceCheck:
+def check_against_reference(
+    frames: np.ndarray, path: str | os.PathLike, threshold: float = DEFAULT_THRESHOLD
+) -> ReferenceCheck:
     """Mean MS-SSIM of ``frames`` against the stored reference at the stored frame indices.
 
     State "missing" when there is no file (never a pass), "fail" below ``threshold`` or when the
@@ -129,27 +142,44 @@ def check_against_reference(frames: np.ndarray, path: str | os.PathLike,
     """
     path = Path(path)
     if not path.is_file():
-        return ReferenceCheck("missing", path, None, threshold,
-                              f"no reference at {path}; record one with --update-references")
+        return ReferenceCheck(
+            "missing", path, None, threshold, f"no reference at {path}; record one with --update-references"
+        )
     ref_frames, indices, provenance = load_reference(path)
     video = _as_uint8(np.asarray(frames))
     recorded = f"recorded {provenance.get('date', '?')} on {provenance.get('gpu', '?')}"
     if indices.size and int(indices.max()) >= video.shape[0]:
-        return ReferenceCheck("fail", path, None, threshold,
-                              f"output has {video.shape[0]} frames but the reference needs frame "
-                              f"{int(indices.max())} ({recorded}); re-record with --update-references if intended")
+        return ReferenceCheck(
+            "fail",
+            path,
+            None,
+            threshold,
+            f"output has {video.shape[0]} frames but the reference needs frame "
+            f"{int(indices.max())} ({recorded}); re-record with --update-references if intended",
+        )
     candidate = video[indices]
     if candidate.shape != ref_frames.shape:
-        return ReferenceCheck("fail", path, None, threshold,
-                              f"output frames {candidate.shape[1:3]} differ from the reference's "
-                              f"{ref_frames.shape[1:3]} ({recorded}); re-record with --update-references if intended")
+        return ReferenceCheck(
+            "fail",
+            path,
+            None,
+            threshold,
+            f"output frames {candidate.shape[1:3]} differ from the reference's "
+            f"{ref_frames.shape[1:3]} ({recorded}); re-record with --update-references if intended",
+        )
     score = quality.ms_ssim_mean(candidate, ref_frames)
     if score >= threshold:
-        return ReferenceCheck("pass", path, score, threshold,
-                              f"MS-SSIM {score:.4f} >= {threshold} vs {path.name} ({recorded})")
-    return ReferenceCheck("fail", path, score, threshold,
-                          f"MS-SSIM {score:.4f} < {threshold} vs reference {path} ({recorded}); "
-                          "re-record with --update-references if the change is intended")
+        return ReferenceCheck(
+            "pass", path, score, threshold, f"MS-SSIM {score:.4f} >= {threshold} vs {path.name} ({recorded})"
+        )
+    return ReferenceCheck(
+        "fail",
+        path,
+        score,
+        threshold,
+        f"MS-SSIM {score:.4f} < {threshold} vs reference {path} ({recorded}); "
+        "re-record with --update-references if the change is intended",
+    )
 
 
 def make_provenance(config: Any = None, device: str | None = None) -> dict[str, Any]:

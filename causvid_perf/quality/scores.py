@@ -53,9 +53,7 @@ def check_video(video: Any, name: str = "video") -> None:
         )
     shape = video.shape
     if video.ndim == 4 and shape[1] == 3 and shape[-1] != 3:
-        raise ValueError(
-            f"{name} looks channel-first {shape}; expected (F, H, W, 3): use video.transpose(0, 2, 3, 1)"
-        )
+        raise ValueError(f"{name} looks channel-first {shape}; expected (F, H, W, 3): use video.transpose(0, 2, 3, 1)")
     if video.ndim == 4 and shape[-1] == 4:
         raise ValueError(f"{name} has 4 channels {shape}; expected (F, H, W, 3): drop alpha with video[..., :3]")
     if video.ndim == 3 and shape[-1] != 3:
@@ -69,7 +67,9 @@ def check_video(video: Any, name: str = "video") -> None:
     if video.dtype == np.uint8:
         return
     if not np.issubdtype(video.dtype, np.floating):
-        raise ValueError(f"{name} has dtype {video.dtype}; expected uint8 (0..255) or float in [0, 1]: convert it first")
+        raise ValueError(
+            f"{name} has dtype {video.dtype}; expected uint8 (0..255) or float in [0, 1]: convert it first"
+        )
     if not np.isfinite(video).all():
         raise ValueError(f"{name} contains NaN or Inf; inspect it with finite_report({name})")
     low, high = float(video.min()), float(video.max())
@@ -110,7 +110,9 @@ def psnr_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     fa, fb = _as_float_pair(a, b)
     with np.errstate(divide="ignore"):  # identical frames: MSE 0 -> inf dB, by definition
-        return np.array([peak_signal_noise_ratio(x, y, data_range=1.0) for x, y in zip(fa, fb, strict=True)], dtype=np.float64)
+        return np.array(
+            [peak_signal_noise_ratio(x, y, data_range=1.0) for x, y in zip(fa, fb, strict=True)], dtype=np.float64
+        )
 
 
 def ssim_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -121,9 +123,12 @@ def ssim_per_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     fa, fb = _as_float_pair(a, b)
     height, width = fa.shape[1:3]
     if min(height, width) < _SSIM_WIN_SIZE:
-        raise ValueError(f"SSIM needs frames of at least {_SSIM_WIN_SIZE}x{_SSIM_WIN_SIZE} pixels, got {height}x{width}")
+        raise ValueError(
+            f"SSIM needs frames of at least {_SSIM_WIN_SIZE}x{_SSIM_WIN_SIZE} pixels, got {height}x{width}"
+        )
     return np.array(
-        [structural_similarity(x, y, channel_axis=-1, data_range=1.0) for x, y in zip(fa, fb, strict=True)], dtype=np.float64
+        [structural_similarity(x, y, channel_axis=-1, data_range=1.0) for x, y in zip(fa, fb, strict=True)],
+        dtype=np.float64,
     )
 
 

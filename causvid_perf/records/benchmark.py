@@ -21,8 +21,19 @@ from causvid_perf.records.case import FRAMES, CaseRecord, number
 from causvid_perf.records.history import Run, parse_time
 
 # machine_info["causvid_perf"]: what the suite adds to pytest-benchmark's machine description.
-MACHINE_FIELDS = ("gpu", "gpu_class", "driver", "cuda", "torch", "diffusers", "transformers", "sm_clock_mhz",
-                  "temperature_c", "throttle_reasons", "other_processes")
+MACHINE_FIELDS = (
+    "gpu",
+    "gpu_class",
+    "driver",
+    "cuda",
+    "torch",
+    "diffusers",
+    "transformers",
+    "sm_clock_mhz",
+    "temperature_c",
+    "throttle_reasons",
+    "other_processes",
+)
 
 
 def extra_info(case: CaseRecord, note: str = "") -> dict[str, Any]:
@@ -46,8 +57,11 @@ def extra_info(case: CaseRecord, note: str = "") -> dict[str, Any]:
 
 
 def is_benchmark_file(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("benchmarks"), list) and isinstance(
-        data.get("machine_info"), dict)
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("benchmarks"), list)
+        and isinstance(data.get("machine_info"), dict)
+    )
 
 
 def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Run:
@@ -55,12 +69,15 @@ def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Ru
     if data is None:
         data = _read_json(path)
     if data is None or not is_benchmark_file(data):
-        raise HistoryError(f'{path} is not a pytest-benchmark storage file (no "benchmarks" list and '
-                           '"machine_info"); point at pytest-benchmark\'s storage folder only')
+        raise HistoryError(
+            f'{path} is not a pytest-benchmark storage file (no "benchmarks" list and '
+            '"machine_info"); point at pytest-benchmark\'s storage folder only'
+        )
     commit_info = data.get("commit_info") or {}
     commit_id = str(commit_info.get("id") or "unknown")
-    commit = ("unknown" if commit_id == "unversioned" else commit_id[:12]) + ("+dirty" if commit_info.get("dirty")
-                                                                              else "")
+    commit = ("unknown" if commit_id == "unversioned" else commit_id[:12]) + (
+        "+dirty" if commit_info.get("dirty") else ""
+    )
     info = data["machine_info"]
     machine = dict(info.get("causvid_perf") or {})
     machine.setdefault("host", info.get("node"))
@@ -73,8 +90,14 @@ def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Ru
             raise HistoryError(f"{path}: a benchmark entry has no name; is it a pytest-benchmark storage file?")
         case = _case(bench)
         cases[case.id] = case
-    return Run("pytest-benchmark", commit, str(data.get("datetime") or commit_info.get("time") or ""), machine,
-               cases, files=[str(path)])
+    return Run(
+        "pytest-benchmark",
+        commit,
+        str(data.get("datetime") or commit_info.get("time") or ""),
+        machine,
+        cases,
+        files=[str(path)],
+    )
 
 
 def _case(bench: Mapping[str, Any]) -> CaseRecord:
@@ -91,7 +114,8 @@ def _case(bench: Mapping[str, Any]) -> CaseRecord:
         medians=medians,
         samples={k: list(v) for k, v in (extra.get("samples") or {}).items() if isinstance(v, list)},
         checks=[Check(name, state, medians.get(name)) for name, state in checks.items()]
-        if isinstance(checks, dict) else [],
+        if isinstance(checks, dict)
+        else [],
         quality=dict(extra.get("quality") or {}),
         output={FRAMES: str(frames)} if frames else {},
         stats=dict(bench["stats"]) if isinstance(bench.get("stats"), dict) else None,
@@ -106,8 +130,10 @@ def load_benchmark_dir(directory: str | os.PathLike) -> list[Run]:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise HistoryError(f"no such folder {directory}; give pytest-benchmark's storage folder "
-                           "(the path of --benchmark-storage, e.g. .benchmarks/pytest-benchmark)")
+        raise HistoryError(
+            f"no such folder {directory}; give pytest-benchmark's storage folder "
+            "(the path of --benchmark-storage, e.g. .benchmarks/pytest-benchmark)"
+        )
     runs = []
     for path in sorted(directory.rglob("*.json")):
         data = _read_json(path)

@@ -99,9 +99,16 @@ class CaseRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "key": self.key, "result": self.result, "median": self.medians, "samples": self.samples,
-            "checks": [c.to_dict() for c in self.checks], "comparisons": [c.to_dict() for c in self.comparisons],
-            "compared_to": self.compared_to, "comparison_notes": self.comparison_notes, "quality": self.quality,
+            "id": self.id,
+            "key": self.key,
+            "result": self.result,
+            "median": self.medians,
+            "samples": self.samples,
+            "checks": [c.to_dict() for c in self.checks],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "compared_to": self.compared_to,
+            "comparison_notes": self.comparison_notes,
+            "quality": self.quality,
             "output": self.output,
         }
 
@@ -110,8 +117,10 @@ class CaseRecord:
         """Reads a session's case, as written by every version of the suite (version 1 kept its
         contact sheet under "artifacts" as well, and its checks had no unit)."""
         if not isinstance(raw, Mapping) or "id" not in raw:
-            raise HistoryError(f"a session case is not an object with an id ({_clip(raw)}); "
-                               "the history file was not written by the causvid-perf pytest plugin")
+            raise HistoryError(
+                f"a session case is not an object with an id ({_clip(raw)}); "
+                "the history file was not written by the causvid-perf pytest plugin"
+            )
         result = raw.get("result") if isinstance(raw.get("result"), dict) else None
         output = {str(k): str(v) for k, v in _mapping(raw.get("output")).items() if v}
         for name, value in _mapping(raw.get("artifacts")).items():  # version 1
@@ -121,8 +130,11 @@ class CaseRecord:
             key=dict(raw["key"]) if isinstance(raw.get("key"), Mapping) else None,
             config=dict(_mapping((result or {}).get("config"))),
             medians={str(k): number(v) for k, v in _mapping(raw.get("median")).items()},
-            samples={str(k): [float(x) for x in v if number(x) is not None]
-                     for k, v in _mapping(raw.get("samples")).items() if isinstance(v, list)},
+            samples={
+                str(k): [float(x) for x in v if number(x) is not None]
+                for k, v in _mapping(raw.get("samples")).items()
+                if isinstance(v, list)
+            },
             checks=_checks(raw.get("checks")),
             comparisons=_checks(raw.get("comparisons")),
             compared_to=raw.get("compared_to") if isinstance(raw.get("compared_to"), str) else None,

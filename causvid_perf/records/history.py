@@ -45,10 +45,16 @@ def default_history_dir(root: Path | None = None) -> Path:
 def current_commit(cwd: str | os.PathLike | None = None) -> str:
     """Short commit of the checkout ("unknown" outside git); '+dirty' when files are modified."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -84,9 +90,16 @@ class Session:
     path: Path | None = None  # where it was read from
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SESSION_SCHEMA, "version": SESSION_VERSION, "created": self.created, "commit": self.commit,
-                "worker": self.worker, "run_id": self.run_id, "machine": self.machine,
-                "cases": [case.to_dict() for case in self.cases]}
+        return {
+            "schema": SESSION_SCHEMA,
+            "version": SESSION_VERSION,
+            "created": self.created,
+            "commit": self.commit,
+            "worker": self.worker,
+            "run_id": self.run_id,
+            "machine": self.machine,
+            "cases": [case.to_dict() for case in self.cases],
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "a session", folder: Path | None = None) -> Session:
@@ -97,20 +110,33 @@ class Session:
             raise HistoryError(
                 f"{where} has session version {data.get('version')}, this causvid-perf reads "
                 f"{', '.join(map(str, READABLE_VERSIONS))}"
-                + ("; it was written by a newer causvid-perf: upgrade to read it" if newer else ""))
+                + ("; it was written by a newer causvid-perf: upgrade to read it" if newer else "")
+            )
         if not isinstance(data.get("cases"), list):
-            raise HistoryError(f"{where} (created {data.get('created')}) has no cases list; "
-                               "it was not written by the causvid-perf pytest plugin")
-        return cls(created=str(data.get("created") or ""), commit=str(data.get("commit") or "unknown"),
-                   worker=str(data.get("worker") or "main"), run_id=data.get("run_id") or None,
-                   machine=dict(data.get("machine") or {}),
-                   cases=[CaseRecord.from_dict(raw, folder) for raw in data["cases"]])
+            raise HistoryError(
+                f"{where} (created {data.get('created')}) has no cases list; "
+                "it was not written by the causvid-perf pytest plugin"
+            )
+        return cls(
+            created=str(data.get("created") or ""),
+            commit=str(data.get("commit") or "unknown"),
+            worker=str(data.get("worker") or "main"),
+            run_id=data.get("run_id") or None,
+            machine=dict(data.get("machine") or {}),
+            cases=[CaseRecord.from_dict(raw, folder) for raw in data["cases"]],
+        )
 
 
-def new_session(machine: dict[str, Any], *, worker: str = "main", commit: str | None = None,
-                run_id: str | None = None) -> Session:
-    return Session(created=utc_now(), commit=commit or current_commit(), worker=worker,
-                   run_id=run_id or new_run_id(), machine=machine)
+def new_session(
+    machine: dict[str, Any], *, worker: str = "main", commit: str | None = None, run_id: str | None = None
+) -> Session:
+    return Session(
+        created=utc_now(),
+        commit=commit or current_commit(),
+        worker=worker,
+        run_id=run_id or new_run_id(),
+        machine=machine,
+    )
 
 
 def write_session(directory: str | os.PathLike, session: Session) -> Path:
@@ -133,8 +159,10 @@ def load_session(path: str | os.PathLike) -> Session:
     except json.JSONDecodeError as exc:
         raise HistoryError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); delete or repair it") from None
     except UnicodeDecodeError as exc:
-        raise HistoryError(f"{path} is not UTF-8 text ({exc.reason}); move files other than the suite's "
-                           "session JSON out of the history folder") from None
+        raise HistoryError(
+            f"{path} is not UTF-8 text ({exc.reason}); move files other than the suite's "
+            "session JSON out of the history folder"
+        ) from None
     except OSError as exc:
         raise HistoryError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
     session = Session.from_dict(data, str(path), folder=path.parent)
@@ -146,8 +174,9 @@ def load_history(directory: str | os.PathLike) -> list[Session]:
     """All sessions in a folder, oldest first (by their 'created' time, then file name)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise HistoryError(f"{directory} is a file, not a folder; give the suite's history folder "
-                           f"(default {DEFAULT_HISTORY_DIR})")
+        raise HistoryError(
+            f"{directory} is a file, not a folder; give the suite's history folder (default {DEFAULT_HISTORY_DIR})"
+        )
     if not directory.is_dir():
         return []
     sessions = [load_session(p) for p in sorted(directory.glob("*.json"))]
@@ -222,9 +251,16 @@ def run_of(sessions: list[Session]) -> Run:
     """The sessions of one run as one Run; a case id measured by two workers keeps the later one."""
     cases = {case.id: case for session in sessions for case in session.cases}
     first = sessions[0]
-    return Run("history", first.commit, first.created, dict(first.machine), cases,
-               workers=[s.worker for s in sessions], files=[str(s.path) for s in sessions if s.path],
-               run_id=first.run_id)
+    return Run(
+        "history",
+        first.commit,
+        first.created,
+        dict(first.machine),
+        cases,
+        workers=[s.worker for s in sessions],
+        files=[str(s.path) for s in sessions if s.path],
+        run_id=first.run_id,
+    )
 
 
 def load_runs(directory: str | os.PathLike) -> list[Run]:

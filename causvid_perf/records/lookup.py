@@ -25,8 +25,10 @@ def find_run(spec: str, history_dir: Path, *, exclude_run_id: str | None = None)
         if path.is_dir():
             return newest_run(path, exclude_run_id=exclude_run_id)
         if not path.is_file():
-            raise CompareToError(f"--compare-to {spec}: no such file or folder; give 'latest', a history folder, "
-                                 "a session JSON or a pytest-benchmark JSON")
+            raise CompareToError(
+                f"--compare-to {spec}: no such file or folder; give 'latest', a history folder, "
+                "a session JSON or a pytest-benchmark JSON"
+            )
         return _from_file(path)
     except HistoryError as exc:
         raise CompareToError(f"--compare-to {spec}: {exc}") from None
@@ -36,11 +38,14 @@ def _from_file(path: Path) -> Run:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise CompareToError(f"--compare-to {path}: not UTF-8 text ({exc.reason}); point at a session or "
-                             "pytest-benchmark JSON file") from None
+        raise CompareToError(
+            f"--compare-to {path}: not UTF-8 text ({exc.reason}); point at a session or pytest-benchmark JSON file"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise CompareToError(f"--compare-to {path}: not valid JSON ({exc.msg} at line {exc.lineno}); point at a "
-                             "session or pytest-benchmark JSON file") from None
+        raise CompareToError(
+            f"--compare-to {path}: not valid JSON ({exc.msg} at line {exc.lineno}); point at a "
+            "session or pytest-benchmark JSON file"
+        ) from None
     if is_benchmark_file(data):
         return load_benchmark_file(path, data)
     return run_of_file(path)  # HistoryError names what is wrong with a foreign file

@@ -33,12 +33,20 @@ def case_quality(frames: np.ndarray) -> dict[str, float | None]:
     """Reference-free quality numbers of one output (None for a one-frame video)."""
     if frames.shape[0] < 2:
         return dict.fromkeys(CASE_QUALITY_METRICS)
-    return {"flicker_score": quality.flicker_score(frames),
-            "mean_frame_difference": quality.mean_frame_difference(frames)}
+    return {
+        "flicker_score": quality.flicker_score(frames),
+        "mean_frame_difference": quality.mean_frame_difference(frames),
+    }
 
 
-def save_case_output(history_dir: Path, run_name: str, case_id: str, frames: np.ndarray,
-                     provenance: dict[str, Any], previous_frames: Path | None = None) -> dict[str, str]:
+def save_case_output(
+    history_dir: Path,
+    run_name: str,
+    case_id: str,
+    frames: np.ndarray,
+    provenance: dict[str, Any],
+    previous_frames: Path | None = None,
+) -> dict[str, str]:
     """Writes the npz and the contact sheet (each atomically); returns {"frames", "contact_sheet"}:
     their paths relative to the history folder."""
     folder = Path("outputs") / run_name
@@ -47,8 +55,9 @@ def save_case_output(history_dir: Path, run_name: str, case_id: str, frames: np.
     save_reference(history_dir / npz, frames, provenance)
     sheet = folder / f"{slug}.sheet.png"
     indices = subsample_indices(frames.shape[0])
-    video.save_contact_sheet(_sheet_rows(frames[indices], indices, previous_frames), history_dir / sheet,
-                             frame_numbers=indices.tolist())
+    video.save_contact_sheet(
+        _sheet_rows(frames[indices], indices, previous_frames), history_dir / sheet, frame_numbers=indices.tolist()
+    )
     return {FRAMES: str(npz), CONTACT_SHEET: str(sheet)}
 
 

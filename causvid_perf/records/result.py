@@ -20,7 +20,6 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run_result.schema.json"
 
 
-
 def peak_vram(device_gib: float | None, allocated_gib: float | None) -> float | None:
     """The one rule for "peak VRAM": the device-level (NVML) figure, else torch's allocated peak."""
     return device_gib if device_gib is not None else allocated_gib

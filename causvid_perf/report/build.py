@@ -24,8 +24,14 @@ from causvid_perf.files import atomic_write, write_text_atomic
 from causvid_perf.judge.baselines import BaselineStore
 from causvid_perf.report.document import Block, render_html, render_markdown
 from causvid_perf.report.load import baseline_store, benchmark_runs, history_runs, subfolder_hint, sweep_data
-from causvid_perf.report.sections_latest import baseline_blocks, before_after_blocks, contact_blocks, latest_checks, \
-    summary_blocks, teacher_blocks
+from causvid_perf.report.sections_latest import (
+    baseline_blocks,
+    before_after_blocks,
+    contact_blocks,
+    latest_checks,
+    summary_blocks,
+    teacher_blocks,
+)
 from causvid_perf.report.sections_series import benchmark_blocks, machine_blocks, sweep_blocks, trend_blocks
 
 TITLE = "causvid-perf report"
@@ -33,13 +39,27 @@ REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 DEFAULT_OUT_DIR = Path("causvid-perf-out") / "report"
 
-__all__ = ["TITLE", "REPORT_HTML", "REPORT_MD", "DEFAULT_OUT_DIR", "Block", "build_blocks", "render_html",
-           "render_markdown", "write_report", "build_report"]
+__all__ = [
+    "DEFAULT_OUT_DIR",
+    "REPORT_HTML",
+    "REPORT_MD",
+    "TITLE",
+    "Block",
+    "build_blocks",
+    "build_report",
+    "render_html",
+    "render_markdown",
+    "write_report",
+]
 
 
-def build_blocks(history_dir: str | os.PathLike, *, benchmark_dir: str | os.PathLike | None = None,
-                 baselines: str | os.PathLike | BaselineStore | None = None,
-                 sweep: str | os.PathLike | Mapping[str, Any] | None = None) -> tuple[str, list[Block]]:
+def build_blocks(
+    history_dir: str | os.PathLike,
+    *,
+    benchmark_dir: str | os.PathLike | None = None,
+    baselines: str | os.PathLike | BaselineStore | None = None,
+    sweep: str | os.PathLike | Mapping[str, Any] | None = None,
+) -> tuple[str, list[Block]]:
     """(subtitle, blocks) of the report; raises ReportError with a one-line message."""
     history_dir = Path(history_dir)
     runs = history_runs(history_dir)
@@ -49,8 +69,9 @@ def build_blocks(history_dir: str | os.PathLike, *, benchmark_dir: str | os.Path
     main_runs = runs or bench_runs  # pytest-benchmark's extra_info carries the metrics when no history exists
     if not main_runs:
         where = str(history_dir) + (f" or {benchmark_dir}" if benchmark_dir is not None else "")
-        raise ReportError(f"no results in {where}{subfolder_hint(history_dir)}; "
-                          "run `pytest` or `causvid-perf run` first")
+        raise ReportError(
+            f"no results in {where}{subfolder_hint(history_dir)}; run `pytest` or `causvid-perf run` first"
+        )
 
     sources = [("history", f"{history_dir} ({sum(len(r.workers) for r in runs)} session file(s), {len(runs)} run(s))")]
     if benchmark_dir is not None:
@@ -95,10 +116,14 @@ def write_report(subtitle: str, blocks: Sequence[Block], out_dir: str | os.PathL
     return html_path, md_path
 
 
-def build_report(history_dir: str | os.PathLike, *, benchmark_dir: str | os.PathLike | None = None,
-                 baselines: str | os.PathLike | BaselineStore | None = None,
-                 sweep: str | os.PathLike | Mapping[str, Any] | None = None,
-                 out_dir: str | os.PathLike) -> tuple[Path, Path]:
+def build_report(
+    history_dir: str | os.PathLike,
+    *,
+    benchmark_dir: str | os.PathLike | None = None,
+    baselines: str | os.PathLike | BaselineStore | None = None,
+    sweep: str | os.PathLike | Mapping[str, Any] | None = None,
+    out_dir: str | os.PathLike,
+) -> tuple[Path, Path]:
     """Write <out_dir>/report.html (self-contained) and <out_dir>/report.md (+ its PNGs); return both paths.
 
     Raises ReportError (one line) for an empty or missing history, foreign files, a bad baselines

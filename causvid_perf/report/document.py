@@ -54,9 +54,18 @@ pre{background:#f6f8fa;padding:8px;overflow:auto}
 
 def render_html(title: str, subtitle: str, blocks: Sequence[Block]) -> str:
     esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>{esc(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-             f"<h1>{esc(title)}</h1>", f'<p class="meta">{esc(subtitle)}</p>']
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{esc(title)}</h1>",
+        f'<p class="meta">{esc(subtitle)}</p>',
+    ]
     for block in blocks:
         if block.kind in ("h2", "h3"):
             anchor = re.sub(r"[^a-z0-9]+", "-", block.text.lower()).strip("-")

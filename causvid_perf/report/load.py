@@ -61,8 +61,9 @@ def baseline_store(baselines: str | os.PathLike | BaselineStore | None) -> Basel
     if baselines is None or isinstance(baselines, BaselineStore):
         return baselines
     if not Path(baselines).is_file():
-        raise ReportError(f"no baselines file {baselines}; record one with pytest --update-baselines "
-                          "or leave out --baselines")
+        raise ReportError(
+            f"no baselines file {baselines}; record one with pytest --update-baselines or leave out --baselines"
+        )
     with report_errors():
         return load_baselines(baselines)
 

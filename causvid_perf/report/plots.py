@@ -9,6 +9,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
 from causvid_perf.metrics import METRICS, unit
 from causvid_perf.records.case import CaseRecord, number
 from causvid_perf.records.history import Run
@@ -17,10 +21,6 @@ SWEEP_PANELS = ("sampling_s", "ssim_vs_teacher")
 
 
 def _figure(width: float, height: float) -> Any:
-    # matplotlib is imported when a figure is drawn: the CLI imports this module for every command.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     return figure
@@ -36,8 +36,9 @@ def _axis_label(metric: str) -> str:
     return f"{metric} ({unit(metric)})" if unit(metric) else metric
 
 
-def case_series(runs: Sequence[Run],
-                value_of: Callable[[CaseRecord], float | None]) -> dict[str, list[tuple[int, float]]]:
+def case_series(
+    runs: Sequence[Run], value_of: Callable[[CaseRecord], float | None]
+) -> dict[str, list[tuple[int, float]]]:
     """case id -> [(run index, value)], skipping runs where value_of(case) is None."""
     series: dict[str, list[tuple[int, float]]] = {}
     for index, run in enumerate(runs):
@@ -48,15 +49,16 @@ def case_series(runs: Sequence[Run],
     return series
 
 
-def series_plot(runs: Sequence[Run], series: Mapping[str, list[tuple[int, float]]], ylabel: str, title: str,
-                marker: str) -> bytes | None:
+def series_plot(
+    runs: Sequence[Run], series: Mapping[str, list[tuple[int, float]]], ylabel: str, title: str, marker: str
+) -> bytes | None:
     """One line per case across runs (x: run, labelled commit and date); None for no series."""
     if not series:
         return None
     figure = _figure(10, 4.2)
     ax = figure.add_subplot(1, 1, 1)
     for case_id, points in series.items():
-        xs, ys = zip(*points)
+        xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, marker=marker, linewidth=1.4, markersize=4, label=case_id)
     # at most ~14 labels, so long histories stay readable
     step = max(1, math.ceil(len(runs) / 14))
@@ -75,15 +77,15 @@ def series_plot(runs: Sequence[Run], series: Mapping[str, list[tuple[int, float]
 def trend_plot(runs: Sequence[Run], metric: str) -> bytes | None:
     """One line per case across runs for a suite metric; None when nothing was measured."""
     series = case_series(runs, lambda case: case.metrics.get(metric))
-    return series_plot(runs, series, _axis_label(metric), f"{METRICS[metric].label} across runs ({metric})",
-                       marker="o")
+    return series_plot(runs, series, _axis_label(metric), f"{METRICS[metric].label} across runs ({metric})", marker="o")
 
 
 def benchmark_plot(runs: Sequence[Run]) -> bytes | None:
     """One line per benchmark across saved pytest-benchmark runs (median round time); None when empty."""
     series = case_series(runs, lambda case: number((case.stats or {}).get("median")))
-    return series_plot(runs, series, "median round time (s)",
-                       "pytest-benchmark median round time across saved runs", marker="s")
+    return series_plot(
+        runs, series, "median round time (s)", "pytest-benchmark median round time across saved runs", marker="s"
+    )
 
 
 def _guidance_order(guidance: Any) -> tuple[bool, float]:
@@ -93,9 +95,6 @@ def _guidance_order(guidance: Any) -> tuple[bool, float]:
 
 def sweep_plot(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     """Sampling time (and similarity to the teacher, when present) against steps, one line per guidance."""
-    # matplotlib is imported when a figure is drawn: the CLI imports this module for every command.
-    from matplotlib.ticker import MaxNLocator
-
     usable = [r for r in rows if number(r.get("steps")) is not None]
     panels = [m for m in SWEEP_PANELS if any(number(r.get(m)) is not None for r in usable)]
     if not panels:

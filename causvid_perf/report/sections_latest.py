@@ -5,6 +5,7 @@ shows them and never reaches one by a rule of its own."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,15 +18,16 @@ from causvid_perf.judge.verdict import NOT_MEASURED, PUBLISHED, Check
 from causvid_perf.metrics import GUARDED_METRICS, unit
 from causvid_perf.records.case import CONTACT_SHEET, CaseRecord, number
 from causvid_perf.records.history import Run
-from causvid_perf.report.document import Block, state_cell
+from causvid_perf.report.document import Block, Cell, state_cell
 from causvid_perf.specs import MODELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NEW_CASE = "new case"  # before/after verdict of a case the previous run did not have
 
 
-def summary_blocks(runs: Sequence[Run], sources: Sequence[tuple[str, str]],
-                   checks: Mapping[str, list[Check]]) -> list[Block]:
+def summary_blocks(
+    runs: Sequence[Run], sources: Sequence[tuple[str, str]], checks: Mapping[str, list[Check]]
+) -> list[Block]:
     latest = runs[-1]
     states: dict[str, int] = {}
     for case_checks in checks.values():
@@ -60,19 +62,17 @@ def latest_checks(run: Run, store: BaselineStore | None) -> dict[str, list[Check
     return result
 
 
-def _tolerance(rel_tol: float | None, abs_tol: float | None, unit_name: str) -> str:
-    """A tolerance as set (like Check.message): '50 % / 0.05 s'."""
-    if rel_tol is None or abs_tol is None:
-        return "n/a"
-    return f"{fmt.exact(rel_tol * 100, '%')} / {fmt.exact(abs_tol, unit_name)}"
-
-
 def baseline_blocks(run: Run, checks: Mapping[str, list[Check]], store_path: str | None) -> list[Block]:
     source = f"against {store_path}" if store_path else "as judged when the run was made"
-    blocks = [Block("h2", "Latest run against baselines"),
-              Block("p", f"Run {run.label}, verdicts {source}. A change is a regression or an improvement only when "
-                         "it exceeds both the relative and the absolute tolerance.")]
-    rows = []
+    blocks = [
+        Block("h2", "Latest run against baselines"),
+        Block(
+            "p",
+            f"Run {run.label}, verdicts {source}. A change is a regression or an improvement only when "
+            "it exceeds both the relative and the absolute tolerance.",
+        ),
+    ]
+    rows: list[list[Cell | str]] = []
     for case_id, case_checks in checks.items():
         for check in case_checks:
             check_unit = check.unit or unit(check.name)
@@ -80,12 +80,21 @@ def baseline_blocks(run: Run, checks: Mapping[str, list[Check]], store_path: str
             if value is None and case_id in run.cases:
                 value = run.cases[case_id].metrics.get(check.name)
             kind = f" ({check.baseline_kind})" if check.baseline_kind == PUBLISHED else ""
-            rows.append([case_id, check.name, state_cell(check.state), fmt.number(value, check_unit),
-                         fmt.number(check.baseline, check_unit) + kind, fmt.change(check.rel_change),
-                         _tolerance(check.rel_tol, check.abs_tol, check_unit)])
+            rows.append(
+                [
+                    case_id,
+                    check.name,
+                    state_cell(check.state),
+                    fmt.number(value, check_unit),
+                    fmt.number(check.baseline, check_unit) + kind,
+                    fmt.change(check.rel_change),
+                    fmt.tolerance(check.rel_tol, check.abs_tol, check_unit),
+                ]
+            )
     if rows:
-        blocks.append(Block("table", headers=["case", "metric", "state", "value", "baseline", "change", "tolerance"],
-                            rows=rows))
+        blocks.append(
+            Block("table", headers=["case", "metric", "state", "value", "baseline", "change", "tolerance"], rows=rows)
+        )
     else:
         blocks.append(Block("p", "No baseline checks: the run stored none and no --baselines file was given."))
     return blocks
@@ -105,7 +114,7 @@ def before_after_blocks(runs: Sequence[Run]) -> list[Block]:
     if len(runs) < 2:
         return blocks + [Block("p", "Only one run in the history: nothing to compare with yet.")]
     before, after = runs[-2], runs[-1]
-    rows = []
+    rows: list[list[Cell | str]] = []
     tolerances: dict[str, str] = {}
     for case in after.cases.values():
         old = before.cases.get(case.id)
@@ -117,13 +126,26 @@ def before_after_blocks(runs: Sequence[Run]) -> list[Block]:
             check = judge_value(name, new_value, old_value, _gpu_class(after, case))
             state = check.state if check else (NEW_CASE if old is None else NOT_MEASURED)
             if check is not None:
-                tolerances.setdefault(name, _tolerance(check.rel_tol, check.abs_tol, check.unit))
-            rows.append([case.id, name, fmt.number(old_value, unit(name)), fmt.number(new_value, unit(name)),
-                         fmt.change(check.rel_change if check else None), state_cell(state)])
+                tolerances.setdefault(name, fmt.tolerance(check.rel_tol, check.abs_tol, check.unit))
+            rows.append(
+                [
+                    case.id,
+                    name,
+                    fmt.number(old_value, unit(name)),
+                    fmt.number(new_value, unit(name)),
+                    fmt.change(check.rel_change if check else None),
+                    state_cell(state),
+                ]
+            )
     used = "; ".join(f"{name} {text}" for name, text in tolerances.items())
-    blocks.append(Block("p", f"Before: {before.label}. After: {after.label}. Verdicts as --compare-to reaches them "
-                             "from the medians, with its tolerances (relative / absolute; the wide CPU ones on CPU)"
-                             + (f": {used}." if used else ".")))
+    blocks.append(
+        Block(
+            "p",
+            f"Before: {before.label}. After: {after.label}. Verdicts as --compare-to reaches them "
+            "from the medians, with its tolerances (relative / absolute; the wide CPU ones on CPU)"
+            + (f": {used}." if used else "."),
+        )
+    )
     if not rows:
         return blocks + [Block("p", "The two runs share no measured metric.")]
     return blocks + [Block("table", headers=["case", "metric", "before", "after", "change", "verdict"], rows=rows)]
@@ -134,13 +156,21 @@ def compare_to_blocks(run: Run) -> list[Block]:
     output quality (MS-SSIM against the previous output, flicker)."""
     targets = sorted({c.compared_to for c in run.cases.values() if c.compared_to})
     blocks = [Block("p", f"Judged by the run itself (--compare-to) against {', '.join(targets) or 'an earlier run'}.")]
-    rows = []
+    rows: list[list[Cell | str]] = []
     for case in run.cases.values():
         for check in case.comparisons:
             check_unit = check.unit or unit(check.name)
-            rows.append([case.id, check.name, fmt.number(check.baseline, check_unit),
-                         fmt.number(check.value, check_unit), fmt.change(check.rel_change),
-                         "" if check.p_value is None else fmt.p_value(check.p_value), state_cell(check.state)])
+            rows.append(
+                [
+                    case.id,
+                    check.name,
+                    fmt.number(check.baseline, check_unit),
+                    fmt.number(check.value, check_unit),
+                    fmt.change(check.rel_change),
+                    "" if check.p_value is None else fmt.p_value(check.p_value),
+                    state_cell(check.state),
+                ]
+            )
     blocks.append(Block("table", headers=["case", "metric", "before", "after", "change", "p", "verdict"], rows=rows))
     notes = [f"{case.id}: {note}" for case in run.cases.values() for note in case.comparison_notes]
     return blocks + [Block("p", note) for note in notes]
@@ -149,9 +179,11 @@ def compare_to_blocks(run: Run) -> list[Block]:
 # --------------------------------------------------------------------------- CausVid against its teacher
 
 # Similarity to the teacher in a case's quality record, under the names its writers used.
-QUALITY_NAMES = {"ms_ssim": ("ms_ssim", "ms_ssim_mean", "ms_ssim_vs_teacher"),
-                 "ssim": ("ssim_mean", "ssim", "ssim_vs_teacher"),
-                 "psnr": ("psnr_mean", "psnr", "psnr_vs_teacher")}
+QUALITY_NAMES = {
+    "ms_ssim": ("ms_ssim", "ms_ssim_mean", "ms_ssim_vs_teacher"),
+    "ssim": ("ssim_mean", "ssim", "ssim_vs_teacher"),
+    "psnr": ("psnr_mean", "psnr", "psnr_vs_teacher"),
+}
 
 
 def _quality_values(*sources: Mapping[str, Any] | None) -> dict[str, float]:
@@ -174,6 +206,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _teacher_rank(teacher: CaseRecord, student: CaseRecord, recipe_steps: int) -> tuple[int, bool, int]:
+    """Prefer a teacher with the student's memory recipe, dtype, weights and device, at its full recipe."""
+    same = [teacher.setting(f) == student.setting(f) for f in ("memory", "dtype", "weights", "device")]
+    steps = teacher.setting("steps") or 0
+    return (sum(same), steps == recipe_steps, steps)
+
+
 def pair_student_teacher(run: Run) -> list[tuple[CaseRecord, CaseRecord]]:
     """Each CausVid case with the teacher case of the same size and frames (and, preferably, the same
     memory recipe, dtype and weights), preferring a teacher run at its full recipe."""
@@ -186,13 +225,7 @@ def pair_student_teacher(run: Run) -> list[tuple[CaseRecord, CaseRecord]]:
         teachers = [t for t in cases if t.model == spec.teacher and t.size() == student.size()]
         if not teachers:
             continue
-        teacher_spec = MODELS[spec.teacher]
-
-        def rank(t: CaseRecord) -> tuple:
-            same = [t.setting(f) == student.setting(f) for f in ("memory", "dtype", "weights", "device")]
-            steps = t.setting("steps") or 0
-            return (sum(same), steps == teacher_spec.default_steps, steps)
-
+        rank = functools.partial(_teacher_rank, student=student, recipe_steps=MODELS[spec.teacher].default_steps)
         pairs.append((student, max(teachers, key=rank)))
     return pairs
 
@@ -202,16 +235,21 @@ def _teacher_row(student: CaseRecord, teacher: CaseRecord) -> list[str]:
     teacher_spec = MODELS[teacher.model or ""]
     t_steps = teacher.setting("steps")
     t_sampling, mark = t.get("sampling_s"), ""
-    if t_steps and t_steps != teacher_spec.default_steps and t.get("s_per_it") is not None:
+    t_step = t.get("s_per_it")
+    if t_steps and t_steps != teacher_spec.default_steps and t_step is not None:
         # s/it already holds both forwards of a CFG step.
-        t_sampling, mark = t["s_per_it"] * teacher_spec.default_steps, " (est.)"
+        t_sampling, mark = t_step * teacher_spec.default_steps, " (est.)"
     s_vram, t_vram = student.peak_vram_gib, teacher.peak_vram_gib
     quality = _quality_values(student.quality, teacher.quality)
-    quality_text = ", ".join(f"{label} {fmt.number(value, 'dB' if label == 'psnr' else '')}"
-                             for label, value in quality.items()) or "not measured"
+    quality_text = (
+        ", ".join(f"{label} {fmt.number(value, 'dB' if label == 'psnr' else '')}" for label, value in quality.items())
+        or "not measured"
+    )
     speedup = _ratio(t_sampling, s.get("sampling_s"))
     return [
-        student.id, teacher.id, "x".join(str(v) for v in student.size()),
+        student.id,
+        teacher.id,
+        "x".join(str(v) for v in student.size()),
         f"{fmt.number(s.get('sampling_s'), 's')} / {fmt.number(t_sampling, 's')}{mark}",
         (f"{speedup:.1f}x" if speedup is not None else "n/a") + mark,
         f"{fmt.number(s.get('s_per_it'), 's')} / {fmt.number(t.get('s_per_it'), 's')}",
@@ -223,17 +261,31 @@ def _teacher_row(student: CaseRecord, teacher: CaseRecord) -> list[str]:
 
 
 def teacher_blocks(run: Run) -> list[Block]:
-    blocks = [Block("h2", "CausVid against its teacher"),
-              Block("p", f"Run {run.label}; each CausVid case paired with the Wan 2.1 teacher case of the same size "
-                         "and frame count. Speedups are teacher / CausVid; the VRAM ratio is CausVid / teacher. When "
-                         "the teacher ran fewer steps than its recipe, its full-recipe sampling time is estimated as "
-                         "s/it x recipe steps (marked est.).")]
+    blocks = [
+        Block("h2", "CausVid against its teacher"),
+        Block(
+            "p",
+            f"Run {run.label}; each CausVid case paired with the Wan 2.1 teacher case of the same size "
+            "and frame count. Speedups are teacher / CausVid; the VRAM ratio is CausVid / teacher. When "
+            "the teacher ran fewer steps than its recipe, its full-recipe sampling time is estimated as "
+            "s/it x recipe steps (marked est.).",
+        ),
+    ]
     pairs = pair_student_teacher(run)
     if not pairs:
         return blocks + [Block("p", "No CausVid case has a teacher case of the same size in the latest run.")]
-    headers = ["CausVid case", "teacher case", "WxHxF", "sampling CausVid / teacher", "sampling speedup",
-               "s/it CausVid / teacher", "prompt-to-output speedup", "peak VRAM CausVid / teacher",
-               "VRAM ratio", "quality vs teacher"]
+    headers = [
+        "CausVid case",
+        "teacher case",
+        "WxHxF",
+        "sampling CausVid / teacher",
+        "sampling speedup",
+        "s/it CausVid / teacher",
+        "prompt-to-output speedup",
+        "peak VRAM CausVid / teacher",
+        "VRAM ratio",
+        "quality vs teacher",
+    ]
     return blocks + [Block("table", headers=headers, rows=[_teacher_row(s, t) for s, t in pairs])]
 
 
@@ -256,9 +308,14 @@ def contact_blocks(run: Run) -> list[Block]:
         found += 1
         caption = f"{case.id}: {case.describe()}" + (f"; video {', '.join(videos)}" if videos else "")
         blocks.append(Block("h3", caption))
-        blocks.append(Block("img", text=f"contact sheet of {case.id}", image=data,
-                            name=f"contact-{slug(case.id, f'case{index}')}.png"))
+        blocks.append(
+            Block(
+                "img",
+                text=f"contact sheet of {case.id}",
+                image=data,
+                name=f"contact-{slug(case.id, f'case{index}')}.png",
+            )
+        )
     if not found:
         blocks.append(Block("p", "The latest run references no contact sheet that exists on this machine."))
     return blocks
-

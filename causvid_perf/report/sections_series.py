@@ -20,22 +20,39 @@ from causvid_perf.report.plots import benchmark_plot, sweep_plot, trend_plot
 # so one line never mixes the two quantities.
 TREND_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_device_gib")
 VRAM_FALLBACK = "peak_vram_allocated_gib"
-SWEEP_FIRST = ("steps", "guidance", "sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_device_gib",
-               "peak_vram_gib", "ssim_vs_teacher", "ms_ssim_vs_teacher", "psnr_vs_teacher")
+SWEEP_FIRST = (
+    "steps",
+    "guidance",
+    "sampling_s",
+    "s_per_it",
+    "prompt_to_output_s",
+    "peak_vram_device_gib",
+    "peak_vram_gib",
+    "ssim_vs_teacher",
+    "ms_ssim_vs_teacher",
+    "psnr_vs_teacher",
+)
 SWEEP_GRIDS = ("sampling_s", "ssim_vs_teacher")
 
 
 def trend_blocks(runs: Sequence[Run]) -> list[Block]:
-    blocks = [Block("h2", "Trends across runs"),
-              Block("p", f"{len(runs)} run(s), oldest on the left; one line per case; x labels are commit and date (UTC).")]
+    blocks = [
+        Block("h2", "Trends across runs"),
+        Block("p", f"{len(runs)} run(s), oldest on the left; one line per case; x labels are commit and date (UTC)."),
+    ]
     for metric in TREND_METRICS:
         image = trend_plot(runs, metric)
         if image is None and metric == TREND_METRICS[-1]:
             metric = VRAM_FALLBACK
             image = trend_plot(runs, metric)
             if image is None:
-                blocks.append(Block("p", f"{PEAK_VRAM.label} ({TREND_METRICS[-1]}, {VRAM_FALLBACK}): not measured "
-                                         "in these runs (VRAM is measured on a GPU only)."))
+                blocks.append(
+                    Block(
+                        "p",
+                        f"{PEAK_VRAM.label} ({TREND_METRICS[-1]}, {VRAM_FALLBACK}): not measured "
+                        "in these runs (VRAM is measured on a GPU only).",
+                    )
+                )
                 continue
         title = f"{METRICS[metric].label} ({metric})"
         if image is None:
@@ -51,15 +68,29 @@ def benchmark_blocks(runs: Sequence[Run], directory: str) -> list[Block]:
     if not runs:
         return blocks + [Block("p", f"No pytest-benchmark files in {directory}.")]
     latest = runs[-1]
-    blocks.append(Block("p", f"{len(runs)} saved run(s) in {directory}; the table is the newest, {latest.label} "
-                             f"({Path(latest.files[0]).name}). Round times are whole measured rounds."))
+    blocks.append(
+        Block(
+            "p",
+            f"{len(runs)} saved run(s) in {directory}; the table is the newest, {latest.label} "
+            f"({Path(latest.files[0]).name}). Round times are whole measured rounds.",
+        )
+    )
     rows = []
     for case in latest.cases.values():
         stats = case.stats or {}
-        rows.append([case.id] + [fmt.number(number(stats.get(k)), "s") for k in ("min", "median", "mean", "stddev", "iqr")]
-                    + [fmt.number(stats.get("rounds"))] + [fmt.number(case.metrics.get("sampling_s"), "s")])
-    blocks.append(Block("table", headers=["benchmark", "min", "median", "mean", "stddev", "IQR", "rounds",
-                                          "sampling_s (extra_info)"], rows=rows))
+        rows.append(
+            [case.id]
+            + [fmt.number(number(stats.get(k)), "s") for k in ("min", "median", "mean", "stddev", "iqr")]
+            + [fmt.number(stats.get("rounds"))]
+            + [fmt.number(case.metrics.get("sampling_s"), "s")]
+        )
+    blocks.append(
+        Block(
+            "table",
+            headers=["benchmark", "min", "median", "mean", "stddev", "IQR", "rounds", "sampling_s (extra_info)"],
+            rows=rows,
+        )
+    )
     image = benchmark_plot(runs)
     if image is not None:
         blocks.append(Block("img", text="pytest-benchmark median round time", image=image, name="benchmark-median.png"))
@@ -85,10 +116,16 @@ def _sweep_models(sweep: Mapping[str, Any]) -> list[Block]:
     if isinstance(student, Mapping) and student.get("model"):
         parts.append(f"student {student['model']}")
     if isinstance(teacher, Mapping) and teacher.get("model"):
-        recipe = " ".join(f"{label} {_sweep_cell(name, teacher.get(name))}" for name, label in
-                          (("steps", "steps"), ("guidance", "cfg")) if teacher.get(name) is not None)
-        timing = ", ".join(f"{name} {fmt.number(number(teacher.get(name)), unit(name))}"
-                           for name in ("sampling_s", "s_per_it") if number(teacher.get(name)) is not None)
+        recipe = " ".join(
+            f"{label} {_sweep_cell(name, teacher.get(name))}"
+            for name, label in (("steps", "steps"), ("guidance", "cfg"))
+            if teacher.get(name) is not None
+        )
+        timing = ", ".join(
+            f"{name} {fmt.number(number(teacher.get(name)), unit(name))}"
+            for name in ("sampling_s", "s_per_it")
+            if number(teacher.get(name)) is not None
+        )
         parts.append(f"teacher {teacher['model']} {recipe}".rstrip() + (f" ({timing})" if timing else ""))
     if not parts:
         return []
@@ -114,19 +151,30 @@ def _sweep_grids(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
 
 def sweep_blocks(sweep: Mapping[str, Any], path: str) -> list[Block]:
     rows = list(sweep["rows"])
-    described = [f"{k} {v}" for k, v in sweep.items()
-                 if k not in ("schema", "rows", "version", "meaningful") and isinstance(v, (str, int, float))]
-    blocks = [Block("h2", "Steps x guidance sweep"),
-              Block("p", f"{len(rows)} row(s) from {path}" + (f" ({', '.join(described)})" if described else "") + ".")]
+    described = [
+        f"{k} {v}"
+        for k, v in sweep.items()
+        if k not in ("schema", "rows", "version", "meaningful") and isinstance(v, (str, int, float))
+    ]
+    blocks = [
+        Block("h2", "Steps x guidance sweep"),
+        Block("p", f"{len(rows)} row(s) from {path}" + (f" ({', '.join(described)})" if described else "") + "."),
+    ]
     blocks += _sweep_models(sweep)
     if sweep.get("meaningful") is False:
-        blocks.append(Block("p", "These rows come from random (tiny or synthetic) weights: the timings are real, "
-                                 "the quality columns only exercise the code path."))
+        blocks.append(
+            Block(
+                "p",
+                "These rows come from random (tiny or synthetic) weights: the timings are real, "
+                "the quality columns only exercise the code path.",
+            )
+        )
     if not rows:
         return blocks
     columns = [c for c in SWEEP_FIRST if any(c in r for r in rows)]
-    columns += sorted({k for r in rows for k, v in r.items()
-                       if k not in columns and (isinstance(v, (str, int, float)) or v is None)})
+    columns += sorted(
+        {k for r in rows for k, v in r.items() if k not in columns and (isinstance(v, (str, int, float)) or v is None)}
+    )
     ordered = sorted(rows, key=lambda r: (number(r.get("steps")) or 0, number(r.get("guidance")) or 0))
     blocks.append(Block("table", headers=columns, rows=[[_sweep_cell(c, r.get(c)) for c in columns] for r in ordered]))
     blocks += _sweep_grids(rows)
@@ -143,15 +191,24 @@ def _machine_row(run: Run) -> list[str | Cell]:
     m = run.machine
     clocks = "n/a"
     if m.get("sm_clock_mhz") is not None:
-        clocks = f"SM {m.get('sm_clock_mhz')}/{m.get('max_sm_clock_mhz', '?')} MHz, mem {m.get('mem_clock_mhz', '?')} MHz"
+        clocks = (
+            f"SM {m.get('sm_clock_mhz')}/{m.get('max_sm_clock_mhz', '?')} MHz, mem {m.get('mem_clock_mhz', '?')} MHz"
+        )
     throttle = m.get("throttle_reasons")
     others = m.get("other_processes")
     fit, why = fit_for_baseline(m)
     return [
-        f"{run.short_commit} ({run.source})", run.when, m.get("host") or "n/a",
+        f"{run.short_commit} ({run.source})",
+        run.when,
+        m.get("host") or "n/a",
         m.get("gpu") or f"CPU ({m.get('cpu') or '?'}, {m.get('cpu_threads') or '?'} threads)",
-        m.get("driver") or "n/a", m.get("cuda") or "n/a", m.get("torch") or "n/a", m.get("diffusers") or "n/a",
-        clocks, fmt.number(m.get("temperature_c"), "C"), fmt.number(number(m.get("power_w")), "W"),
+        m.get("driver") or "n/a",
+        m.get("cuda") or "n/a",
+        m.get("torch") or "n/a",
+        m.get("diffusers") or "n/a",
+        clocks,
+        fmt.number(m.get("temperature_c"), "C"),
+        fmt.number(number(m.get("power_w")), "W"),
         ", ".join(throttle) if isinstance(throttle, list) and throttle else ("none" if throttle == [] else "n/a"),
         str(len(others)) if isinstance(others, list) else "n/a",
         Cell("yes") if fit else Cell(f"no: {why}", "bad"),
@@ -159,7 +216,24 @@ def _machine_row(run: Run) -> list[str | Cell]:
 
 
 def machine_blocks(runs: Sequence[Run]) -> list[Block]:
-    headers = ["run", "date (UTC)", "host", "GPU", "driver", "CUDA", "torch", "diffusers", "clocks", "temperature",
-               "power", "throttle reasons", "other GPU processes", "fit for a baseline"]
-    return [Block("h2", "Machine state of each run"), Block("p", "Newest first; read when the run started."),
-            Block("table", headers=headers, rows=[_machine_row(run) for run in reversed(runs)])]
+    headers = [
+        "run",
+        "date (UTC)",
+        "host",
+        "GPU",
+        "driver",
+        "CUDA",
+        "torch",
+        "diffusers",
+        "clocks",
+        "temperature",
+        "power",
+        "throttle reasons",
+        "other GPU processes",
+        "fit for a baseline",
+    ]
+    return [
+        Block("h2", "Machine state of each run"),
+        Block("p", "Newest first; read when the run started."),
+        Block("table", headers=headers, rows=[_machine_row(run) for run in reversed(runs)]),
+    ]

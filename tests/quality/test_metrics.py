@@ -247,10 +247,7 @@ def test_compare_videos_of_identical_videos_has_no_psnr_mean() -> None:
 # ---------------------------------------------------------------------------------- property
 
 small_videos = st.tuples(st.integers(1, 2), st.integers(7, 12), st.integers(7, 12)).flatmap(
-    lambda shape: st.tuples(
-        arrays(np.uint8, (*shape, 3)),
-        arrays(np.uint8, (*shape, 3)),
-    )
+    lambda shape: st.tuples(arrays(np.uint8, (*shape, 3)), arrays(np.uint8, (*shape, 3)))
 )
 
 

@@ -69,8 +69,9 @@ def test_no_nan_or_inf(tiny_pipelines, outputs, model):
 def test_student_vs_teacher_metrics_code_path(outputs, record_property):
     report = quality.compare_videos(outputs[STUDENT], outputs[TEACHER])
     labelled = {"weights": "tiny", "meaningful": False, **report}  # tiny random weights: numbers mean nothing
-    record_property("student_vs_teacher", {k: labelled[k] for k in ("weights", "meaningful", "psnr_mean",
-                                                                    "ssim_mean", "ms_ssim")})
+    record_property(
+        "student_vs_teacher", {k: labelled[k] for k in ("weights", "meaningful", "psnr_mean", "ssim_mean", "ms_ssim")}
+    )
     assert labelled["meaningful"] is False
     assert report["frames"] == 9 and report["height"] == 32 and report["width"] == 32
     for key in ("ssim_mean", "ms_ssim"):
@@ -87,8 +88,10 @@ def test_student_close_to_teacher_with_real_weights():
     models_dir = models_dir_from(None)
     missing = [m for m in (STUDENT, TEACHER) if not pretrained_available(MODELS[m], models_dir)]
     if missing:
-        pytest.skip(f"pretrained weights not found for {', '.join(missing)} "
-                    "(set CAUSVID_PERF_MODELS or fill the Hugging Face cache)")
+        pytest.skip(
+            f"pretrained weights not found for {', '.join(missing)} "
+            "(set CAUSVID_PERF_MODELS or fill the Hugging Face cache)"
+        )
     if not torch.cuda.is_available():
         pytest.skip("pretrained 1.3B models need a CUDA GPU for this check")
     from causvid_perf.pipeline.loading import load_pipeline
@@ -201,7 +204,7 @@ def test_plugin_update_skip_fail_through_pytest(pytester, monkeypatch):
     pytester.makepyfile(test_plugin_case=_PLUGIN_TEST)
     refs = pytester.path / "refs"
     # three subprocess runs (~4 s each, mostly importing torch): missing -> record -> fail
-    run = lambda *args: pytester.runpytest_subprocess("-p", "no:cacheprovider", "--references-dir", str(refs), *args)  # noqa: E731
+    run = lambda *args: pytester.runpytest_inprocess("-p", "no:cacheprovider", "--references-dir", str(refs), *args)  # noqa: E731
 
     missing = run("-rs")
     missing.assert_outcomes(skipped=1)
@@ -209,12 +212,12 @@ def test_plugin_update_skip_fail_through_pytest(pytester, monkeypatch):
 
     recorded = run("--update-references")
     recorded.assert_outcomes(passed=1)
-    recorded.stdout.fnmatch_lines(["*causvid-perf quality*", "*reference recorded:*plugin-case.npz*",
-                                   "*contact_sheet:*plugin-case.sheet.png*"])
+    recorded.stdout.fnmatch_lines(
+        ["*causvid-perf quality*", "*reference recorded:*plugin-case.npz*", "*contact_sheet:*plugin-case.sheet.png*"]
+    )
     assert (refs / "cpu" / "plugin-case.npz").is_file()
 
     monkeypatch.setenv("PERTURB", "1")
     failed = run()
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*reference plugin-case [[]cpu[]]: MS-SSIM * < 0.95*"])
-

@@ -14,8 +14,16 @@ from causvid_perf.cli.sweep import add_parser as add_sweep_parser
 from causvid_perf.experiments.sweep import TABLE_HEADERS, run_sweep, sweep_markdown
 from causvid_perf.records.sweep import SCHEMA_ID
 
-ROW_KEYS = {"steps", "guidance", "sampling_s", "s_per_it", "peak_vram_gib",
-            "psnr_vs_teacher", "ssim_vs_teacher", "ms_ssim_vs_teacher"}
+ROW_KEYS = {
+    "steps",
+    "guidance",
+    "sampling_s",
+    "s_per_it",
+    "peak_vram_gib",
+    "psnr_vs_teacher",
+    "ssim_vs_teacher",
+    "ms_ssim_vs_teacher",
+}
 
 
 def _check(data, steps, guidances):
@@ -34,8 +42,13 @@ def _check(data, steps, guidances):
 
 @pytest.mark.quality
 def test_sweep_on_tiny_models(tiny_pipelines):
-    data = run_sweep(tiny_pipelines["causvid-1.3b"], tiny_pipelines["wan2.1-t2v-1.3b"],
-                     steps=(2, 4), guidances=(1, 2), teacher_steps=4)
+    data = run_sweep(
+        tiny_pipelines["causvid-1.3b"],
+        tiny_pipelines["wan2.1-t2v-1.3b"],
+        steps=(2, 4),
+        guidances=(1, 2),
+        teacher_steps=4,
+    )
     _check(data, (2, 4), (1, 2))
     text = sweep_markdown(data)
     assert "| " + " | ".join(TABLE_HEADERS) + " |" in text and "not meaningful" in text
@@ -69,8 +82,21 @@ def test_cmd_sweep_writes_json_and_markdown(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("checks the CPU tiny-profile default")
     out_json, out_md = tmp_path / "sweep.json", tmp_path / "sweep.md"
-    args = _parser().parse_args(["sweep", "--steps", "2", "--guidance", "1,2", "--teacher-steps", "3",
-                                 "--json", str(out_json), "--markdown", str(out_md)])
+    args = _parser().parse_args(
+        [
+            "sweep",
+            "--steps",
+            "2",
+            "--guidance",
+            "1,2",
+            "--teacher-steps",
+            "3",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
     assert args.func(args) == 0
     data = json.loads(out_json.read_text())
     _check(data, (2,), (1, 2))

@@ -58,6 +58,7 @@ def slowmod(tmp_path, monkeypatch):
 
 # -- real runs on the tiny model -------------------------------------------------------------------
 
+
 def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys):
     # Under the null hypothesis each metric is flagged with probability up to alpha (about 4 %
     # with the real rule, measured), so a noisy shared 2-core machine gets up to 3 attempts: a
@@ -96,12 +97,27 @@ def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys):
 
 def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, capsys, slowmod):
     md_path, json_path = tmp_path / "out" / "ab.md", tmp_path / "out" / "ab.json"
-    code = compare([*TINY, "--a", "sampler=euler", "--b", f"sampler={slowmod}", "--rounds", "6",
-                    "--markdown", str(md_path), "--json", str(json_path)])
+    code = compare(
+        [
+            *TINY,
+            "--a",
+            "sampler=euler",
+            "--b",
+            f"sampler={slowmod}",
+            "--rounds",
+            "6",
+            "--markdown",
+            str(md_path),
+            "--json",
+            str(json_path),
+        ]
+    )
     captured = capsys.readouterr()
     report = json.loads(json_path.read_text())
-    steps = {side: [[round(s * 1000, 1) for s in run["step_s"]] for run in report["runs"] if run["side"] == side]
-             for side in "AB"}
+    steps = {
+        side: [[round(s * 1000, 1) for s in run["step_s"]] for run in report["runs"] if run["side"] == side]
+        for side in "AB"
+    }
     assert code == 1, (captured.out, steps)
     s_per_it = report["comparisons"]["s_per_it"]
     assert s_per_it["verdict"] == stats.SLOWER and s_per_it["regression"] is True, (captured.out, steps)
@@ -122,8 +138,7 @@ def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, cap
     assert len(report["runs"]) == 12 and len(report["warmups"]) == 2
     assert set(report["comparisons"]) == {"s_per_it", "sampling_s", "prompt_to_output_s"}
     for key, cmp in report["comparisons"].items():
-        assert {"median_a", "median_b", "ratio", "ci_low", "ci_high", "p_value", "verdict",
-                "regression"} <= set(cmp)
+        assert {"median_a", "median_b", "ratio", "ci_low", "ci_high", "p_value", "verdict", "regression"} <= set(cmp)
         a, b = report["samples"]["A"][key], report["samples"]["B"][key]
         assert len(a) == len(b) == 6
         # The report's statistics are compare_samples on the same samples.
@@ -154,15 +169,19 @@ def test_agreement_metrics_of_different_samplers():
 
 # -- bad input: exit 2, one clear line, before any model loads ------------------------------------
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--b", "sampler=nope"], "error: unknown sampler 'nope'; known: unipc, euler, dpmpp, causvid"),
-    (["--b", "sampler=no_such_module_xyz:factory"], "error: cannot import sampler module 'no_such_module_xyz'"),
-    (["--b", "sampler=slowmod:missing"], "error: 'slowmod' has no callable 'missing'"),
-    (["--b", "bogus=1"], "error: unknown field 'bogus'"),
-    (["--b", "steps=many"], "error: field 'steps' expects"),
-    (["--rounds", "1"], "error: rounds must be an integer >= 2"),
-    (["--aa", "--b", "sampler=euler"], "error: --aa compares A with itself"),
-])
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--b", "sampler=nope"], "error: unknown sampler 'nope'; known: unipc, euler, dpmpp, causvid"),
+        (["--b", "sampler=no_such_module_xyz:factory"], "error: cannot import sampler module 'no_such_module_xyz'"),
+        (["--b", "sampler=slowmod:missing"], "error: 'slowmod' has no callable 'missing'"),
+        (["--b", "bogus=1"], "error: unknown field 'bogus'"),
+        (["--b", "steps=many"], "error: field 'steps' expects"),
+        (["--rounds", "1"], "error: rounds must be an integer >= 2"),
+        (["--aa", "--b", "sampler=euler"], "error: --aa compares A with itself"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, slowmod):
     assert compare([*TINY, *argv]) == 2
     captured = capsys.readouterr()
@@ -184,6 +203,7 @@ def test_aa_detected_when_a_and_b_resolve_equal():
 
 # -- wiring, with a fake runner ---------------------------------------------------------------------
 
+
 def _config(**changes) -> RunConfig:
     return RunConfig.from_profile("tiny", device="cpu", **changes)
 
@@ -194,14 +214,29 @@ def _fake_loaded(config: RunConfig) -> types.SimpleNamespace:
 
 def _result(step_s, sampling_s, p2o_s, vram=None, *, device_vram=None, finite=True, frames=None) -> RunResult:
     metrics = Metrics(
-        load_s=None, text_encode_s=0.01, sampling_s=sampling_s, step_s=list(step_s),
-        s_per_it=statistics.median(step_s), decode_s=0.01, frames_out_s=0.001, prompt_to_output_s=p2o_s,
-        peak_vram_allocated_gib=vram, peak_vram_reserved_gib=vram, peak_vram_device_gib=device_vram,
-        tflop_per_step=1e-6, achieved_tflops=None, mfu=None,
+        load_s=None,
+        text_encode_s=0.01,
+        sampling_s=sampling_s,
+        step_s=list(step_s),
+        s_per_it=statistics.median(step_s),
+        decode_s=0.01,
+        frames_out_s=0.001,
+        prompt_to_output_s=p2o_s,
+        peak_vram_allocated_gib=vram,
+        peak_vram_reserved_gib=vram,
+        peak_vram_device_gib=device_vram,
+        tflop_per_step=1e-6,
+        achieved_tflops=None,
+        mfu=None,
     )
-    return RunResult(config={}, weights_details={}, machine={"device": "cpu", "cpu": "x86_64", "cpu_threads": 2},
-                     output=OutputInfo(shape=[9, 32, 32, 3], dtype="uint8", finite=finite), metrics=metrics,
-                     frames=frames)
+    return RunResult(
+        config={},
+        weights_details={},
+        machine={"device": "cpu", "cpu": "x86_64", "cpu_threads": 2},
+        output=OutputInfo(shape=[9, 32, 32, 3], dtype="uint8", finite=finite),
+        metrics=metrics,
+        frames=frames,
+    )
 
 
 class FakeRunner:
@@ -220,11 +255,20 @@ class FakeRunner:
         self.calls.append((side, config.seed, keep_frames))
         factor = self.b_time_factor if side == "B" else 1.0
         noise = lambda: float(np.exp(self.rng.normal(0, 0.02)))  # noqa: E731
-        vram = None if self.vram is None else self.vram * (self.b_vram_factor if side == "B" else 1.0) * (
-            1 + 0.001 * self.rng.random())
+        vram = (
+            None
+            if self.vram is None
+            else self.vram * (self.b_vram_factor if side == "B" else 1.0) * (1 + 0.001 * self.rng.random())
+        )
         frames = np.full((9, 32, 32, 3), config.seed, dtype=np.uint8) if keep_frames else None
-        result = _result([0.01 * factor * noise() for _ in range(6)], 0.06 * factor * noise(),
-                         0.1 * factor * noise(), vram, finite=self.b_finite or side == "A", frames=frames)
+        result = _result(
+            [0.01 * factor * noise() for _ in range(6)],
+            0.06 * factor * noise(),
+            0.1 * factor * noise(),
+            vram,
+            finite=self.b_finite or side == "A",
+            frames=frames,
+        )
         self.produced[side].append(result)
         return result
 
@@ -249,16 +293,24 @@ def test_abba_order_warmups_and_seeds(monkeypatch):
 def test_report_statistics_are_compare_samples_on_the_samples():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
     runner = FakeRunner("unipc", b_time_factor=1.01, seed=3)
-    report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=6, threshold=0.02, alpha=0.1,
-                       run=runner, n_resamples=500)
+    report = ab.run_ab(
+        _fake_loaded(config_a), config_a, config_b, rounds=6, threshold=0.02, alpha=0.1, run=runner, n_resamples=500
+    )
     for side in "AB":
         produced = runner.produced[side][1:]  # [0] is the warm-up
         assert report.samples[side]["s_per_it"] == [statistics.median(r.metrics.step_s) for r in produced]
         assert report.samples[side]["sampling_s"] == [r.metrics.sampling_s for r in produced]
         assert report.samples[side]["prompt_to_output_s"] == [r.metrics.prompt_to_output_s for r in produced]
     for key in ("s_per_it", "sampling_s", "prompt_to_output_s"):
-        expected = stats.compare_samples(report.samples["A"][key], report.samples["B"][key], metric=key,
-                                          threshold=0.02, alpha=0.1, n_resamples=500, time_metric=True)
+        expected = stats.compare_samples(
+            report.samples["A"][key],
+            report.samples["B"][key],
+            metric=key,
+            threshold=0.02,
+            alpha=0.1,
+            n_resamples=500,
+            time_metric=True,
+        )
         assert report.comparisons[key] == expected
     data = report.to_dict()
     assert data["comparisons"]["sampling_s"] == report.comparisons["sampling_s"].to_dict()
@@ -268,41 +320,52 @@ def test_report_statistics_are_compare_samples_on_the_samples():
 def test_memory_gate_uses_tolerance_and_direction_words():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
     loaded = _fake_loaded(config_a)
-    more = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.10),
-                     n_resamples=500)
+    more = ab.run_ab(
+        loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.10), n_resamples=500
+    )
     vram = more.comparisons["peak_vram_gib"]
     assert vram.verdict == stats.HIGHER and vram.threshold == 0.05 and vram.regression
     assert more.regressions == ["peak_vram_gib"] and more.exit_code == 1
-    assert vram == stats.compare_samples(more.samples["A"]["peak_vram_gib"], more.samples["B"]["peak_vram_gib"],
-                                         metric="peak_vram_gib", threshold=0.05, n_resamples=500,
-                                         time_metric=False)
+    assert vram == stats.compare_samples(
+        more.samples["A"]["peak_vram_gib"],
+        more.samples["B"]["peak_vram_gib"],
+        metric="peak_vram_gib",
+        threshold=0.05,
+        n_resamples=500,
+        time_metric=False,
+    )
     assert "allocated peak" in " ".join(more.notes)  # no NVML device peak: the allocated fallback
-    within = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.02),
-                       n_resamples=500)
+    within = ab.run_ab(
+        loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.02), n_resamples=500
+    )
     assert within.comparisons["peak_vram_gib"].verdict == stats.HIGHER  # significant, but within 5 %
     assert not within.regression and within.exit_code == 0
-    less = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=0.8),
-                     n_resamples=500)
+    less = ab.run_ab(
+        loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=0.8), n_resamples=500
+    )
     assert less.comparisons["peak_vram_gib"].verdict == stats.LOWER and less.exit_code == 0
 
 
 def test_slower_beyond_threshold_fails_and_faster_passes():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
     loaded = _fake_loaded(config_a)
-    slower = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=1.5),
-                       n_resamples=500)
+    slower = ab.run_ab(
+        loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=1.5), n_resamples=500
+    )
     assert slower.verdicts["s_per_it"] == stats.SLOWER and slower.exit_code == 1
     assert set(slower.regressions) == {"s_per_it", "sampling_s"}  # prompt-to-output is not gated
     assert "**Result: regression (exit 1)**" in slower.to_markdown()
-    faster = ab.run_ab(loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=0.5),
-                       n_resamples=500)
+    faster = ab.run_ab(
+        loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=0.5), n_resamples=500
+    )
     assert faster.verdicts["s_per_it"] == stats.FASTER and faster.exit_code == 0
 
 
 def test_non_finite_output_exits_3():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
-    report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=4,
-                       run=FakeRunner("unipc", b_finite=False), n_resamples=200)
+    report = ab.run_ab(
+        _fake_loaded(config_a), config_a, config_b, rounds=4, run=FakeRunner("unipc", b_finite=False), n_resamples=200
+    )
     assert report.finite == {"A": True, "B": False} and report.exit_code == 3
     assert "NaN/Inf" in report.to_markdown()
 
@@ -329,8 +392,8 @@ def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypat
     assert a is not b and len(loads) == 3
 
 
-
 # -- an injected slowdown of B (--slowdown-b) ------------------------------------------------------
+
 
 def test_slowdown_b_on_the_tiny_model_is_slower_and_exits_1(tmp_path, capsys):
     out = tmp_path / "ab.json"
@@ -375,8 +438,9 @@ class HookProbe:
 def _loaded_with_transformer(config: RunConfig) -> types.SimpleNamespace:
     import torch
 
-    return types.SimpleNamespace(config=config.resolved("cpu"),
-                                 pipe=types.SimpleNamespace(transformer=torch.nn.Linear(2, 2)))
+    return types.SimpleNamespace(
+        config=config.resolved("cpu"), pipe=types.SimpleNamespace(transformer=torch.nn.Linear(2, 2))
+    )
 
 
 def test_slowdown_b_is_active_only_in_b_runs_and_detached_afterwards():

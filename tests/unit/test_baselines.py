@@ -20,21 +20,39 @@ from causvid_perf.judge.baselines_file import load_baselines, record
 from causvid_perf.judge.verdict import MetricSpec, check_metric
 
 KEY = {
-    "gpu_class": "h100-80gb-hbm3", "model": "causvid-14b", "weights": "pretrained",
-    "height": 480, "width": 832, "frames": 81, "steps": 6, "guidance": 1.0,
-    "sampler": "dmd", "dtype": "bfloat16", "memory": "none", "attention": "sdpa",
+    "gpu_class": "h100-80gb-hbm3",
+    "model": "causvid-14b",
+    "weights": "pretrained",
+    "height": 480,
+    "width": 832,
+    "frames": 81,
+    "steps": 6,
+    "guidance": 1.0,
+    "sampler": "dmd",
+    "dtype": "bfloat16",
+    "memory": "none",
+    "attention": "sdpa",
 }
 OTHER_KEY = {**KEY, "model": "causvid-1.3b"}
 MEASURED = {
-    "kind": "measured", "date": "2025-01-31T10:00:00Z", "commit": "abc1234", "gpu": "NVIDIA H100 80GB HBM3",
-    "driver": "550.54.15", "cuda": "12.4", "torch": "2.6.0", "diffusers": "0.42.0", "rounds": 5,
+    "kind": "measured",
+    "date": "2025-01-31T10:00:00Z",
+    "commit": "abc1234",
+    "gpu": "NVIDIA H100 80GB HBM3",
+    "driver": "550.54.15",
+    "cuda": "12.4",
+    "torch": "2.6.0",
+    "diffusers": "0.42.0",
+    "rounds": 5,
     "spread": {"sampling_s": {"min": 20.8, "max": 21.3}},
 }
 PUBLISHED = {"kind": "published", "source": "CausVid (Yin et al., 2025), Table 1"}
 CONTEXT = "NVIDIA H100 80GB HBM3, causvid-14b 832x480x81 6 steps cfg 1.0"
 
 
-def spec(value: float, rel: float = 0.08, abs_: float = 0.5, direction: str = metrics.LOWER_IS_BETTER, unit: str = "s") -> MetricSpec:
+def spec(
+    value: float, rel: float = 0.08, abs_: float = 0.5, direction: str = metrics.LOWER_IS_BETTER, unit: str = "s"
+) -> MetricSpec:
     return MetricSpec(value, rel, abs_, direction, unit)
 
 
@@ -59,13 +77,27 @@ def assert_one_line_error(excinfo: pytest.ExceptionInfo[BaselineError], *fragmen
 
 
 def test_each_state_is_reported(path: Path) -> None:
-    record(path, KEY, {"sampling_s": 21.0, "s_per_it": 3.5, "prompt_to_output_s": 30.0, "peak_vram_device_gib": 40.0}, MEASURED)
-    store = load_baselines(path)
-    checks = {c.name: c for c in check_result(
+    record(
+        path,
         KEY,
-        {"sampling_s": 21.2, "s_per_it": 4.5, "prompt_to_output_s": 20.0, "peak_vram_device_gib": None, "new_metric_s": 1.0},
-        store,
-    )}
+        {"sampling_s": 21.0, "s_per_it": 3.5, "prompt_to_output_s": 30.0, "peak_vram_device_gib": 40.0},
+        MEASURED,
+    )
+    store = load_baselines(path)
+    checks = {
+        c.name: c
+        for c in check_result(
+            KEY,
+            {
+                "sampling_s": 21.2,
+                "s_per_it": 4.5,
+                "prompt_to_output_s": 20.0,
+                "peak_vram_device_gib": None,
+                "new_metric_s": 1.0,
+            },
+            store,
+        )
+    }
     assert checks["sampling_s"].state == verdict.PASS
     assert checks["s_per_it"].state == verdict.REGRESSION and checks["s_per_it"].failed
     assert checks["prompt_to_output_s"].state == verdict.IMPROVEMENT and not checks["prompt_to_output_s"].failed
@@ -76,14 +108,20 @@ def test_each_state_is_reported(path: Path) -> None:
 def test_unknown_key_is_no_baseline_not_pass(path: Path) -> None:
     record(path, KEY, {"sampling_s": 21.0}, MEASURED)
     checks = check_result(OTHER_KEY, {"sampling_s": 5.0, "peak_vram_device_gib": None}, load_baselines(path))
-    assert [(c.name, c.state) for c in checks] == [("sampling_s", verdict.NO_BASELINE), ("peak_vram_device_gib", verdict.NOT_MEASURED)]
+    assert [(c.name, c.state) for c in checks] == [
+        ("sampling_s", verdict.NO_BASELINE),
+        ("peak_vram_device_gib", verdict.NOT_MEASURED),
+    ]
     assert "no measured baseline" in checks[0].message(CONTEXT)
 
 
 def test_stored_metric_missing_from_measurement_is_not_measured(path: Path) -> None:
     record(path, KEY, {"sampling_s": 21.0, "peak_vram_device_gib": 40.0}, MEASURED)
     checks = check_result(KEY, {"sampling_s": 21.0}, load_baselines(path))
-    assert [(c.name, c.state) for c in checks] == [("sampling_s", verdict.PASS), ("peak_vram_device_gib", verdict.NOT_MEASURED)]
+    assert [(c.name, c.state) for c in checks] == [
+        ("sampling_s", verdict.PASS),
+        ("peak_vram_device_gib", verdict.NOT_MEASURED),
+    ]
 
 
 def test_regression_needs_both_tolerances() -> None:
@@ -109,7 +147,10 @@ def test_published_entry_is_only_a_ceiling(path: Path) -> None:
     store = load_baselines(path)
     faster = check_result(KEY, {"sampling_s": 12.0}, store)
     # No measured entry is still reported, and beating the paper is a pass, not an improvement.
-    assert [(c.state, c.baseline_kind) for c in faster] == [(verdict.NO_BASELINE, None), (verdict.PASS, verdict.PUBLISHED)]
+    assert [(c.state, c.baseline_kind) for c in faster] == [
+        (verdict.NO_BASELINE, None),
+        (verdict.PASS, verdict.PUBLISHED),
+    ]
     slower = check_result(KEY, {"sampling_s": 23.9}, store)[1]
     assert slower.state == verdict.REGRESSION
     assert slower.message(CONTEXT).startswith("sampling_s 23.9 s vs published ceiling 21.0 s (+13.8 %")
@@ -121,7 +162,10 @@ def test_published_and_measured_both_apply(path: Path) -> None:
     record(path, KEY, {"sampling_s": 25.0}, MEASURED)
     record(path, KEY, {"sampling_s": 21.0}, PUBLISHED)
     checks = check_result(KEY, {"sampling_s": 23.9}, load_baselines(path))
-    assert [(c.baseline_kind, c.state) for c in checks] == [(verdict.MEASURED, verdict.PASS), (verdict.PUBLISHED, verdict.REGRESSION)]
+    assert [(c.baseline_kind, c.state) for c in checks] == [
+        (verdict.MEASURED, verdict.PASS),
+        (verdict.PUBLISHED, verdict.REGRESSION),
+    ]
 
 
 def test_message_matches_the_documented_format() -> None:
@@ -248,10 +292,18 @@ def test_rerecord_returns_old_values_and_keeps_other_entries(path: Path) -> None
     record(path, OTHER_KEY, {"sampling_s": 5.0}, MEASURED)
     first = record(path, KEY, {"sampling_s": 21.0, "s_per_it": 3.5, "old_metric_s": 1.0}, MEASURED)
     assert first.old is None and "added measured baseline" in first.render()
-    diff = record(path, KEY, {"sampling_s": 23.9, "s_per_it": 3.5, "peak_vram_device_gib": 40.0}, {**MEASURED, "commit": "def5678"})
+    diff = record(
+        path,
+        KEY,
+        {"sampling_s": 23.9, "s_per_it": 3.5, "peak_vram_device_gib": 40.0},
+        {**MEASURED, "commit": "def5678"},
+    )
     assert diff.old_values == {"sampling_s": 21.0, "s_per_it": 3.5, "old_metric_s": 1.0}
     assert {c.name: c.status for c in diff.changes} == {
-        "sampling_s": "changed", "s_per_it": "unchanged", "peak_vram_device_gib": "added", "old_metric_s": "removed",
+        "sampling_s": "changed",
+        "s_per_it": "unchanged",
+        "peak_vram_device_gib": "added",
+        "old_metric_s": "removed",
     }
     text = diff.render()
     assert "replaced measured baseline" in text and "commit abc1234" in text
@@ -284,8 +336,15 @@ def test_unknown_metric_needs_explicit_description(path: Path) -> None:
         record(path, KEY, {"frames_per_s": 3.0}, MEASURED)
     assert_one_line_error(excinfo, "frames_per_s", "directions=")
     assert not path.exists()
-    record(path, KEY, {"frames_per_s": 3.0}, MEASURED, tolerances={"frames_per_s": (0.05, 0.1)},
-           directions={"frames_per_s": metrics.HIGHER_IS_BETTER}, units={"frames_per_s": "frames/s"})
+    record(
+        path,
+        KEY,
+        {"frames_per_s": 3.0},
+        MEASURED,
+        tolerances={"frames_per_s": (0.05, 0.1)},
+        directions={"frames_per_s": metrics.HIGHER_IS_BETTER},
+        units={"frames_per_s": "frames/s"},
+    )
     assert load_baselines(path).measured_for(KEY).metrics["frames_per_s"].direction == metrics.HIGHER_IS_BETTER
 
 
@@ -366,7 +425,9 @@ def test_concurrent_writers_lose_nothing(path: Path) -> None:
     context = multiprocessing.get_context(method)
     writers = 8
     barrier = context.Barrier(writers)
-    processes = [context.Process(target=_record_in_another_process, args=(str(path), i, barrier)) for i in range(writers)]
+    processes = [
+        context.Process(target=_record_in_another_process, args=(str(path), i, barrier)) for i in range(writers)
+    ]
     for process in processes:
         process.start()
     for process in processes:

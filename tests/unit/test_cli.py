@@ -20,13 +20,19 @@ def error_lines(err: str) -> list[str]:
 
 # -- run -------------------------------------------------------------------------------------------
 
+
 def test_run_prints_a_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "out.json"
     code = cli.main(["run", "--model", "causvid-1.3b", *TINY, "--quiet", "--json", str(out)])
     captured = capsys.readouterr()
     assert code == ExitCode.OK, captured.err
-    for label in ("sampling time (s)", "per-step time (s/it)", "prompt-to-output (s)", "peak VRAM allocated (GiB)",
-                  "causvid-1.3b"):
+    for label in (
+        "sampling time (s)",
+        "per-step time (s/it)",
+        "prompt-to-output (s)",
+        "peak VRAM allocated (GiB)",
+        "causvid-1.3b",
+    ):
         assert label in captured.out
     assert "9x32x32x3" in captured.out
     assert error_lines(captured.err) == []
@@ -38,26 +44,54 @@ def test_run_prints_a_table_and_writes_json(tmp_path, capsys):
 
 def test_run_options_reach_the_config(tmp_path, capsys):
     out = tmp_path / "out.json"
-    code = cli.main(["run", "--model", "wan2.1-t2v-1.3b", *TINY, "--steps", "2", "--guidance", "1.0",
-                     "--sampler", "euler", "--shift", "7", "--seed", "4", "--memory", "vae-tiling", "--quiet",
-                     "--json", str(out)])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            "wan2.1-t2v-1.3b",
+            *TINY,
+            "--steps",
+            "2",
+            "--guidance",
+            "1.0",
+            "--sampler",
+            "euler",
+            "--shift",
+            "7",
+            "--seed",
+            "4",
+            "--memory",
+            "vae-tiling",
+            "--quiet",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     config = RunResult.load_json(out).config
-    assert (config["steps"], config["guidance"], config["sampler"], config["shift"], config["seed"]) == (2, 1.0, "euler",
-                                                                                                       7.0, 4)
+    assert (config["steps"], config["guidance"], config["sampler"], config["shift"], config["seed"]) == (
+        2,
+        1.0,
+        "euler",
+        7.0,
+        4,
+    )
     assert config["memory"] == ["vae-tiling"]
 
 
-@pytest.mark.parametrize("option, fix", [
-    (["--frames", "80"], "use 77 or 81"),
-    (["--height", "30"], "use 32"),
-    (["--width", "40"], "use 32"),  # 40 / 16 = 2.5 rounds to even
-    (["--sampler", "ddim"], "known: unipc, euler, dpmpp, causvid"),
-    (["--steps", "0"], "steps must be >= 1"),
-    (["--weights", "synthetic"], "--weights tiny"),
-    (["--attention", "flash"], "on CPU use one of"),
-    (["--memory", "fp8+te-offload"], "choose from: fp8-storage"),
-])
+@pytest.mark.parametrize(
+    "option, fix",
+    [
+        (["--frames", "80"], "use 77 or 81"),
+        (["--height", "30"], "use 32"),
+        (["--width", "40"], "use 32"),  # 40 / 16 = 2.5 rounds to even
+        (["--sampler", "ddim"], "known: unipc, euler, dpmpp, causvid"),
+        (["--steps", "0"], "steps must be >= 1"),
+        (["--weights", "synthetic"], "--weights tiny"),
+        (["--attention", "flash"], "on CPU use one of"),
+        (["--memory", "fp8+te-offload"], "choose from: fp8-storage"),
+    ],
+)
 def test_invalid_input_exits_2_with_one_error_line(tmp_path, capsys, option, fix):
     out = tmp_path / "out.json"
     args = ["run", "--model", "causvid-1.3b", *TINY, "--quiet", "--json", str(out)]
@@ -76,8 +110,19 @@ def test_invalid_input_exits_2_with_one_error_line(tmp_path, capsys, option, fix
 
 def test_sampler_that_cannot_be_imported_exits_2(tmp_path, capsys):
     out = tmp_path / "out.json"
-    code = cli.main(["run", "--model", "causvid-1.3b", *TINY, "--quiet", "--sampler",
-                     "no_such_pkg_for_causvid_perf.pipeline.samplers:make", "--json", str(out)])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            "causvid-1.3b",
+            *TINY,
+            "--quiet",
+            "--sampler",
+            "no_such_pkg_for_causvid_perf.pipeline.samplers:make",
+            "--json",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2
     lines = error_lines(captured.err)
@@ -89,8 +134,9 @@ def test_missing_pretrained_weights_exit_2(tmp_path, capsys, monkeypatch):
     import huggingface_hub.constants as hf_constants
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    code = cli.main(["run", "--model", "causvid-1.3b", *TINY, "--weights", "pretrained", "--model-dir",
-                     str(tmp_path), "--quiet"])
+    code = cli.main(
+        ["run", "--model", "causvid-1.3b", *TINY, "--weights", "pretrained", "--model-dir", str(tmp_path), "--quiet"]
+    )
     lines = error_lines(capsys.readouterr().err)
     assert code == 2
     assert len(lines) == 1 and "looked in:" in lines[0] and str(tmp_path) in lines[0]
@@ -118,6 +164,7 @@ def test_non_finite_output_exits_3(tmp_path, capsys, monkeypatch):
 
 
 # -- bench and overhead ----------------------------------------------------------------------------
+
 
 def test_bench_writes_json_and_two_videos(tmp_path, capsys):
     out = tmp_path / "bench"

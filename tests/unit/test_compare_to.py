@@ -17,16 +17,24 @@ from causvid_perf.records.history import Session, group_runs, load_session, new_
 from causvid_perf.records.lookup import find_run
 from causvid_perf.records.outputs import case_quality, save_case_output
 
-CONFIG = {"seed": 0, "prompt": "a cat", "negative_prompt": "", "height": 32, "width": 32, "frames": 9,
-          "sampler": "unipc"}
+CONFIG = {
+    "seed": 0,
+    "prompt": "a cat",
+    "negative_prompt": "",
+    "height": 32,
+    "width": 32,
+    "frames": 9,
+    "sampler": "unipc",
+}
 
 
 def video(seed: int = 0, frames: int = 9) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (frames, 32, 32, 3), dtype=np.uint8)
 
 
-def session(worker: str, run_id: str | None, cases: list[CaseRecord],
-            created: str = "2026-11-22T10:00:00+00:00") -> Session:
+def session(
+    worker: str, run_id: str | None, cases: list[CaseRecord], created: str = "2026-11-22T10:00:00+00:00"
+) -> Session:
     data = new_session({"gpu": None}, worker=worker, commit="abc", run_id=run_id or "x")
     data.run_id, data.created, data.cases = run_id, created, cases
     return data
@@ -38,12 +46,15 @@ def case(case_id: str, sampling: float) -> CaseRecord:
 
 # -- history: runs, workers, damaged files --------------------------------------------------------
 
+
 def test_xdist_files_of_one_run_group_by_run_id_and_older_files_by_time():
     one = [session("gw0", "r1", []), session("gw1", "r1", [])]
     two = [session("gw0", "r2", [], "2026-11-22T10:05:00+00:00")]
-    legacy = [session("gw0", None, [], "2026-11-22T11:00:00+00:00"),
-              session("gw1", None, [], "2026-11-22T11:00:30+00:00"),
-              session("gw0", None, [], "2026-11-22T11:01:00+00:00")]  # gw0 again: a new run
+    legacy = [
+        session("gw0", None, [], "2026-11-22T11:00:00+00:00"),
+        session("gw1", None, [], "2026-11-22T11:00:30+00:00"),
+        session("gw0", None, [], "2026-11-22T11:01:00+00:00"),
+    ]  # gw0 again: a new run
     groups = group_runs(one + two + legacy)
     assert [[s.worker for s in g] for g in groups] == [["gw0", "gw1"], ["gw0"], ["gw0", "gw1"], ["gw0"]]
 
@@ -68,11 +79,30 @@ def test_one_session_file_brings_its_run_siblings(tmp_path):
 
 def test_a_pytest_benchmark_file_is_a_previous_run(tmp_path):
     path = tmp_path / "0001_run.json"
-    path.write_text(json.dumps({
-        "machine_info": {}, "commit_info": {"id": "0123456789abcdef"}, "datetime": "2026-11-22T10:00:00",
-        "benchmarks": [{"name": "test_cpu_tiny_case[tiny-x]", "param": "tiny-x", "extra_info": {
-            "case_id": "tiny-x", "sampling_s": 0.5, "s_per_it": 0.1, "samples": {"s_per_it": [0.1, 0.1]},
-            "quality": {"flicker_score": 0.01}, "config": CONFIG, "output_frames": str(tmp_path / "f.npz")}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "machine_info": {},
+                "commit_info": {"id": "0123456789abcdef"},
+                "datetime": "2026-11-22T10:00:00",
+                "benchmarks": [
+                    {
+                        "name": "test_cpu_tiny_case[tiny-x]",
+                        "param": "tiny-x",
+                        "extra_info": {
+                            "case_id": "tiny-x",
+                            "sampling_s": 0.5,
+                            "s_per_it": 0.1,
+                            "samples": {"s_per_it": [0.1, 0.1]},
+                            "quality": {"flicker_score": 0.01},
+                            "config": CONFIG,
+                            "output_frames": str(tmp_path / "f.npz"),
+                        },
+                    }
+                ],
+            }
+        )
+    )
     previous = find_run(str(path), tmp_path)
     assert previous.title == "pytest-benchmark run 0123456789ab of 2026-11-22T10:00:00"
     got = previous.cases["tiny-x"]
@@ -80,11 +110,14 @@ def test_a_pytest_benchmark_file_is_a_previous_run(tmp_path):
     assert got.quality == {"flicker_score": 0.01} and got.output_path(FRAMES) == tmp_path / "f.npz"
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"\xff\xfe not utf-8", "not UTF-8 text"),
-    (b"{broken", "not valid JSON"),
-    (b'{"schema": "someone-else"}', "not a causvid-perf session file"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"\xff\xfe not utf-8", "not UTF-8 text"),
+        (b"{broken", "not valid JSON"),
+        (b'{"schema": "someone-else"}', "not a causvid-perf session file"),
+    ],
+)
 def test_damaged_or_foreign_files_give_one_line_errors(tmp_path, content, expected):
     path = tmp_path / "s.json"
     path.write_bytes(content)
@@ -102,13 +135,15 @@ def test_a_missing_path_names_what_compare_to_takes(tmp_path):
 
 # -- judging ---------------------------------------------------------------------------------------
 
+
 def current(samples: dict | None = None, medians: dict | None = None, frames=None, **config) -> Observation:
     frames = video() if frames is None else frames
     return Observation(medians or {}, samples or {}, case_quality(frames), {**CONFIG, **config}, frames=frames)
 
 
-def previous_case(tmp_path: Path | None = None, samples: dict | None = None, medians: dict | None = None,
-                  frames=None) -> Observation:
+def previous_case(
+    tmp_path: Path | None = None, samples: dict | None = None, medians: dict | None = None, frames=None
+) -> Observation:
     frames = video() if frames is None else frames
     path = None
     if tmp_path is not None:
@@ -121,8 +156,11 @@ def by_name(checks):
 
 
 def test_medians_alone_use_the_tolerances_when_rounds_are_too_few_for_a_test():
-    checks, _ = judge(current({"sampling_s": [2.0, 2.0]}, {"sampling_s": 2.0}),
-                      previous_case(None, {"sampling_s": [1.0, 1.0]}, {"sampling_s": 1.0}), "h100-80gb-hbm3")
+    checks, _ = judge(
+        current({"sampling_s": [2.0, 2.0]}, {"sampling_s": 2.0}),
+        previous_case(None, {"sampling_s": [1.0, 1.0]}, {"sampling_s": 1.0}),
+        "h100-80gb-hbm3",
+    )
     check = by_name(checks)["sampling_s"]
     assert check.state == REGRESSION and check.p_value is None and check.baseline_kind == PREVIOUS
     assert check.message("H100") == "sampling_s 2.00 s vs previous run 1.00 s (+100.0 %, tolerance 8 % / 0.5 s) on H100"
@@ -132,13 +170,20 @@ def test_with_enough_rounds_a_change_beyond_tolerance_must_also_be_significant()
     # Medians 12 % apart (over the 8 % tolerance) but the rounds overlap: not significant.
     old = [10.0, 13.0, 9.0, 12.5, 10.0]
     new = [11.2, 9.5, 13.0, 11.2, 12.0]
-    checks, _ = judge(current({"sampling_s": new}, {"sampling_s": 11.2}),
-                      previous_case(None, {"sampling_s": old}, {"sampling_s": 10.0}), "h100", alpha=0.05)
+    checks, _ = judge(
+        current({"sampling_s": new}, {"sampling_s": 11.2}),
+        previous_case(None, {"sampling_s": old}, {"sampling_s": 10.0}),
+        "h100",
+        alpha=0.05,
+    )
     check = by_name(checks)["sampling_s"]
     assert check.state == PASS and check.p_value > 0.05 and "not significant" in check.message("x")
     # Clearly separated rounds: significant, and the regression stands with its p.
-    checks, _ = judge(current({"sampling_s": [15.0, 15.2, 14.9, 15.1, 15.0]}, {"sampling_s": 15.0}),
-                      previous_case(None, {"sampling_s": [10.0, 10.1, 9.9, 10.0, 10.2]}, {"sampling_s": 10.0}), "h100")
+    checks, _ = judge(
+        current({"sampling_s": [15.0, 15.2, 14.9, 15.1, 15.0]}, {"sampling_s": 15.0}),
+        previous_case(None, {"sampling_s": [10.0, 10.1, 9.9, 10.0, 10.2]}, {"sampling_s": 10.0}),
+        "h100",
+    )
     check = by_name(checks)["sampling_s"]
     assert check.state == REGRESSION and check.p_value < 0.05
     assert "Mann-Whitney p = " in check.message("x")

@@ -42,6 +42,7 @@ def test_valid_baseline_passes():
 
 # -- frames: 4k+1, rejected, never rounded ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("frames, lower, upper", [(80, 77, 81), (82, 81, 85), (10, 9, 13), (2, 1, 5), (0, 1, 5)])
 def test_frames_not_4k_plus_1_is_rejected_with_the_nearest_valid_counts(frames, lower, upper):
     message = config_error(frames=frames)
@@ -76,6 +77,7 @@ def test_valid_frame_counts_pass(frames):
 
 # -- height / width: multiples of 16 ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("field", ["height", "width"])
 @pytest.mark.parametrize("value, nearest", [(30, 32), (481, 480), (0, 16), (8, 16), (-16, 16), (850, 848), (838, 832)])
 def test_size_not_multiple_of_16_names_the_nearest(field, value, nearest):
@@ -86,6 +88,7 @@ def test_size_not_multiple_of_16_names_the_nearest(field, value, nearest):
 
 
 # -- steps, guidance, shift, seed ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("steps", [0, -1])
 def test_steps_below_one(steps):
@@ -121,10 +124,20 @@ def test_timesteps_out_of_range(timesteps):
 
 # -- non-integer fields ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field, value", [
-    ("frames", 81.0), ("frames", "81"), ("height", 32.0), ("width", "32"), ("steps", 6.5),
-    ("seed", 1.5), ("frames", True), ("height", None),
-])
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("frames", 81.0),
+        ("frames", "81"),
+        ("height", 32.0),
+        ("width", "32"),
+        ("steps", 6.5),
+        ("seed", 1.5),
+        ("frames", True),
+        ("height", None),
+    ],
+)
 def test_non_integer_fields(field, value):
     message = config_error(**{field: value})
     assert f"{field} must be an integer" in message
@@ -137,6 +150,7 @@ def test_non_numeric_guidance_or_shift_is_a_config_error(field):
 
 
 # -- unknown names ---------------------------------------------------------------------------------
+
 
 def test_unknown_model_lists_models():
     message = config_error(model="causvid-7b")
@@ -201,6 +215,7 @@ def test_cuda_device_without_gpu():
 
 # -- CPU-only restrictions -------------------------------------------------------------------------
 
+
 def test_synthetic_weights_on_cpu():
     message = config_error(weights="synthetic")
     assert "synthetic" in message and "CUDA" in message
@@ -220,6 +235,7 @@ def test_cpu_attention_backends_pass_on_cpu(backend):
 
 
 # -- model defaults via resolved() -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("model", ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b"])
 def test_teacher_recipe(model):
@@ -267,6 +283,7 @@ def test_resolved_keeps_weights_as_given():
 
 # -- profiles --------------------------------------------------------------------------------------
 
+
 def test_study_profile():
     c = RunConfig.from_profile("study")
     assert c.model == "causvid-14b"
@@ -290,6 +307,7 @@ def test_tiny_profile_is_valid_on_cpu():
 
 # -- derived values --------------------------------------------------------------------------------
 
+
 def test_dit_tokens_and_latent_frames():
     c = RunConfig(height=480, width=832, frames=81)
     assert c.latent_frames == 21
@@ -307,10 +325,21 @@ def test_memory_normalisation():
 
 # -- serialisation ---------------------------------------------------------------------------------
 
+
 def test_to_dict_from_dict_round_trip_through_json():
-    original = RunConfig(model="causvid-14b", weights="pretrained", steps=3, guidance=1.5, sampler="causvid",
-                         shift=8.0, timesteps=(1000, 757, 522), seed=7, dtype="bfloat16",
-                         memory=("te-offload", "fp8-storage"), checkpoint="/x/model.pt").normalised()
+    original = RunConfig(
+        model="causvid-14b",
+        weights="pretrained",
+        steps=3,
+        guidance=1.5,
+        sampler="causvid",
+        shift=8.0,
+        timesteps=(1000, 757, 522),
+        seed=7,
+        dtype="bfloat16",
+        memory=("te-offload", "fp8-storage"),
+        checkpoint="/x/model.pt",
+    ).normalised()
     data = json.loads(json.dumps(original.to_dict()))
     assert data["memory"] == ["fp8-storage", "te-offload"]
     assert data["timesteps"] == [1000, 757, 522]
@@ -327,6 +356,7 @@ def test_from_dict_unknown_field():
 
 
 # -- parse_overrides -------------------------------------------------------------------------------
+
 
 def test_parse_overrides_types():
     assert parse_overrides("sampler=euler,shift=8") == {"sampler": "euler", "shift": 8.0}
@@ -356,8 +386,10 @@ def test_parse_overrides_unknown_field():
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("text, field", [("steps=six", "steps"), ("shift=high", "shift"), ("height=32.5", "height"),
-                                         ("timesteps=[1000;abc]", "timesteps")])
+@pytest.mark.parametrize(
+    "text, field",
+    [("steps=six", "steps"), ("shift=high", "shift"), ("height=32.5", "height"), ("timesteps=[1000;abc]", "timesteps")],
+)
 def test_parse_overrides_bad_type(text, field):
     with pytest.raises(ConfigError) as info:
         parse_overrides(text)
@@ -375,14 +407,17 @@ def test_parse_overrides_quoted_values():
     # spaces inside the quotes are kept, those around them are not
     assert parse_overrides('prompt = " a cat " ,seed=1') == {"prompt": " a cat ", "seed": 1}
     # the other quote, brackets and '=' inside quotes are text
-    assert parse_overrides("prompt=\"a cat's toy, [big]=yes\"") == {"prompt": "a cat's toy, [big]=yes"}
+    assert parse_overrides('prompt="a cat\'s toy, [big]=yes"') == {"prompt": "a cat's toy, [big]=yes"}
     assert parse_overrides("negative_prompt='say \"no\", twice'") == {"negative_prompt": 'say "no", twice'}
     assert parse_overrides('prompt=""') == {"prompt": ""}
     # quotes only open a value: an apostrophe inside a plain value is literal
     assert parse_overrides("prompt=a cat's toy,steps=2") == {"prompt": "a cat's toy", "steps": 2}
     # quoted values are still typed, and bracketed lists still work next to them
     assert parse_overrides('steps="4",timesteps=[1000,757],prompt="x, y"') == {
-        "steps": 4, "timesteps": (1000, 757), "prompt": "x, y"}
+        "steps": 4,
+        "timesteps": (1000, 757),
+        "prompt": "x, y",
+    }
 
 
 @pytest.mark.parametrize("text", ['prompt="a cat, running', "prompt='a cat,steps=4", 'steps=4,prompt="'])
@@ -408,9 +443,9 @@ def test_parse_overrides_quoted_prompt_round_trips(prompt, quote):
 
 # -- properties ------------------------------------------------------------------------------------
 
+
 def _is_valid(frames: int, height: int, width: int, steps: int) -> bool:
-    return (frames >= 1 and frames % 4 == 1 and all(v >= 16 and v % 16 == 0 for v in (height, width))
-            and steps >= 1)
+    return frames >= 1 and frames % 4 == 1 and all(v >= 16 and v % 16 == 0 for v in (height, width)) and steps >= 1
 
 
 # Mix values near the valid lattice with arbitrary ones, so both outcomes are common.

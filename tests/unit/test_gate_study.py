@@ -78,13 +78,28 @@ class FakeRun:
             steps.append(clock.now - t0)
         sampling = clock.now - start
         metrics = Metrics(
-            load_s=None, text_encode_s=0.001, sampling_s=sampling, step_s=steps, s_per_it=statistics.median(steps),
-            decode_s=0.002, frames_out_s=0.0, prompt_to_output_s=sampling + 0.003, peak_vram_allocated_gib=None,
-            peak_vram_reserved_gib=None, peak_vram_device_gib=None, tflop_per_step=1e-6, achieved_tflops=None,
+            load_s=None,
+            text_encode_s=0.001,
+            sampling_s=sampling,
+            step_s=steps,
+            s_per_it=statistics.median(steps),
+            decode_s=0.002,
+            frames_out_s=0.0,
+            prompt_to_output_s=sampling + 0.003,
+            peak_vram_allocated_gib=None,
+            peak_vram_reserved_gib=None,
+            peak_vram_device_gib=None,
+            tflop_per_step=1e-6,
+            achieved_tflops=None,
             mfu=None,
         )
-        return RunResult(config={}, weights_details={}, machine={"device": "cpu", "cpu": "x86_64", "cpu_threads": 1},
-                         output=OutputInfo(shape=[9, 32, 32, 3], dtype="uint8", finite=True), metrics=metrics)
+        return RunResult(
+            config={},
+            weights_details={},
+            machine={"device": "cpu", "cpu": "x86_64", "cpu_threads": 1},
+            output=OutputInfo(shape=[9, 32, 32, 3], dtype="uint8", finite=True),
+            metrics=metrics,
+        )
 
 
 @pytest.fixture
@@ -95,8 +110,10 @@ def fake(monkeypatch):
 
     def make(noise: float, seed: int = 0):
         transformer = FakeTransformer(clock, noise, seed)
-        loaded = types.SimpleNamespace(config=RunConfig.from_profile("tiny", device="cpu").resolved("cpu"),
-                                       pipe=types.SimpleNamespace(transformer=transformer))
+        loaded = types.SimpleNamespace(
+            config=RunConfig.from_profile("tiny", device="cpu").resolved("cpu"),
+            pipe=types.SimpleNamespace(transformer=transformer),
+        )
         return loaded, FakeRun()
 
     return make
@@ -108,6 +125,7 @@ def study(loaded, run, lines=None, **kwargs) -> gate_study_result.GateStudy:
 
 
 # -- the library, on the fake pipeline -------------------------------------------------------------
+
 
 def test_aa_is_quiet_and_a_large_slowdown_is_caught_at_the_first_grid_value(fake):
     loaded, run = fake(noise=0.02, seed=1)
@@ -163,8 +181,16 @@ def test_json_and_markdown(fake, tmp_path):
     assert data["schema"] == "causvid-perf/gate-study" and data["version"] == 1
     assert data["machine"]["device"] == "cpu" and data["config"]["weights"] == "tiny"
     assert data["parameters"] == {
-        "aa_repeats": 3, "rounds": 4, "slowdowns": [0.5, 0.2], "rounds_grid": [4, 6], "repeats": 2, "target": 0.8,
-        "threshold": 0.03, "alpha": 0.05, "seed_stride": 1000, "detection_metric": "s_per_it",
+        "aa_repeats": 3,
+        "rounds": 4,
+        "slowdowns": [0.5, 0.2],
+        "rounds_grid": [4, 6],
+        "repeats": 2,
+        "target": 0.8,
+        "threshold": 0.03,
+        "alpha": 0.05,
+        "seed_stride": 1000,
+        "detection_metric": "s_per_it",
         "false_alarm_metrics": ["s_per_it", "sampling_s"],
     }
     aa = data["aa"]
@@ -195,8 +221,16 @@ def test_json_and_markdown(fake, tmp_path):
 def test_a_partial_study_after_every_comparison(fake):
     loaded, run = fake(noise=0.02, seed=5)
     partial: list[dict] = []
-    result = study(loaded, run, aa_repeats=2, rounds=4, slowdowns=(0.5,), rounds_grid=(4,), repeats=3,
-                   on_partial=lambda snapshot: partial.append(snapshot.to_dict()))
+    result = study(
+        loaded,
+        run,
+        aa_repeats=2,
+        rounds=4,
+        slowdowns=(0.5,),
+        rounds_grid=(4,),
+        repeats=3,
+        on_partial=lambda snapshot: partial.append(snapshot.to_dict()),
+    )
     assert len(partial) == 2 + 3 and all(d["complete"] is False for d in partial)
     assert [len(d["aa"]["comparisons"]) for d in partial] == [1, 2, 2, 2, 2]
     assert [[c["repeats"] for c in d["slowdowns"][0]["cells"]] for d in partial] == [[], [], [1], [2], [3]]
@@ -204,7 +238,9 @@ def test_a_partial_study_after_every_comparison(fake):
     assert [d["slowdowns"][0]["rounds_needed"] for d in partial] == [None, None, None, None, 4]
     final = result.to_dict()
     assert final["complete"] is True and {**partial[-1], "complete": True, "elapsed_s": None} == {
-        **final, "elapsed_s": None}
+        **final,
+        "elapsed_s": None,
+    }
     assert "(partial: the study did not finish)" not in result.to_markdown()
 
 
@@ -214,18 +250,21 @@ def test_plan_estimate_counts_warm_ups_and_every_grid_value():
     assert "at most 1540 runs" in plan.estimate()
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"aa_repeats": 0}, "--aa-repeats must be an integer >= 1"),
-    ({"repeats": -1}, "--repeats must be an integer >= 1"),
-    ({"slowdowns": ()}, "--slowdowns is empty"),
-    ({"slowdowns": (0.05, 0.0)}, "--slowdowns must be fractions > 0"),
-    ({"slowdowns": (math.inf,)}, "--slowdowns must be fractions > 0"),
-    ({"rounds_grid": ()}, "--rounds-grid is empty"),
-    ({"rounds_grid": (6, 1)}, "--rounds-grid values must be integers >= 2"),
-    ({"target": 0.0}, "--target must lie in (0, 1]"),
-    ({"target": 1.5}, "--target must lie in (0, 1]"),
-    ({"rounds": 1}, "rounds must be an integer >= 2"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"aa_repeats": 0}, "--aa-repeats must be an integer >= 1"),
+        ({"repeats": -1}, "--repeats must be an integer >= 1"),
+        ({"slowdowns": ()}, "--slowdowns is empty"),
+        ({"slowdowns": (0.05, 0.0)}, "--slowdowns must be fractions > 0"),
+        ({"slowdowns": (math.inf,)}, "--slowdowns must be fractions > 0"),
+        ({"rounds_grid": ()}, "--rounds-grid is empty"),
+        ({"rounds_grid": (6, 1)}, "--rounds-grid values must be integers >= 2"),
+        ({"target": 0.0}, "--target must lie in (0, 1]"),
+        ({"target": 1.5}, "--target must lie in (0, 1]"),
+        ({"rounds": 1}, "rounds must be an integer >= 2"),
+    ],
+)
 def test_bad_plans_raise_config_errors_before_running(changes, message, fake):
     loaded, run = fake(noise=0.02)
     with pytest.raises(ConfigError) as info:
@@ -236,11 +275,31 @@ def test_bad_plans_raise_config_errors_before_running(changes, message, fake):
 
 # -- the command line ------------------------------------------------------------------------------
 
+
 def test_cli_on_the_tiny_model_detects_plus_100_percent(tmp_path, capsys):
     out = tmp_path / "study.json"
-    code = cli.main(["gate-study", "--model", "causvid-1.3b", *TINY, "--steps", "2", "--aa-repeats", "2",
-                     "--rounds", "4", "--repeats", "2", "--rounds-grid", "4,6", "--slowdowns", "1.0",
-                     "--json", str(out)])
+    code = cli.main(
+        [
+            "gate-study",
+            "--model",
+            "causvid-1.3b",
+            *TINY,
+            "--steps",
+            "2",
+            "--aa-repeats",
+            "2",
+            "--rounds",
+            "4",
+            "--repeats",
+            "2",
+            "--rounds-grid",
+            "4,6",
+            "--slowdowns",
+            "1.0",
+            "--json",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     data = json.loads(out.read_text())
@@ -259,19 +318,22 @@ def test_cli_on_the_tiny_model_detects_plus_100_percent(tmp_path, capsys):
     assert captured.out.startswith("### causvid-perf gate study: causvid-1.3b")
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--aa-repeats", "0"], "error: --aa-repeats must be an integer >= 1"),
-    (["--repeats", "-2"], "error: --repeats must be an integer >= 1"),
-    (["--slowdowns", "abc"], "error: --slowdowns must be comma-separated fractions"),
-    (["--slowdowns", "0.05,-0.03"], "error: --slowdowns must be fractions > 0"),
-    (["--slowdowns", ""], "error: --slowdowns is empty"),
-    (["--rounds-grid", ""], "error: --rounds-grid is empty"),
-    (["--rounds-grid", "6,x"], "error: --rounds-grid must be comma-separated integers"),
-    (["--rounds-grid", "1,6"], "error: --rounds-grid values must be integers >= 2"),
-    (["--target", "0"], "error: --target must lie in (0, 1]"),
-    (["--target", "1.2"], "error: --target must lie in (0, 1]"),
-    (["--frames", "80"], "error: "),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--aa-repeats", "0"], "error: --aa-repeats must be an integer >= 1"),
+        (["--repeats", "-2"], "error: --repeats must be an integer >= 1"),
+        (["--slowdowns", "abc"], "error: --slowdowns must be comma-separated fractions"),
+        (["--slowdowns", "0.05,-0.03"], "error: --slowdowns must be fractions > 0"),
+        (["--slowdowns", ""], "error: --slowdowns is empty"),
+        (["--rounds-grid", ""], "error: --rounds-grid is empty"),
+        (["--rounds-grid", "6,x"], "error: --rounds-grid must be comma-separated integers"),
+        (["--rounds-grid", "1,6"], "error: --rounds-grid values must be integers >= 2"),
+        (["--target", "0"], "error: --target must lie in (0, 1]"),
+        (["--target", "1.2"], "error: --target must lie in (0, 1]"),
+        (["--frames", "80"], "error: "),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert cli.main(["gate-study", *TINY, *argv]) == 2
     captured = capsys.readouterr()

@@ -20,8 +20,11 @@ STUDY_TOKENS = 32760  # 832x480x81: 21 latent frames x 30 x 52
 
 # -- full-size architectures on the meta device ----------------------------------------------------
 
-@pytest.mark.parametrize("model, expected", [("causvid-1.3b", 1.419e9), ("wan2.1-t2v-1.3b", 1.419e9),
-                                             ("causvid-14b", 14.288e9), ("wan2.1-t2v-14b", 14.288e9)])
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [("causvid-1.3b", 1.419e9), ("wan2.1-t2v-1.3b", 1.419e9), ("causvid-14b", 14.288e9), ("wan2.1-t2v-14b", 14.288e9)],
+)
 def test_transformer_parameter_count(model, expected):
     transformer = build_transformer(MODELS[model], tiny=False, device="meta")
     assert all(p.device.type == "meta" for p in transformer.parameters())
@@ -49,6 +52,7 @@ def test_tiny_models_are_tiny_and_distinct():
 
 
 # -- FLOP model ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("family, tflop", [("1.3b", 283.0), ("14b", 1678.0)])
 def test_forward_flops_at_study_size(family, tflop):
@@ -89,8 +93,9 @@ def test_runs_flop_budget_from_reference():
     study = RunConfig.from_profile("study").resolved("cpu")
     student = study.steps * flops.step_tflop(study.dit_tokens, TRANSFORMER_FULL["14b"], study.uses_cfg)
     teacher_cfg = RunConfig(model="wan2.1-t2v-14b").resolved("cpu")
-    teacher = teacher_cfg.steps * flops.step_tflop(teacher_cfg.dit_tokens, TRANSFORMER_FULL["14b"],
-                                                   teacher_cfg.uses_cfg)
+    teacher = teacher_cfg.steps * flops.step_tflop(
+        teacher_cfg.dit_tokens, TRANSFORMER_FULL["14b"], teacher_cfg.uses_cfg
+    )
     assert student / 1000 == pytest.approx(10.1, rel=0.01)
     assert teacher / 1000 == pytest.approx(168, rel=0.01)
 
@@ -114,6 +119,7 @@ def test_mfu_is_none_on_cpu_device():
 
 
 # -- samplers --------------------------------------------------------------------------------------
+
 
 def sampler_config(sampler: str, **changes) -> RunConfig:
     return RunConfig(model="causvid-1.3b", sampler=sampler, **changes).resolved("cpu")
@@ -144,8 +150,9 @@ def _shifted(t: int, shift: float) -> float:
     return 1000.0 * shift * sigma / (1 + (shift - 1) * sigma)
 
 
-@pytest.mark.parametrize("timesteps, shift", [((1000, 757, 522), 8.0), ((1000, 757, 522), 1.0),
-                                              ((1000, 900, 600, 300), 3.0)])
+@pytest.mark.parametrize(
+    "timesteps, shift", [((1000, 757, 522), 8.0), ((1000, 757, 522), 1.0), ((1000, 900, 600, 300), 3.0)]
+)
 def test_causvid_sampler_uses_the_explicit_timesteps(timesteps, shift):
     config = sampler_config("causvid", timesteps=timesteps, shift=shift, steps=6)
     assert config.steps == len(timesteps)
@@ -163,8 +170,9 @@ def test_causvid_sampler_default_timesteps():
     scheduler = build_scheduler(config)
     scheduler.set_timesteps(config.steps)
     assert len(scheduler.timesteps) == 6
-    assert scheduler.timesteps.tolist() == pytest.approx([_shifted(t, config.shift) for t in causvid_timesteps(6)],
-                                                         abs=1e-2)
+    assert scheduler.timesteps.tolist() == pytest.approx(
+        [_shifted(t, config.shift) for t in causvid_timesteps(6)], abs=1e-2
+    )
 
 
 def test_unknown_sampler_error_lists_known_names():

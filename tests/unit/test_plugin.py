@@ -25,9 +25,20 @@ CASE = PerfCase("tiny", RunConfig(model="causvid-1.3b", weights="tiny", height=3
 def test_tiny(perf):
     perf.check(CASE)
 """
-TINY_KEY = {"gpu_class": "cpu", "model": "causvid-1.3b", "weights": "tiny", "height": 32, "width": 32,
-            "frames": 9, "steps": 6, "guidance": 1.0, "sampler": "unipc", "dtype": "float32", "memory": "none",
-            "attention": "native"}
+TINY_KEY = {
+    "gpu_class": "cpu",
+    "model": "causvid-1.3b",
+    "weights": "tiny",
+    "height": 32,
+    "width": 32,
+    "frames": 9,
+    "steps": 6,
+    "guidance": 1.0,
+    "sampler": "unipc",
+    "dtype": "float32",
+    "memory": "none",
+    "attention": "native",
+}
 FAST = ["--rounds", "2", "--warmup-rounds", "1", "-p", "no:cacheprovider"]
 # For tests that judge a run against an earlier one on something other than time: with 4 rounds a
 # time change must also be significant to count, so a noisy 2-core machine does not fail them.
@@ -46,10 +57,24 @@ def suite(pytester):
 
 def _write_baseline(path, **metrics):
     spec = {name: (value, rel, abs_) for name, (value, rel, abs_) in metrics.items()}
-    record_baseline(path, TINY_KEY, {n: v for n, (v, _, _) in spec.items()},
-              {"kind": "measured", "date": "2026-01-01T00:00:00+00:00", "commit": "test", "gpu": "cpu",
-               "driver": None, "cuda": None, "torch": "x", "diffusers": "x", "rounds": 1, "spread": {}},
-              tolerances={n: (r, a) for n, (_, r, a) in spec.items()})
+    record_baseline(
+        path,
+        TINY_KEY,
+        {n: v for n, (v, _, _) in spec.items()},
+        {
+            "kind": "measured",
+            "date": "2026-01-01T00:00:00+00:00",
+            "commit": "test",
+            "gpu": "cpu",
+            "driver": None,
+            "cuda": None,
+            "torch": "x",
+            "diffusers": "x",
+            "rounds": 1,
+            "spread": {},
+        },
+        tolerances={n: (r, a) for n, (_, r, a) in spec.items()},
+    )
 
 
 def test_markers_are_registered_and_strict_markers_pass(pytester):
@@ -61,8 +86,9 @@ def test_markers_are_registered_and_strict_markers_pass(pytester):
 
 
 def test_gpu_cases_skip_on_cpu_with_a_reason(pytester):
-    pytester.makepyfile("import pytest\n@pytest.mark.gpu\ndef test_x():\n    pass\n"
-                        "@pytest.mark.h100\ndef test_y():\n    pass\n")
+    pytester.makepyfile(
+        "import pytest\n@pytest.mark.gpu\ndef test_x():\n    pass\n@pytest.mark.h100\ndef test_y():\n    pass\n"
+    )
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*needs a CUDA GPU*torch*sees none*"])
@@ -76,10 +102,19 @@ def test_require_gpu_fails_at_session_start_without_a_gpu(pytester):
 
 
 def test_h100_collect_only_lists_the_parametrized_cases(pytester):
-    result = pytester.runpytest(str(REPO / "tests" / "perf"), "-m", "h100", "--collect-only", "-q",
-                                f"--rootdir={REPO}", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*test_gpu_case?causvid-14b-study?*", "*test_gpu_case?causvid-1.3b-study?*",
-                                 "*test_gpu_case?wan-1.3b-full?*"])
+    result = pytester.runpytest(
+        str(REPO / "tests" / "perf"),
+        "-m",
+        "h100",
+        "--collect-only",
+        "-q",
+        f"--rootdir={REPO}",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.stdout.fnmatch_lines(
+        ["*test_gpu_case?causvid-14b-study?*", "*test_gpu_case?causvid-1.3b-study?*", "*test_gpu_case?wan-1.3b-full?*"]
+    )
     assert "tiny" not in result.stdout.str()
 
 
@@ -112,8 +147,12 @@ def test_a_regression_fails_the_test_with_one_line(suite):
     _write_baseline(path, sampling_s=(1e-6, 0.05, 1e-7))
     result = suite.runpytest(*FAST, "--baselines", str(path))
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*sampling_s * s vs baseline 1e-06 s (+*%, tolerance 5 % / 1e-07 s) on CPU, "
-                                 "causvid-1.3b 32x32x9 6 steps cfg 1.0*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*sampling_s * s vs baseline 1e-06 s (+*%, tolerance 5 % / 1e-07 s) on CPU, "
+            "causvid-1.3b 32x32x9 6 steps cfg 1.0*"
+        ]
+    )
 
 
 def test_an_improvement_passes_and_is_reported(suite):
@@ -142,9 +181,19 @@ def test_compare_to_latest_fails_on_an_injected_slowdown(suite):
 
 
 def test_shipped_cpu_baselines_catch_an_injected_2x_slowdown(pytester):
-    result = pytester.runpytest_inprocess(str(REPO / "tests" / "perf"), f"--rootdir={REPO}", "-p", "no:cacheprovider",
-                                "--baselines", str(REPO / "baselines.json"), "--inject-slowdown", "2",
-                                "--history-dir", str(pytester.path / "hist"), "--benchmark-disable")
+    result = pytester.runpytest_inprocess(
+        str(REPO / "tests" / "perf"),
+        f"--rootdir={REPO}",
+        "-p",
+        "no:cacheprovider",
+        "--baselines",
+        str(REPO / "baselines.json"),
+        "--inject-slowdown",
+        "2",
+        "--history-dir",
+        str(pytester.path / "hist"),
+        "--benchmark-disable",
+    )
     result.assert_outcomes(failed=2, skipped=7)
 
 
@@ -171,8 +220,12 @@ def test_compare_to_judges_output_quality_and_leaves_a_contact_sheet(suite):
     # Another sampler makes another video from the same seed: the output check fails the test.
     other = suite.runpytest(*args, "--compare-to", "latest", "--sampler", "euler")
     other.assert_outcomes(failed=1)
-    other.stdout.fnmatch_lines(["*output_ms_ssim 0.9* vs previous run 1.00 (-*, tolerance 1 % / 0.01) on CPU, causvid-1.3b*; "
-                                "MS-SSIM of this output against the previous run's frames, threshold 0.99*"])
+    other.stdout.fnmatch_lines(
+        [
+            "*output_ms_ssim 0.9* vs previous run 1.00 (-*, tolerance 1 % / 0.01) on CPU, causvid-1.3b*; "
+            "MS-SSIM of this output against the previous run's frames, threshold 0.99*"
+        ]
+    )
     newest = _sessions(history)[-1]["cases"][0]
     assert {c["name"]: c["state"] for c in newest["comparisons"]}["output_ms_ssim"] == "regression"
     assert set(newest["quality"]) == {"flicker_score", "mean_frame_difference"}
@@ -195,7 +248,9 @@ def test_compare_to_a_pytest_benchmark_file(suite):
 
 def test_xdist_workers_write_their_own_history_and_latest_takes_every_worker_file(suite):
     history = suite.path / "hist"
-    suite.makepyfile(test_two=TINY_CASE_TEST.replace('PerfCase("tiny"', 'PerfCase("tiny-two"').replace("test_tiny", "test_two"))
+    suite.makepyfile(
+        test_two=TINY_CASE_TEST.replace('PerfCase("tiny"', 'PerfCase("tiny-two"').replace("test_tiny", "test_two")
+    )
     args = [*FAST, "--baselines", "none.json", "--history-dir", str(history)]
     suite.runpytest_subprocess(*args, "-n", "2").assert_outcomes(skipped=2)
     files = sorted(history.glob("*.json"))
@@ -211,10 +266,13 @@ def test_xdist_workers_write_their_own_history_and_latest_takes_every_worker_fil
     assert set(compared) == {"tiny", "tiny-two"} and len(set(compared.values())) == 1 and all(compared.values())
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--compare-to", "missing.json"], "*--compare-to missing.json: no such file or folder*"),
-    (["--inject-slowdown", "0.5"], "*--inject-slowdown 0.5: the factor must be >= 1*"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--compare-to", "missing.json"], "*--compare-to missing.json: no such file or folder*"),
+        (["--inject-slowdown", "0.5"], "*--inject-slowdown 0.5: the factor must be >= 1*"),
+    ],
+)
 def test_bad_compare_options_stop_the_session_with_one_line(suite, option, message):
     result = suite.runpytest(*FAST, *option)
     assert result.ret != 0

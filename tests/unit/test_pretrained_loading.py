@@ -32,6 +32,7 @@ LORA_SEED = 5  # differs from the tiny loader's built-in LoRA seed
 
 # -- fixtures --------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def source():
     """The tiny teacher pipeline that gets saved (its weights are the ground truth)."""
@@ -112,11 +113,13 @@ def transformer_out(pipe) -> torch.Tensor:
     hidden = torch.randn(1, 16, 3, 4, 4, generator=gen)
     text = torch.randn(1, 512, 32, generator=gen)
     with torch.no_grad():
-        return pipe.transformer(hidden_states=hidden, timestep=torch.tensor([700]), encoder_hidden_states=text,
-                                return_dict=False)[0]
+        return pipe.transformer(
+            hidden_states=hidden, timestep=torch.tensor([700]), encoder_hidden_states=text, return_dict=False
+        )[0]
 
 
 # -- base model and LoRA ---------------------------------------------------------------------------
+
 
 def test_teacher_loads_the_saved_weights(teacher, source, models_dir):
     assert teacher.config.weights == "pretrained"
@@ -137,9 +140,11 @@ def test_student_fuses_the_lora_found_by_its_real_filename(student, source, lora
     base = source.transformer.state_dict()
     assert not any("lora" in k for k in fused), "adapter modules must be gone after fusing"
     # fused weight = base + up @ down * alpha / rank, for modules in the Kijai layout
-    for kijai, diffusers_name in (("blocks.0.self_attn.q", "blocks.0.attn1.to_q"),
-                                  ("blocks.1.cross_attn.o", "blocks.1.attn2.to_out.0"),
-                                  ("blocks.1.ffn.0", "blocks.1.ffn.net.0.proj")):
+    for kijai, diffusers_name in (
+        ("blocks.0.self_attn.q", "blocks.0.attn1.to_q"),
+        ("blocks.1.cross_attn.o", "blocks.1.attn2.to_out.0"),
+        ("blocks.1.ffn.0", "blocks.1.ffn.net.0.proj"),
+    ):
         down = lora_state[f"diffusion_model.{kijai}.lora_down.weight"]
         up = lora_state[f"diffusion_model.{kijai}.lora_up.weight"]
         scale = float(lora_state[f"diffusion_model.{kijai}.alpha"]) / down.shape[0]
@@ -173,6 +178,7 @@ def test_fused_matches_unfused(models_dir):
 
 # -- weights="auto" --------------------------------------------------------------------------------
 
+
 def test_auto_picks_pretrained_when_the_files_exist(models_dir, base_only_dir, tmp_path):
     auto = student_config(weights="auto")
     assert loading.choose_weights(auto, models_dir, "cpu") == "pretrained"
@@ -203,6 +209,7 @@ def test_auto_honours_the_models_env_var(models_dir, tmp_path, monkeypatch):
 
 
 # -- missing files ---------------------------------------------------------------------------------
+
 
 def test_missing_base_lists_the_places_looked(tmp_path):
     with pytest.raises(WeightsNotFoundError) as info:

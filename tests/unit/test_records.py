@@ -61,15 +61,29 @@ def test_a_session_is_written_in_the_current_version_and_reads_back_equal(tmp_pa
 
 
 def test_extra_info_reads_back_as_the_same_case(tmp_path):
-    case = CaseRecord("c", key={"gpu_class": "cpu"}, config={"model": "causvid-1.3b"},
-                      medians={"sampling_s": 1.5, "s_per_it": 0.25}, samples={"sampling_s": [1.4, 1.5, 1.6]},
-                      checks=[Check("sampling_s", PASS, 1.5)], quality={"flicker_score": 0.01},
-                      output={FRAMES: "outputs/r/c.npz"}, folder=tmp_path)
+    case = CaseRecord(
+        "c",
+        key={"gpu_class": "cpu"},
+        config={"model": "causvid-1.3b"},
+        medians={"sampling_s": 1.5, "s_per_it": 0.25},
+        samples={"sampling_s": [1.4, 1.5, 1.6]},
+        checks=[Check("sampling_s", PASS, 1.5)],
+        quality={"flicker_score": 0.01},
+        output={FRAMES: "outputs/r/c.npz"},
+        folder=tmp_path,
+    )
     storage = tmp_path / "bench" / "Linux" / "0001_x.json"
     storage.parent.mkdir(parents=True)
-    storage.write_text(json.dumps({"machine_info": {}, "commit_info": {"id": "abc"}, "datetime": "2026-11-24",
-                                   "benchmarks": [{"name": "test_x[c]", "extra_info": extra_info(case),
-                                                   "stats": {"median": 1.5}}]}))
+    storage.write_text(
+        json.dumps(
+            {
+                "machine_info": {},
+                "commit_info": {"id": "abc"},
+                "datetime": "2026-11-24",
+                "benchmarks": [{"name": "test_x[c]", "extra_info": extra_info(case), "stats": {"median": 1.5}}],
+            }
+        )
+    )
     (run,) = load_benchmark_dir(tmp_path / "bench")
     back = run.cases["c"]
     assert back.medians["sampling_s"] == 1.5 and back.samples["sampling_s"] == [1.4, 1.5, 1.6]
@@ -87,7 +101,13 @@ def test_an_unknown_session_version_is_one_line(tmp_path, version, message):
 
 
 def test_session_round_trip_keeps_everything():
-    session = Session("2026-11-24T10:00:00+00:00", "abc", "gw0", "r", {"gpu": None},
-                      [CaseRecord("a", medians={"sampling_s": 1.0}, comparisons=[Check("s_per_it", PASS, 0.1)])])
+    session = Session(
+        "2026-11-24T10:00:00+00:00",
+        "abc",
+        "gw0",
+        "r",
+        {"gpu": None},
+        [CaseRecord("a", medians={"sampling_s": 1.0}, comparisons=[Check("s_per_it", PASS, 0.1)])],
+    )
     again = Session.from_dict(json.loads(json.dumps(session.to_dict())))
     assert again.to_dict() == session.to_dict()

@@ -35,7 +35,8 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ReportError
 from causvid_perf.experiments.sweep import run_sweep
 from causvid_perf.judge.baselines import baseline_key, check_case
-from causvid_perf.judge.baselines_file import load_baselines, record as record_baseline
+from causvid_perf.judge.baselines_file import load_baselines
+from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.previous import judge_value
 from causvid_perf.judge.verdict import Check
 from causvid_perf.measure.runner import run_case
@@ -113,13 +114,32 @@ def inputs(pipelines, tmp_path_factory):
             medians = result.metric_values()
             if index == 0:
                 guarded = {n: medians[n] for n in GUARDED_METRICS if medians[n] is not None}
-                record_baseline(baselines_path, key, guarded, {
-                    "kind": "measured", "date": result.created, "commit": commit, "gpu": "cpu",
-                    "driver": None, "cuda": None, "torch": result.machine["torch"],
-                    "diffusers": result.machine["diffusers"], "rounds": 1, "spread": 0.0,
-                }, {n: TOLERANCES[n] for n in guarded if n in TOLERANCES})
-            case = CaseRecord(case_id(model), key, result.config, medians=medians, result=result.to_dict(),
-                              checks=check_case(key, medians, load_baselines(baselines_path)))
+                record_baseline(
+                    baselines_path,
+                    key,
+                    guarded,
+                    {
+                        "kind": "measured",
+                        "date": result.created,
+                        "commit": commit,
+                        "gpu": "cpu",
+                        "driver": None,
+                        "cuda": None,
+                        "torch": result.machine["torch"],
+                        "diffusers": result.machine["diffusers"],
+                        "rounds": 1,
+                        "spread": 0.0,
+                    },
+                    {n: TOLERANCES[n] for n in guarded if n in TOLERANCES},
+                )
+            case = CaseRecord(
+                case_id(model),
+                key,
+                result.config,
+                medians=medians,
+                result=result.to_dict(),
+                checks=check_case(key, medians, load_baselines(baselines_path)),
+            )
             last_frames[model] = result.frames
             if newest:
                 case.output["mp4"] = str(save_mp4(result.frames, artifacts / f"{model}.mp4"))
@@ -127,9 +147,10 @@ def inputs(pipelines, tmp_path_factory):
         if newest:
             student, teacher = last_frames[STUDENT], last_frames[TEACHER]
             session.cases[0].quality = compare_videos(student, teacher)
-            sheet = save_contact_sheet({"CausVid": student, "teacher": teacher,
-                                        "|difference| x4": abs_difference(student, teacher, gain=4)},
-                                       artifacts / "causvid-vs-teacher.png")
+            sheet = save_contact_sheet(
+                {"CausVid": student, "teacher": teacher, "|difference| x4": abs_difference(student, teacher, gain=4)},
+                artifacts / "causvid-vs-teacher.png",
+            )
             session.cases[0].output[CONTACT_SHEET] = str(sheet)
         write_session(history, session)
 
@@ -141,28 +162,54 @@ def inputs(pipelines, tmp_path_factory):
     # pytest-benchmark's own storage, written by pytest-benchmark itself.
     bench_project = root / "bench-project"
     bench_project.mkdir()
-    (bench_project / "test_tiny_bench.py").write_text(textwrap.dedent("""
+    (bench_project / "test_tiny_bench.py").write_text(
+        textwrap.dedent("""
         def test_tiny_round(benchmark):
             benchmark.extra_info.update({"sampling_s": 0.25, "s_per_it": 0.04, "prompt_to_output_s": 0.5,
                                          "key": {"model": "causvid-1.3b", "height": 32, "width": 32, "frames": 9},
                                          "checks": {"sampling_s": "pass"}})
             benchmark.pedantic(lambda: sum(range(20000)), rounds=3, iterations=1)
-    """))
+    """)
+    )
     storage = root / "pytest-benchmark"
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_tiny_bench.py",
-         "--benchmark-autosave", f"--benchmark-storage=file://{storage}"],
-        cwd=bench_project, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "test_tiny_bench.py",
+            "--benchmark-autosave",
+            f"--benchmark-storage=file://{storage}",
+        ],
+        cwd=bench_project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    return {"history": history, "baselines": baselines_path, "sweep": sweep_path, "benchmarks": storage,
-            "artifacts": artifacts, "root": root}
+    return {
+        "history": history,
+        "baselines": baselines_path,
+        "sweep": sweep_path,
+        "benchmarks": storage,
+        "artifacts": artifacts,
+        "root": root,
+    }
 
 
 @pytest.fixture(scope="module")
 def built(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("report-out")
-    html_path, md_path = build_report(inputs["history"], benchmark_dir=inputs["benchmarks"],
-                                      baselines=inputs["baselines"], sweep=inputs["sweep"], out_dir=out)
+    html_path, md_path = build_report(
+        inputs["history"],
+        benchmark_dir=inputs["benchmarks"],
+        baselines=inputs["baselines"],
+        sweep=inputs["sweep"],
+        out_dir=out,
+    )
     return html_path, md_path, html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
 
 
@@ -176,7 +223,7 @@ def test_paths_and_self_contained_html(built):
     assert page.startswith("<!DOCTYPE html>")
     lowered = page.lower()
     assert "http://" not in lowered and "https://" not in lowered, "the page must not reference the network"
-    assert "<script" not in lowered and "<link" not in lowered and " src=\"file:" not in lowered
+    assert "<script" not in lowered and "<link" not in lowered and ' src="file:' not in lowered
     # No temporary files are left behind by the atomic writes.
     assert not [p for p in html_path.parent.iterdir() if p.name.startswith(".")]
 
@@ -207,9 +254,9 @@ def test_commits_and_metric_names(built):
 def _table_rows(md: str, heading: str) -> list[list[str]]:
     """Data rows of the first markdown table after `heading` (bold markers removed)."""
     section = md.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    table = section[section.index("\n| ") + 1:].split("\n\n", 1)[0]
+    table = section[section.index("\n| ") + 1 :].split("\n\n", 1)[0]
     lines = table.splitlines()
-    return [[c.strip().strip("*") for c in re.split(r"(?<!\\)\|", l)[1:-1]] for l in lines[2:]]
+    return [[c.strip().strip("*") for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines[2:]]
 
 
 def _sessions(inputs) -> list[Session]:
@@ -227,7 +274,7 @@ def test_latest_run_against_baselines(built, inputs):
             expected[(case.id, check.name)] = check
     assert set(by) == set(expected)
     for where, check in expected.items():
-        state, value, baseline, change, tolerance = by[where][2:7]
+        state, value, baseline, change, _ = by[where][2:7]
         assert state == check.state, where
         assert value == fmt.number(check.value, check.unit) and baseline == fmt.number(check.baseline, check.unit)
         if check.rel_change is not None:
@@ -253,8 +300,12 @@ def test_before_after_table(built, inputs):
             old, new = previous[case.id].medians[name], case.medians[name]
             check = judge_value(name, new, old, "cpu")  # --compare-to's verdict, with its CPU tolerances
             row = by[(case.id, name)]
-            assert row[2:] == [fmt.number(old, unit(name)), fmt.number(new, unit(name)),
-                               f"{check.rel_change * 100:+.1f} %", check.state]
+            assert row[2:] == [
+                fmt.number(old, unit(name)),
+                fmt.number(new, unit(name)),
+                f"{check.rel_change * 100:+.1f} %",
+                check.state,
+            ]
     assert by[(case_id(STUDENT), "s_per_it")][5] == "regression"
     assert float(by[(case_id(STUDENT), "s_per_it")][3].split()[0]) >= SLEEP_PER_FORWARD_S
     assert f"Before: {COMMITS[1][:10]}" in md and f"After: {COMMITS[2][:10]}" in md
@@ -278,8 +329,8 @@ def test_sweep_table(built, inputs):
     assert [(r[0], r[1]) for r in rows] == [("2", "1"), ("2", "3"), ("4", "1"), ("4", "3")]
     header = md.split("## Steps x guidance sweep", 1)[1].split("| steps |", 1)[1].split("\n", 1)[0]
     columns = ["steps"] + [c.strip() for c in header.split("|")[:-1]]
-    for row, raw in zip(rows, sweep["rows"]):
-        for column, cell in zip(columns, row):
+    for row, raw in zip(rows, sweep["rows"], strict=True):
+        for column, cell in zip(columns, row, strict=True):
             if column in ("sampling_s", "ssim_vs_teacher", "psnr_vs_teacher"):
                 assert cell == fmt.number(raw[column], unit(column)), column
     assert "the quality columns only exercise the code path" in md  # tiny weights: "meaningful": false
@@ -320,7 +371,7 @@ def test_markdown_images_next_to_it(built):
 def test_xdist_workers_are_one_run(inputs, tmp_path):
     latest = load_history(inputs["history"])[-1]
     history = tmp_path / "h"
-    for worker, case in zip(("gw0", "gw1"), latest.cases):
+    for worker, case in zip(("gw0", "gw1"), latest.cases, strict=True):
         write_session(history, dataclasses.replace(latest, worker=worker, cases=[case]))
     _, blocks = build_blocks(history)
     md = render_markdown("t", "s", blocks, images=False)
@@ -339,8 +390,9 @@ def _parser() -> argparse.ArgumentParser:
 def test_cli_report_and_step_summary(inputs, tmp_path, capsys):
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    args = _parser().parse_args(["report", "--history", str(inputs["history"]), "--out", str(tmp_path / "out"),
-                                 "--summary", str(summary)])
+    args = _parser().parse_args(
+        ["report", "--history", str(inputs["history"]), "--out", str(tmp_path / "out"), "--summary", str(summary)]
+    )
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert f"wrote {tmp_path / 'out' / 'report.html'}" in out
@@ -414,7 +466,7 @@ def test_foreign_files(inputs, tmp_path):
 
 def test_benchmarks_alone_make_a_report(inputs, tmp_path):
     empty = tmp_path / "no-history"
-    html_path, md_path = build_report(empty, benchmark_dir=inputs["benchmarks"], out_dir=tmp_path / "out")
+    _, md_path = build_report(empty, benchmark_dir=inputs["benchmarks"], out_dir=tmp_path / "out")
     md = md_path.read_text()
     assert "test_tiny_round" in md and "| test_tiny_round | sampling_s | pass |" in md
 
@@ -434,8 +486,10 @@ def test_rewrites_in_place(inputs, tmp_path):
 def chromium() -> Path:
     """Debian's Chromium; installed by scripts/ensure_chromium.sh on CI (root, Debian's packages)."""
     if not CHROMIUM.exists() and not os.environ.get("CI"):
-        pytest.skip(f"headless Chromium is not installed: run {ENSURE_CHROMIUM.relative_to(REPO)} as root "
-                    "(or set CI=1 to let the tests run it)")
+        pytest.skip(
+            f"headless Chromium is not installed: run {ENSURE_CHROMIUM.relative_to(REPO)} as root "
+            "(or set CI=1 to let the tests run it)"
+        )
     if not CHROMIUM.exists():
         completed = subprocess.run(["bash", str(ENSURE_CHROMIUM)], capture_output=True, text=True, timeout=1200)
         if completed.returncode != 0 or not CHROMIUM.exists():
@@ -444,9 +498,19 @@ def chromium() -> Path:
 
 
 def _chromium(binary: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [str(binary), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", *args]
+    command = [
+        str(binary),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 
@@ -459,19 +523,26 @@ def test_report_loads_in_headless_chromium(chromium, built, tmp_path):
     assert "<h1>causvid-perf report</h1>" in dom.stdout
     assert dom.stdout.count("<img") == page.count("<img") == 6
     assert IMG_TAG.findall(dom.stdout) == IMG_TAG.findall(page)  # the parsed DOM kept every image intact
-    console = [l for l in dom.stderr.splitlines() if "Uncaught" in l or ("CONSOLE" in l and "ERROR" in l)]
+    console = [ln for ln in dom.stderr.splitlines() if "Uncaught" in ln or ("CONSOLE" in ln and "ERROR" in ln)]
     assert console == []
 
     screenshot = tmp_path / "report-screenshot.png"
-    shot = _chromium(chromium, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1280,2000",
-                     "--hide-scrollbars", url)
+    shot = _chromium(
+        chromium,
+        tmp_path / "profile-shot",
+        f"--screenshot={screenshot}",
+        "--window-size=1280,2000",
+        "--hide-scrollbars",
+        url,
+    )
     assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-3000:]
     assert png_size(screenshot.read_bytes()) == (1280, 2000)
 
     # A tall screenshot must show the trend plots rendered (matplotlib's first line colour, #1f77b4).
     tall = tmp_path / "report-tall.png"
-    shot = _chromium(chromium, tmp_path / "profile-tall", f"--screenshot={tall}", "--window-size=1280,9000",
-                     "--hide-scrollbars", url)
+    shot = _chromium(
+        chromium, tmp_path / "profile-tall", f"--screenshot={tall}", "--window-size=1280,9000", "--hide-scrollbars", url
+    )
     assert shot.returncode == 0 and tall.exists(), shot.stderr[-3000:]
     pixels = (imread(str(tall))[..., :3] * 255).round().astype(int)
     blue = np.all(np.abs(pixels - np.array([31, 119, 180])) <= 8, axis=-1)
@@ -487,9 +558,19 @@ def test_gpu_shaped_history(inputs, tmp_path):
     """The GPU fields (VRAM peaks, NVML clocks, throttling, other processes) as the plugin stores them
     on a GPU runner, put on the real CPU records: VRAM gets its trend plot, the machine table its
     readings, and a throttled run is flagged unfit for a baseline."""
-    gpu = {"gpu": "NVIDIA H100 80GB HBM3", "gpu_class": "h100-80gb-hbm3", "driver": "550.54.15", "cuda": "12.4",
-           "sm_clock_mhz": 1980, "max_sm_clock_mhz": 1980, "mem_clock_mhz": 2619, "temperature_c": 41,
-           "power_w": 412.5, "throttle_reasons": [], "other_processes": []}
+    gpu = {
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "gpu_class": "h100-80gb-hbm3",
+        "driver": "550.54.15",
+        "cuda": "12.4",
+        "sm_clock_mhz": 1980,
+        "max_sm_clock_mhz": 1980,
+        "mem_clock_mhz": 2619,
+        "temperature_c": 41,
+        "power_w": 412.5,
+        "throttle_reasons": [],
+        "other_processes": [],
+    }
     history = tmp_path / "history"
     for index, session in enumerate(load_history(inputs["history"])[-2:]):
         machine = {**session.machine, **gpu}
@@ -512,30 +593,60 @@ def test_gpu_shaped_history(inputs, tmp_path):
 
 def test_the_runs_own_compare_to_verdicts_are_shown_with_p_and_output_quality(tmp_path):
     comparisons = [
-        {"name": "sampling_s", "state": "pass", "value": 10.4, "baseline": 10.0, "rel_change": 0.04,
-         "rel_tol": 0.08, "abs_tol": 0.5, "kind": "previous", "p_value": 0.31, "note": ""},
-        {"name": "output_ms_ssim", "state": "regression", "value": 0.82, "baseline": 1.0, "rel_change": -0.18,
-         "rel_tol": 0.05, "abs_tol": 0.05, "kind": "previous", "p_value": None, "note": "MS-SSIM ..."},
+        {
+            "name": "sampling_s",
+            "state": "pass",
+            "value": 10.4,
+            "baseline": 10.0,
+            "rel_change": 0.04,
+            "rel_tol": 0.08,
+            "abs_tol": 0.5,
+            "kind": "previous",
+            "p_value": 0.31,
+            "note": "",
+        },
+        {
+            "name": "output_ms_ssim",
+            "state": "regression",
+            "value": 0.82,
+            "baseline": 1.0,
+            "rel_change": -0.18,
+            "rel_tol": 0.05,
+            "abs_tol": 0.05,
+            "kind": "previous",
+            "p_value": None,
+            "note": "MS-SSIM ...",
+        },
     ]
     session = new_session({"gpu": "NVIDIA H100 80GB HBM3"}, commit="abc123", run_id="r2")
-    session.cases = [CaseRecord("causvid-1.3b-study", medians={"sampling_s": 10.4},
-                                comparisons=[Check.from_dict(c) for c in comparisons],
-                                compared_to="run abc000 of 2026-11-21T10:00:00+00:00",
-                                comparison_notes=["output quality not compared: the previous run made another video"])]
+    session.cases = [
+        CaseRecord(
+            "causvid-1.3b-study",
+            medians={"sampling_s": 10.4},
+            comparisons=[Check.from_dict(c) for c in comparisons],
+            compared_to="run abc000 of 2026-11-21T10:00:00+00:00",
+            comparison_notes=["output quality not compared: the previous run made another video"],
+        )
+    ]
     write_session(tmp_path, session)
     _, blocks = build_blocks(tmp_path)
     md = render_markdown("t", "s", blocks, images=False)
     assert "Judged by the run itself (--compare-to) against run abc000 of 2026-11-21T10:00:00+00:00." in md
-    assert re.search(r"\| causvid-1\.3b-study \| sampling_s \| 10\.0 s \| 10\.4 s \| \+4\.0 % \| 0\.31 \| pass \|", md), md
-    assert re.search(r"\| causvid-1\.3b-study \| output_ms_ssim \| 1\.0+ \| 0\.82 \| -18\.0 % \|  \| \S*regression", md), md
+    assert re.search(
+        r"\| causvid-1\.3b-study \| sampling_s \| 10\.0 s \| 10\.4 s \| \+4\.0 % \| 0\.31 \| pass \|", md
+    ), md
+    assert re.search(
+        r"\| causvid-1\.3b-study \| output_ms_ssim \| 1\.0+ \| 0\.82 \| -18\.0 % \|  \| \S*regression", md
+    ), md
     assert "causvid-1.3b-study: output quality not compared: the previous run made another video" in md
 
 
 def test_report_from_files_written_before_the_restructure(tmp_path):
     """A history (session version 1, contact sheets under "artifacts" too), a pytest-benchmark file and
     a sweep written by main at 92ab273 still make the whole report."""
-    html_path, md_path = build_report(FIXTURES / "hist", benchmark_dir=FIXTURES / "pytest-benchmark",
-                                      sweep=FIXTURES / "sweep.json", out_dir=tmp_path)
+    html_path, md_path = build_report(
+        FIXTURES / "hist", benchmark_dir=FIXTURES / "pytest-benchmark", sweep=FIXTURES / "sweep.json", out_dir=tmp_path
+    )
     page, md = html_path.read_text(), md_path.read_text()
     summary = dict((r[0], r[1]) for r in _table_rows(md, "Summary"))
     assert summary["runs in the history"].startswith("2 (first: 92ab273542 (2026-11-24 08:06))")

@@ -56,6 +56,7 @@ def quick(loaded, **changes) -> RunConfig:
 
 # -- what a run produces ---------------------------------------------------------------------------
 
+
 def test_loaded_configs_are_resolved(student, teacher):
     assert (student.config.steps, student.config.guidance) == (6, 1.0)
     assert (teacher.config.steps, teacher.config.guidance) == (50, 5.0)
@@ -128,6 +129,7 @@ def test_result_records_config_and_machine(student_result):
 
 # -- repeatability ---------------------------------------------------------------------------------
 
+
 def test_same_seed_is_bit_identical_and_another_seed_differs(student, student_result):
     again = runner.run_case(student, student.config.replace(seed=student.config.seed))
     assert np.array_equal(again.frames, student_result.frames)
@@ -137,10 +139,16 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(student, student_re
 
 # -- cases on a loaded pipeline --------------------------------------------------------------------
 
-@pytest.mark.parametrize("change, field", [
-    ({"model": "wan2.1-t2v-1.3b"}, "model"), ({"memory": ("vae-tiling",)}, "memory"),
-    ({"dtype": "bfloat16"}, "dtype"), ({"attention": "_native_math"}, "attention"),
-])
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"model": "wan2.1-t2v-1.3b"}, "model"),
+        ({"memory": ("vae-tiling",)}, "memory"),
+        ({"dtype": "bfloat16"}, "dtype"),
+        ({"attention": "_native_math"}, "attention"),
+    ],
+)
 def test_a_case_that_needs_another_pipeline_is_refused(student, change, field):
     with pytest.raises(ConfigError) as info:
         runner.run_case(student, RunConfig(**{**SIZE, "model": "causvid-1.3b", **change}))
@@ -155,6 +163,7 @@ def test_an_invalid_case_is_refused_before_running(student):
 
 
 # -- JSON ------------------------------------------------------------------------------------------
+
 
 def test_json_round_trip_and_schema(student_result, tmp_path):
     import jsonschema
@@ -171,10 +180,13 @@ def test_json_round_trip_and_schema(student_result, tmp_path):
     assert back.frames is None
 
 
-@pytest.mark.parametrize("foreign", [
-    {"benchmarks": [{"name": "test_x", "stats": {"mean": 1.0}}]},  # a pytest-benchmark file
-    [],
-])
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        {"benchmarks": [{"name": "test_x", "stats": {"mean": 1.0}}]},  # a pytest-benchmark file
+        [],
+    ],
+)
 def test_foreign_json_is_a_schema_error(tmp_path, foreign):
     path = tmp_path / "foreign.json"
     path.write_text(json.dumps(foreign))
@@ -184,9 +196,11 @@ def test_foreign_json_is_a_schema_error(tmp_path, foreign):
 
 def test_json_of_another_version_or_broken_metrics_is_a_schema_error(student_result, tmp_path):
     data = student_result.to_dict()
-    for broken in ({**data, "version": 2},
-                   {**data, "metrics": {k: v for k, v in data["metrics"].items() if k != "sampling_s"}},
-                   {**data, "metrics": {**data["metrics"], "sampling_s": -1.0}}):
+    for broken in (
+        {**data, "version": 2},
+        {**data, "metrics": {k: v for k, v in data["metrics"].items() if k != "sampling_s"}},
+        {**data, "metrics": {**data["metrics"], "sampling_s": -1.0}},
+    ):
         path = tmp_path / "broken.json"
         path.write_text(json.dumps(broken))
         with pytest.raises(ResultSchemaError):
@@ -216,6 +230,7 @@ def test_write_json_atomic_replaces_the_file(tmp_path):
 
 # -- continuous generation -------------------------------------------------------------------------
 
+
 def test_run_continuous(student):
     result = runner.run_continuous(student, quick(student, steps=2), videos=2)
     c = result.continuous
@@ -236,9 +251,9 @@ def test_run_continuous_needs_a_video(student):
 
 # -- memory recipe ---------------------------------------------------------------------------------
 
+
 def test_memory_recipe_runs_on_cpu():
-    loaded = load_pipeline(RunConfig(model="causvid-1.3b", memory="fp8-storage+te-offload+vae-tiling", steps=2,
-                                     **SIZE))
+    loaded = load_pipeline(RunConfig(model="causvid-1.3b", memory="fp8-storage+te-offload+vae-tiling", steps=2, **SIZE))
     pipe = loaded.pipe
     assert loaded.config.memory == ("fp8-storage", "te-offload", "vae-tiling")
     assert pipe.transformer.blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
@@ -251,6 +266,7 @@ def test_memory_recipe_runs_on_cpu():
 
 
 # -- failures: non-finite output and out of memory -------------------------------------------------
+
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("value, field", [(float("nan"), "nan_count"), (float("inf"), "inf_count")])

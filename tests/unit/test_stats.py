@@ -174,8 +174,7 @@ def test_too_few_samples_message_names_fix() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"alpha": 0.0}, {"alpha": 1.5}, {"confidence": 1.0}, {"threshold": -0.1}, {"n_resamples": 0}],
+    "kwargs", [{"alpha": 0.0}, {"alpha": 1.5}, {"confidence": 1.0}, {"threshold": -0.1}, {"n_resamples": 0}]
 )
 def test_bad_parameters_raise(kwargs) -> None:
     with pytest.raises(ValueError):
@@ -206,11 +205,7 @@ def test_to_dict_is_json_and_round_trips() -> None:
 
 
 @settings(deadline=None, max_examples=15)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    n=st.integers(2, 12),
-    scale=st.floats(1e-3, 1e9),
-)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 12), scale=st.floats(1e-3, 1e9))
 def test_swap_inverts_and_scale_invariance(seed: int, n: int, scale: float) -> None:
     rng = np.random.default_rng(seed)
     a = np.exp(rng.normal(0.0, 0.05, n))
@@ -285,12 +280,7 @@ def test_rounds_needed_values_and_validation() -> None:
 
 
 @settings(deadline=None, max_examples=40)
-@given(
-    cv=st.floats(0.0, 0.2),
-    dcv=st.floats(0.0, 0.2),
-    effect=st.floats(0.005, 0.5),
-    factor=st.floats(1.0, 3.0),
-)
+@given(cv=st.floats(0.0, 0.2), dcv=st.floats(0.0, 0.2), effect=st.floats(0.005, 0.5), factor=st.floats(1.0, 3.0))
 def test_rounds_needed_monotone(cv: float, dcv: float, effect: float, factor: float) -> None:
     n = rounds_needed(cv, effect)
     assert n >= minimum_rounds(0.05)

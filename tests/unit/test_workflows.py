@@ -72,14 +72,21 @@ def actionlint() -> Path:
     binary = Path(sysconfig.get_path("scripts")) / "actionlint"
     installed = binary if binary.exists() else (Path(found) if (found := shutil.which("actionlint")) else None)
     if os.environ.get("CI"):
-        completed = subprocess.run(["bash", str(ENSURE_ACTIONLINT)], env={**os.environ, "PYTHON": sys.executable},
-                                   capture_output=True, text=True, timeout=600)
+        completed = subprocess.run(
+            ["bash", str(ENSURE_ACTIONLINT)],
+            env={**os.environ, "PYTHON": sys.executable},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if completed.returncode != 0 or not binary.exists():
             pytest.fail(f"{ENSURE_ACTIONLINT.name} failed ({completed.returncode}): {completed.stderr[-2000:]}")
         return binary
     if installed is None:
-        pytest.skip(f"actionlint is not installed: run {ENSURE_ACTIONLINT.relative_to(REPO)} "
-                    "(or set CI=1 to let the tests run it)")
+        pytest.skip(
+            f"actionlint is not installed: run {ENSURE_ACTIONLINT.relative_to(REPO)} "
+            "(or set CI=1 to let the tests run it)"
+        )
     return installed
 
 
@@ -87,8 +94,13 @@ def run_actionlint(binary: Path, *options: str) -> subprocess.CompletedProcess:
     """actionlint in the repository root: with no files it lints .github/workflows/ and reads
     .github/actionlint.yaml, as it does for anyone who runs it there."""
     # shellcheck and pyflakes off: the result must not depend on what else the machine has installed.
-    return subprocess.run([str(binary), "-shellcheck=", "-pyflakes=", "-no-color", "-oneline", *options],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [str(binary), "-shellcheck=", "-pyflakes=", "-no-color", "-oneline", *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
 
 
 def test_actionlint_config_declares_gpu_labels():
@@ -107,8 +119,11 @@ def test_actionlint_catches_mistakes(actionlint, tmp_path):
     the labels the config declares pass."""
     bad = tmp_path / ".github" / "workflows" / "bad.yml"
     bad.parent.mkdir(parents=True)
-    bad.write_text(GPU.read_text().replace("[self-hosted, linux, gpu, h100]", "[self-hosted, linux, gpu, h1OO]")
-                   .replace("github.event_name == 'push'", "github.event_nam == 'push'"))
+    bad.write_text(
+        GPU.read_text()
+        .replace("[self-hosted, linux, gpu, h100]", "[self-hosted, linux, gpu, h1OO]")
+        .replace("github.event_name == 'push'", "github.event_nam == 'push'")
+    )
     # outside the repository, so the repository's config is named explicitly
     completed = run_actionlint(actionlint, "-config-file", str(ACTIONLINT_CONFIG), str(bad))
     assert completed.returncode == 1
@@ -141,8 +156,11 @@ def test_gpu_pytest_command(gpu):
     index, step = find(all_steps, lambda s: "-m pytest" in command(s))
     text = command(step)
     assert "-m h100 --require-gpu --benchmark-autosave" in text
-    for part in ("--benchmark-storage=file://.benchmarks/pytest-benchmark", "--history-dir .benchmarks/causvid-perf",
-                 "--compare-to latest"):
+    for part in (
+        "--benchmark-storage=file://.benchmarks/pytest-benchmark",
+        "--history-dir .benchmarks/causvid-perf",
+        "--compare-to latest",
+    ):
         assert part in text
     assert setup_index < index
     # A regression must fail the job: pytest's exit code is not swallowed.
@@ -156,8 +174,13 @@ def test_gpu_pytest_options_are_known(gpu, tmp_path):
     args = shlex.split(line.split("-m pytest", 1)[1])
     args = [a for a in args if a != "--require-gpu"]
     args = [a.replace(".benchmarks/", f"{tmp_path}/") for a in args]
-    completed = subprocess.run([sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "-p", "no:cacheprovider",
-                                "tests/perf"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "-p", "no:cacheprovider", "tests/perf"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
 
 
@@ -170,8 +193,10 @@ def test_gpu_history_of_main(gpu):
     assert download["with"]["name"] == "perf-history-main"
     assert download["with"]["if_no_artifact_found"] == "warn"
     assert download["with"]["path"] == ".benchmarks"
-    _, keep = find(all_steps, lambda s: s.get("with", {}).get("name") == "perf-history-main"
-                   and "upload-artifact" in s.get("uses", ""))
+    _, keep = find(
+        all_steps,
+        lambda s: s.get("with", {}).get("name") == "perf-history-main" and "upload-artifact" in s.get("uses", ""),
+    )
     assert "github.event_name == 'push'" in keep["if"] and "refs/heads/main" in keep["if"]
     assert ".benchmarks/causvid-perf/" in keep["with"]["path"]
 
