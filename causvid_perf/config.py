@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +195,10 @@ class RunConfig:
             raise ConfigError(f"guidance must be >= 0 (1.0 disables CFG); got {self.guidance}")
         if self.shift is not None and not (self.shift > 0):
             raise ConfigError(f"shift must be > 0; got {self.shift}")
+        for name in ("guidance", "shift"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number; got {value!r}")
         _check_int("seed", self.seed)
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0; got {self.seed}")

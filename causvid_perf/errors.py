@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad input: options, files, weights; nothing was measured
     NONFINITE = 3  # an output held NaN or Inf
     OUT_OF_MEMORY = 4  # CUDA ran out of memory; the message names the stage and the fill
+    WRITE_FAILED = 7  # the run was measured (and printed) but a file could not be written
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -58,6 +59,17 @@ class ResultSchemaError(CausvidPerfError, ValueError):
 
 class SweepFileError(CausvidPerfError, ValueError):
     """A file that is not a sweep written by `causvid-perf sweep`."""
+
+
+class OutputPathError(CausvidPerfError, ValueError):
+    """An output path given to a command cannot be written (checked before anything is measured)."""
+
+
+class WriteError(CausvidPerfError, OSError):
+    """A file could not be written after the work was done; the message says which and why, and
+    what was measured has been printed already."""
+
+    exit_code = ExitCode.WRITE_FAILED
 
 
 class ReportError(CausvidPerfError, ValueError):

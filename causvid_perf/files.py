@@ -1,21 +1,27 @@
 """Atomic file writes: readers see the old file or the new one, never half of one.
 
 Every file the suite writes (results, baselines, references, reports) goes through here: a temp
-file in the destination's folder, fsync, then os.replace (a rename on one filesystem).
+file in the destination's folder, fsync, then os.replace (a rename on one filesystem). A write that
+fails raises WriteError (one line: which file, why); `check_writable` finds a bad output path
+before a command measures anything; `sweep_stale_temps` removes what a killed writer left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from causvid_perf.errors import OutputPathError, WriteError
 
 
 def atomic_write(
@@ -34,12 +40,48 @@ def atomic_write(
         # mkstemp creates 0600; keep the existing file's mode (or the usual 0644) so sharing works.
         os.chmod(temp_name, stat.S_IMODE(os.stat(path).st_mode) if path.exists() else 0o644)
         os.replace(temp_name, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise WriteError(
+            f"could not write {path} ({exc.strerror or exc}); check that the folder is writable and has space"
+        ) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """The path, when a file can be written there; OutputPathError (one line) otherwise. Folders
+    that do not exist yet are fine as long as the nearest existing one is a writable folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{what} {path} is a folder; give a file name")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputPathError(f"{what} {path} cannot be created: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {path} cannot be written: {ancestor} is not writable; choose another folder")
+    return path
+
+
+def sweep_stale_temps(path: str | os.PathLike, older_than_s: float = 3600.0) -> list[Path]:
+    """Removes the temp files a killed writer of `path` left behind (`.<name>.*` beside it) that are
+    older than `older_than_s`; returns what was removed. Pass 0 where a lock excludes live writers."""
+    path = Path(path)
+    removed = []
+    now = time.time()
+    for temp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        with contextlib.suppress(OSError):
+            if temp.is_file() and now - temp.stat().st_mtime >= older_than_s:
+                temp.unlink()
+                removed.append(temp)
+    return removed
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -1,4 +1,5 @@
-"""Torch's process-wide settings, changed for one block and restored after it."""
+"""Torch's process-wide state: settings changed for one block and restored after it, and what CUDA
+says about its memory when it has run out."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
+
+from causvid_perf.errors import StageOOMError
+from causvid_perf.metrics import GIB
 
 T = TypeVar("T")
 
@@ -29,3 +33,16 @@ def torch_threads(count: int) -> Any:
 def default_dtype(dtype: torch.dtype) -> Any:
     """Tensors and modules made in the block default to `dtype`."""
     return _scoped(torch.get_default_dtype, torch.set_default_dtype, dtype)
+
+
+def oom_error(stage: str, what: str, device: str) -> StageOOMError:
+    """The one-line error for a CUDA out-of-memory in `stage` of `what`; returns the cached blocks
+    first, so the free memory it names is what the next case would find. Call it outside the
+    `except` block that caught the OOM, so that nothing keeps the failed stage's tensors alive."""
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    peak = torch.cuda.max_memory_allocated(device) / GIB if cuda else None
+    free = None
+    if cuda:
+        torch.cuda.empty_cache()
+        free = torch.cuda.mem_get_info(device)[0] / GIB
+    return StageOOMError(stage, what, peak, free)

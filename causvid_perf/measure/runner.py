@@ -12,15 +12,15 @@ import numpy as np
 import torch
 
 from causvid_perf.config import PIPELINE_FIELDS, RunConfig
-from causvid_perf.errors import ConfigError, StageOOMError
+from causvid_perf.errors import ConfigError
 from causvid_perf.measure import flops
 from causvid_perf.measure.instruments import Meter, StepTimer
 from causvid_perf.measure.machine import device_name, machine_info
-from causvid_perf.metrics import GIB
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.specs import transformer_config
+from causvid_perf.torch_state import oom_error
 
 
 def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
@@ -101,30 +101,17 @@ def run_case(
     pipe.scheduler = build_scheduler(config)
     machine = machine_info(config.device)
     timer = StepTimer(cuda=config.device.startswith("cuda"))
-    stage = "start"
-
+    reached: list[str] = []
     with Meter(config.device) as meter, torch.inference_mode():
         try:
-            meter.sync()
-            start = time.perf_counter()
-            for stage in ("text_encode", "sampling", "decode", "frames_out"):
-                if on_stage:
-                    on_stage(stage)
-                with meter.stage(stage):
-                    if stage == "text_encode":
-                        embeds = _encode(loaded, config)
-                    elif stage == "sampling":
-                        latents = _sample(loaded, config, embeds, timer)
-                    elif stage == "decode":
-                        video = decode_latents(pipe, latents)
-                    else:
-                        nan = int(torch.isnan(video).sum())
-                        inf = int(torch.isinf(video).sum())
-                        frames = frames_to_uint8(pipe, video)
-            meter.sync()
-            prompt_to_output = time.perf_counter() - start
+            prompt_to_output, (nan, inf, first_bad), frames = _stages(loaded, config, meter, timer, reached, on_stage)
+            failed = None
         except torch.OutOfMemoryError:
-            raise _oom(stage, config) from None
+            failed = reached[-1] if reached else "start"
+    if failed is not None:
+        # Raised here, after the except block: the traceback that held the failed stage's tensors is
+        # gone, so the memory is free for the next case.
+        raise oom_error(failed, config.describe(), config.device)
 
     steps = timer.step_seconds()
     s_per_it = statistics.median(steps) if steps else None
@@ -157,7 +144,12 @@ def run_case(
         },
     )
     output = OutputInfo(
-        shape=list(frames.shape), dtype=str(frames.dtype), finite=nan == 0 and inf == 0, nan_count=nan, inf_count=inf
+        list(frames.shape),
+        str(frames.dtype),
+        finite=nan == 0 and inf == 0,
+        nan_count=nan,
+        inf_count=inf,
+        first_bad_frame=first_bad,
     )
     return RunResult(
         config=config.to_dict(),
@@ -170,13 +162,45 @@ def run_case(
     )
 
 
-def _oom(stage: str, config: RunConfig) -> StageOOMError:
-    peak = torch.cuda.max_memory_allocated(config.device) / GIB if torch.cuda.is_available() else None
-    free = None
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-        free = torch.cuda.mem_get_info(config.device)[0] / GIB
-    return StageOOMError(stage, config.describe(), peak, free)
+def _stages(
+    loaded: LoadedPipeline,
+    config: RunConfig,
+    meter: Meter,
+    timer: StepTimer,
+    reached: list[str],
+    on_stage: Callable[[str], None] | None,
+) -> tuple[float, tuple[int, int, int | None], np.ndarray]:
+    """Encode, sample, decode, frames out, each timed by the meter; appends each stage to `reached`
+    as it starts. Returns (prompt-to-output seconds, non-finite counts, uint8 frames)."""
+    pipe = loaded.pipe
+    meter.sync()
+    start = time.perf_counter()
+    with meter.stage(_enter("text_encode", reached, on_stage)):
+        embeds = _encode(loaded, config)
+    with meter.stage(_enter("sampling", reached, on_stage)):
+        latents = _sample(loaded, config, embeds, timer)
+    with meter.stage(_enter("decode", reached, on_stage)):
+        video = decode_latents(pipe, latents)
+    with meter.stage(_enter("frames_out", reached, on_stage)):
+        counts = non_finite(video)
+        frames = frames_to_uint8(pipe, video)
+    meter.sync()
+    return time.perf_counter() - start, counts, frames
+
+
+def _enter(stage: str, reached: list[str], on_stage: Callable[[str], None] | None) -> str:
+    reached.append(stage)
+    if on_stage:
+        on_stage(stage)
+    return stage
+
+
+def non_finite(video: torch.Tensor) -> tuple[int, int, int | None]:
+    """(NaN count, Inf count, index of the first frame holding either) of a decoded (B, C, F, H, W) video."""
+    bad = ~torch.isfinite(video)
+    frames_bad = bad.flatten(3).any(dim=-1).any(dim=1).any(dim=0)  # per frame
+    first = int(frames_bad.nonzero()[0, 0]) if bool(frames_bad.any()) else None
+    return int(torch.isnan(video).sum()), int(torch.isinf(video).sum()), first
 
 
 def run_continuous(

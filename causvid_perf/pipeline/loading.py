@@ -4,6 +4,7 @@ or a full CausVid checkpoint."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from causvid_perf.pipeline.components import build_components
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.specs import ModelSpec, transformer_config
+from causvid_perf.torch_state import oom_error
 
 MODELS_DIR_ENV = "CAUSVID_PERF_MODELS"
 TINY_WEIGHTS_SEED = 0  # tiny weights depend on the model only; the run seed drives the noise
@@ -219,6 +221,17 @@ def _set_attention(pipe: Any, backend: str) -> None:
         raise ConfigError(f"attention backend {backend!r} is not usable here ({exc}); use --attention native") from None
 
 
+def _build(config: RunConfig, dtype: torch.dtype, device: str, models: Path | None) -> tuple[Any, dict[str, Any]]:
+    if config.weights == "tiny":
+        pipe, details = _load_tiny(config, dtype)
+    elif config.weights == "synthetic":
+        pipe, details = _load_synthetic(config, dtype, device)
+    else:
+        pipe, details = _load_pretrained(config, dtype, models)
+    _apply_memory_recipe(pipe, config, dtype, device)
+    return pipe, details
+
+
 def load_pipeline(
     config: RunConfig, *, models_dir: str | os.PathLike | None = None, progress: bool = False
 ) -> LoadedPipeline:
@@ -231,13 +244,14 @@ def load_pipeline(
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    if weights == "tiny":
-        pipe, details = _load_tiny(config, dtype)
-    elif weights == "synthetic":
-        pipe, details = _load_synthetic(config, dtype, device)
-    else:
-        pipe, details = _load_pretrained(config, dtype, models)
-    _apply_memory_recipe(pipe, config, dtype, device)
+    try:
+        pipe, details = _build(config, dtype, device, models)
+        failed = False
+    except torch.OutOfMemoryError:
+        failed = True
+    if failed:  # raised outside the except block, so the half-built pipeline can be freed
+        gc.collect()
+        raise oom_error("load", config.describe(), device)
     _set_attention(pipe, config.attention)
     pipe.set_progress_bar_config(disable=not progress, leave=False, desc=config.model)
     if device.startswith("cuda"):

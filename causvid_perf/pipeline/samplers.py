@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -67,15 +68,30 @@ assert tuple(SAMPLERS) == SAMPLER_NAMES, "specs.SAMPLERS names the samplers buil
 
 
 def build_scheduler(config: RunConfig) -> Any:
-    """A fresh scheduler for a resolved config. A dotted path is called as factory(config)."""
+    """A fresh scheduler for a resolved config: a named sampler, or a user's `package.module:name`.
+
+    The user's contract: `name` is either a factory ``name(config: RunConfig) -> SchedulerMixin``
+    (called with the case's resolved config: config.shift, config.steps, config.timesteps, ...), or a
+    diffusers scheduler class, built with the case's flow shift (``shift=`` or ``flow_shift=``, on
+    flow-matching sigmas where the class offers them).
+    """
     name = config.sampler
     if name is None:
         raise ValueError("build_scheduler needs a resolved config (RunConfig.resolved() names the sampler)")
     known_sampler_or_raise(name)
     if name in SAMPLERS:
         return SAMPLERS[name](config)
-    factory = _import_factory(name)
-    scheduler = factory(config)
+    target = _import_target(name)
+    if isinstance(target, type) and issubclass(target, SchedulerMixin):
+        return _from_class(target, config)
+    _check_factory_signature(name, target)
+    try:
+        scheduler = target(config)
+    except Exception as exc:  # the user's code: say what failed, in one line
+        raise ConfigError(
+            f"sampler factory {name!r} failed ({type(exc).__name__}: {exc}); it is called as factory(config) with "
+            "the run's resolved RunConfig and must return a diffusers scheduler"
+        ) from None
     if not isinstance(scheduler, SchedulerMixin):
         raise ConfigError(
             f"sampler factory {name!r} returned {type(scheduler).__name__}, not a diffusers scheduler; "
@@ -84,16 +100,47 @@ def build_scheduler(config: RunConfig) -> Any:
     return scheduler
 
 
-def _import_factory(path: str) -> Callable[[RunConfig], Any]:
+# Keyword arguments a scheduler class is built with, when its __init__ takes them: the flow shift
+# under either of diffusers' names, and flow-matching sigmas for the multistep solvers.
+_CLASS_SETTINGS = (
+    ("shift", lambda config: config.shift),
+    ("flow_shift", lambda config: config.shift),
+    ("use_flow_sigmas", lambda config: True),
+    ("prediction_type", lambda config: "flow_prediction"),
+)
+
+
+def _from_class(cls: type, config: RunConfig) -> Any:
+    accepted = inspect.signature(cls).parameters
+    return cls(**{name: value(config) for name, value in _CLASS_SETTINGS if name in accepted})
+
+
+def _check_factory_signature(name: str, factory: Callable[..., Any]) -> None:
+    try:
+        inspect.signature(factory).bind(object())
+    except TypeError:
+        raise ConfigError(
+            f"sampler {name!r} must be a factory taking one argument, the run's RunConfig "
+            f"(def {name.partition(':')[2]}(config) -> scheduler), or a diffusers scheduler class; "
+            f"its signature is {inspect.signature(factory)}"
+        ) from None
+    except ValueError:  # a builtin without a signature: let the call decide
+        return
+
+
+def _import_target(path: str) -> Any:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or the user's module failing while it imports
         raise ConfigError(
-            f"cannot import sampler module {module_name!r} ({type(exc).__name__}: {exc}); check the dotted path package.module:factory "
-            "and that the package is importable"
+            f"cannot import sampler module {module_name!r} ({type(exc).__name__}: {exc}); check the dotted path "
+            "package.module:factory and that the package is importable"
         ) from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"{module_name!r} has no callable {attr!r}; the sampler path must name a factory function")
-    return factory
+    target = getattr(module, attr, None)
+    if not callable(target):
+        raise ConfigError(
+            f"{module_name!r} has no callable {attr!r}; the sampler path must name a factory function or a "
+            "scheduler class"
+        )
+    return target

@@ -64,6 +64,7 @@ class OutputInfo:
     finite: bool
     nan_count: int = 0
     inf_count: int = 0
+    first_bad_frame: int | None = None  # the first frame holding NaN or Inf
 
 
 @dataclass
