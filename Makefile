@@ -1,7 +1,7 @@
 # The two commands a newcomer needs (see README): `make bench` and `make test`.
 # Both set up .venv on first use through scripts/setup.sh.
 VENV := .venv
-.PHONY: bench test lint setup clean
+.PHONY: bench test lint setup gpu-evidence clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -19,6 +19,10 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(VENV)/bin/python -m pytest $(ARGS)
+
+# On a machine with a CUDA GPU: baselines, bench, overhead and the gate study (docs/gpu.md).
+gpu-evidence: $(VENV)/.installed
+	bash scripts/gpu_evidence.sh $(OUT_DIR)
 
 clean:
 	rm -rf $(VENV) .benchmarks .pytest_cache .mypy_cache .ruff_cache causvid-perf-out
