@@ -1,5 +1,5 @@
 """Runs A and B in interleaved ABBA rounds on the same seeds and judges per-step time, sampling time,
-prompt-to-output and peak VRAM (ratio of medians, 95 %% bootstrap CI, Mann-Whitney p).
+prompt-to-output and peak VRAM (ratio of medians, 95 % bootstrap CI, Mann-Whitney p).
 
 Exit codes: 0 no regression; 1 B is significantly slower than A beyond --threshold in per-step or
 sampling time, or uses more peak memory beyond --memory-tolerance; 2 bad input; 3 an output holds

@@ -80,8 +80,8 @@ def on_gpu(args: argparse.Namespace) -> bool:
 
 
 def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
-    """Without a GPU, and with no size asked for, runs use the tiny profile."""
-    if torch.cuda.is_available() or (args.device or "").startswith("cuda"):
+    """Runs on the CPU (no GPU, or --device cpu) default to the tiny profile; options still win."""
+    if on_gpu(args) or (getattr(args, "device", None) or "").startswith("cuda"):
         return {}
     return dict(PROFILES["tiny"])
 

@@ -1,24 +1,109 @@
-"""Whether a run may become a reference (a baseline, or the run a later one is compared with).
+"""Whether a run may become a reference: a baseline, or the run a later one is compared with.
 
-A run measured while another process used the GPU, or while the GPU throttled for heat or power,
-describes that moment rather than the code: it must not become a reference.
+A run is unfit when its numbers describe something other than the code at a quiet GPU:
+
+- a slowdown was injected on purpose (`--inject-slowdown`, the gate study);
+- its output holds NaN or Inf;
+- another process used the GPU while it ran, judged from memory, not process ids (inside a
+  container NVML reports host pids, so this process cannot find itself by pid): NVML's used memory
+  minus this process's reserved pool and its CUDA context;
+- the GPU throttled for heat or power;
+- it kept too few rounds for a median to mean much;
+- it ran tiny weights but carries a GPU's key (tiny timings describe the harness, not the GPU).
+
+Every stored case carries its `Validity`; `--update-baselines` refuses an unfit case, `--compare-to
+latest` skips unfit runs, and the report marks them and keeps them out of trend lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+# This process's CUDA context and the driver's own use of the card, which NVML counts as "used"
+# but torch's reserved pool does not (about 0.5 GiB on an H100): more than this is someone else's.
+CONTEXT_ALLOWANCE_GIB = 1.0
+# Memory of other processes that makes a run unfit (beyond the allowance above).
+OTHER_MEMORY_LIMIT_GIB = 0.5
+# A median of fewer rounds than this is not a reference.
+MIN_REFERENCE_ROUNDS = 3
 _IGNORED_THROTTLE = {"GpuIdle", "ApplicationsClocksSetting"}
 _SLOWING_THROTTLE = {"HwSlowdown", "HwThermalSlowdown", "SwThermalSlowdown", "HwPowerBrakeSlowdown"}
 
 
+@dataclass(frozen=True)
+class Validity:
+    """Fit to be a reference when there is no reason against it."""
+
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def fit(self) -> bool:
+        return not self.reasons
+
+    def describe(self) -> str:
+        return "fit" if self.fit else "unfit: " + "; ".join(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fit": self.fit, "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Validity:
+        reasons = data.get("reasons") if isinstance(data, Mapping) else None
+        return cls(tuple(str(r) for r in reasons or ()))
+
+    def __add__(self, other: Validity) -> Validity:
+        return Validity(self.reasons + tuple(r for r in other.reasons if r not in self.reasons))
+
+
+def other_memory_gib(used_gib: float | None, reserved_gib: float | None) -> float | None:
+    """Memory on the card that is not this process's: NVML's used minus torch's reserved pool and the
+    context allowance; None without an NVML reading."""
+    if used_gib is None:
+        return None
+    return max(0.0, used_gib - (reserved_gib or 0.0) - CONTEXT_ALLOWANCE_GIB)
+
+
+def machine_validity(machine: Mapping[str, Any]) -> Validity:
+    """What the machine state recorded with a run says: other processes' memory, throttling."""
+    reasons = []
+    other = machine.get("other_memory_gib")
+    if isinstance(other, (int, float)) and other > OTHER_MEMORY_LIMIT_GIB:
+        reasons.append(f"{other:.2f} GiB of other processes' memory on the GPU")
+    elif other is None and machine.get("other_processes"):  # recorded before memory was judged
+        reasons.append(f"{len(machine['other_processes'])} other process(es) on the GPU")
+    throttle = set(machine.get("throttle_reasons") or []) - _IGNORED_THROTTLE
+    if throttle & _SLOWING_THROTTLE:
+        reasons.append(f"GPU throttled: {', '.join(sorted(throttle))}")
+    return Validity(tuple(reasons))
+
+
+def run_validity(
+    machine: Mapping[str, Any],
+    *,
+    slowdown: float = 1.0,
+    finite: bool = True,
+    first_bad_frame: int | None = None,
+    rounds: int | None = None,
+    weights: str | None = None,
+    gpu_class: str | None = None,
+) -> Validity:
+    """Every rule at once, for one measured case."""
+    reasons = list(machine_validity(machine).reasons)
+    if slowdown != 1.0:
+        reasons.append(f"a x{slowdown:g} slowdown was injected")
+    if not finite:
+        where = f" from frame {first_bad_frame}" if first_bad_frame is not None else ""
+        reasons.append(f"the output holds NaN or Inf{where}")
+    if rounds is not None and rounds < MIN_REFERENCE_ROUNDS:
+        reasons.append(f"{rounds} measured round(s), a reference needs {MIN_REFERENCE_ROUNDS}")
+    if weights == "tiny" and gpu_class not in (None, "cpu"):
+        reasons.append(f"tiny weights on {gpu_class}: their times describe the harness, not the GPU")
+    return Validity(tuple(reasons))
+
+
 def fit_for_baseline(machine: Mapping[str, Any]) -> tuple[bool, str]:
-    """(fit, why not) from the machine state recorded with a run."""
-    others = machine.get("other_processes") or []
-    if others:
-        return False, f"{len(others)} other process(es) on the GPU"
-    reasons = set(machine.get("throttle_reasons") or []) - _IGNORED_THROTTLE
-    if reasons & _SLOWING_THROTTLE:
-        return False, f"GPU throttled: {', '.join(sorted(reasons))}"
-    return True, ""
+    """(fit, why not) from the machine state alone (the report's machine table)."""
+    validity = machine_validity(machine)
+    return validity.fit, "; ".join(validity.reasons)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import socket
@@ -13,6 +12,7 @@ import pynvml
 import torch
 import transformers
 
+from causvid_perf.judge.validity import other_memory_gib
 from causvid_perf.metrics import GIB
 
 
@@ -77,7 +77,7 @@ def gpu_state(device: str) -> dict[str, Any]:
         "throttle_reasons": lambda: _throttle_reasons(handle),
         "memory_total_gib": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total / GIB,
         "memory_used_gib": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / GIB,
-        "other_processes": lambda: _other_processes(handle),
+        "gpu_processes": lambda: _gpu_processes(handle),
     }
     for key, read in readers.items():
         try:
@@ -88,10 +88,34 @@ def gpu_state(device: str) -> dict[str, Any]:
     return state
 
 
-def _other_processes(handle: Any) -> list[dict[str, Any]]:
-    """Processes on the GPU besides this one: their presence makes a run unfit for a baseline."""
+def _gpu_processes(handle: Any) -> list[dict[str, Any]]:
+    """Every process NVML lists on the GPU, for the record. Whether others used it is judged from
+    memory (judge/validity.py): in a container these are host pids, this process's among them."""
     procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-    return [{"pid": p.pid, "used_gib": (p.usedGpuMemory or 0) / GIB} for p in procs if p.pid != os.getpid()]
+    return [{"pid": p.pid, "used_gib": (p.usedGpuMemory or 0) / GIB} for p in procs]
+
+
+def nvml_used_gib(device: str) -> float | None:
+    """NVML's used memory of the device (everything on the card); None on CPU or without NVML."""
+    handle = nvml_handle(device)
+    if handle is None:
+        return None
+    try:
+        return float(pynvml.nvmlDeviceGetMemoryInfo(handle).used) / GIB
+    except Exception:  # NVML refused: machine state is best effort
+        return None
+
+
+def memory_state(device: str, used_gib: float | None) -> dict[str, Any]:
+    """This process's allocator at this moment and the memory on the card that is not its own."""
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    allocated = torch.cuda.memory_allocated(device) / GIB if cuda else None
+    reserved = torch.cuda.memory_reserved(device) / GIB if cuda else None
+    return {
+        "torch_allocated_gib": allocated,
+        "torch_reserved_gib": reserved,
+        "other_memory_gib": other_memory_gib(used_gib, reserved),
+    }
 
 
 def machine_info(device: str) -> dict[str, Any]:
@@ -118,4 +142,5 @@ def machine_info(device: str) -> dict[str, Any]:
         info["gpu_sm_count"] = props.multi_processor_count
         info["compute_capability"] = f"{props.major}.{props.minor}"
         info.update(gpu_state(device))
+        info.update(memory_state(device, info.get("memory_used_gib")))
     return info

@@ -42,6 +42,22 @@ class LoadedPipeline:
     def text_encoder_offloaded(self) -> bool:
         return "te-offload" in self.config.memory
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.config.device.startswith("cuda")
+
+    def park(self) -> None:
+        """Moves every component to host memory, so another pipeline has the GPU to itself."""
+        for name in _COMPONENTS:
+            getattr(self.pipe, name).to("cpu")
+
+    def place(self) -> None:
+        """Puts the components where the memory recipe wants them (back on the GPU after park())."""
+        _place(self.pipe, self.config, self.config.device)
+
+
+_COMPONENTS = ("transformer", "vae", "text_encoder")
+
 
 def models_dir_from(option: str | os.PathLike | None) -> Path | None:
     value = option or os.environ.get(MODELS_DIR_ENV)
@@ -206,6 +222,10 @@ def _apply_memory_recipe(pipe: Any, config: RunConfig, dtype: torch.dtype, devic
         pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if "vae-tiling" in config.memory:
         pipe.vae.enable_tiling()
+    _place(pipe, config, device)
+
+
+def _place(pipe: Any, config: RunConfig, device: str) -> None:
     for name in ("transformer", "vae"):
         getattr(pipe, name).to(device)
     # With te-offload the text encoder lives on the CPU and visits the GPU only to encode.

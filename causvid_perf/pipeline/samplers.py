@@ -100,6 +100,17 @@ def build_scheduler(config: RunConfig) -> Any:
     return scheduler
 
 
+def check_sampler(name: str) -> None:
+    """Checks a sampler name before anything loads: a known name, or a user's factory or scheduler
+    class that imports and fits the contract (see build_scheduler); ConfigError otherwise."""
+    known_sampler_or_raise(name)
+    if name in SAMPLERS:
+        return
+    target = _import_target(name)
+    if not (isinstance(target, type) and issubclass(target, SchedulerMixin)):
+        _check_factory_signature(name, target)
+
+
 # Keyword arguments a scheduler class is built with, when its __init__ takes them: the flow shift
 # under either of diffusers' names, and flow-matching sigmas for the multistep solvers.
 _CLASS_SETTINGS = (

@@ -41,29 +41,65 @@ def synced_perf_counter() -> float:
 
 
 class PipelineCache:
-    """Loads each pipeline once per session (per xdist worker); cases share it."""
+    """Loads each pipeline once per session (per xdist worker); cases share it.
+
+    While a case is measured only its own pipeline is on the GPU: the others wait in host memory
+    (`LoadedPipeline.park`) and come back when their cases run. The moves are timed and reported
+    apart, never inside a case's figures, so a case's VRAM peak is the same whether it runs alone,
+    first or last.
+    """
 
     def __init__(self, options: SuiteOptions):
         self.options = options
         self._loaded: dict[tuple[Any, ...], LoadedPipeline] = {}
+        self._on_device: LoadedPipeline | None = None
         self.load_times: dict[str, float] = {}
+        self.move_times: dict[str, float] = {}  # model -> seconds spent parking and placing it
 
     def get(self, config: RunConfig) -> tuple[LoadedPipeline, bool]:
-        """(pipeline, freshly loaded?)"""
+        """(pipeline, freshly loaded?), the only one on the GPU."""
         key = config.pipeline_key()
-        if key in self._loaded:
-            return self._loaded[key], False
+        loaded = self._loaded.get(key)
+        self._park_all_but(loaded)
+        if loaded is not None:
+            self._place(loaded)
+            return loaded, False
         loaded = load_pipeline(config, models_dir=self.options.models_dir)
         if self.options.inject_slowdown != 1.0:
-            SlowdownInjector(self.options.inject_slowdown, loaded.config.device.startswith("cuda")).attach(
-                loaded.pipe.transformer
-            )
+            SlowdownInjector(self.options.inject_slowdown, loaded.on_gpu).attach(loaded.pipe.transformer)
         self._loaded[loaded.config.pipeline_key()] = self._loaded[key] = loaded
+        self._on_device = loaded if loaded.on_gpu else None
         self.load_times[loaded.config.model] = loaded.load_s
         return loaded, True
 
+    def resident(self) -> LoadedPipeline | None:
+        """The pipeline on the GPU now (None on CPU, or before the first GPU case)."""
+        return self._on_device
+
+    def _park_all_but(self, keep: LoadedPipeline | None) -> None:
+        current = self._on_device
+        if current is None or current is keep:
+            return
+        self._timed(current, current.park)
+        self._on_device = None
+        free_memory()
+
+    def _place(self, loaded: LoadedPipeline) -> None:
+        if loaded.on_gpu and self._on_device is not loaded:
+            self._timed(loaded, loaded.place)
+            self._on_device = loaded
+
+    def _timed(self, loaded: LoadedPipeline, move: Any) -> None:
+        start = time.perf_counter()
+        move()
+        if loaded.on_gpu:
+            torch.cuda.synchronize(loaded.config.device)
+        model = loaded.config.model
+        self.move_times[model] = self.move_times.get(model, 0.0) + time.perf_counter() - start
+
     def clear(self) -> None:
         self._loaded.clear()
+        self._on_device = None
         free_memory()
 
 

@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 
 from causvid_perf.config import RunConfig
+from causvid_perf.errors import StageOOMError, WriteError
 from causvid_perf.judge.baselines import baseline_key, check_case
 from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.previous import Observation, judge
 from causvid_perf.judge.tolerances import DEFAULT_METRICS, tolerances_for
-from causvid_perf.judge.validity import fit_for_baseline
+from causvid_perf.judge.validity import Validity, run_validity
+from causvid_perf.measure.machine import memory_state, nvml_used_gib
 from causvid_perf.metrics import GB, GIB
+from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.plugin.engine import (
     CaseOutcome,
@@ -29,7 +32,7 @@ from causvid_perf.records.benchmark import extra_info
 from causvid_perf.records.case import FRAMES, CaseRecord
 from causvid_perf.records.history import current_commit, new_session
 from causvid_perf.records.outputs import case_quality, save_case_output
-from causvid_perf.records.result import peak_vram
+from causvid_perf.records.result import RunResult, peak_vram
 
 
 class PerfRunner:
@@ -45,7 +48,8 @@ class PerfRunner:
             self.request.node.user_properties.append(("load_s", loaded.load_s))
         run_config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device)
         rounds = options.rounds_for(case)
-        results = measure_rounds(loaded, run_config, self.benchmark, rounds, options.warmup_rounds)
+        memory_before = memory_state(run_config.device, nvml_used_gib(run_config.device))
+        results = self._measure(loaded, run_config, rounds)
         medians, samples = medians_of(results)
         last = results[-1]
         last.metrics.load_s = loaded.load_s if fresh else None
@@ -58,6 +62,8 @@ class PerfRunner:
             samples=samples,
             checks=check_case(key, medians, state.store),
             result=last.to_dict(),
+            validity=_validity(results, options.inject_slowdown, rounds, key),
+            memory_before=memory_before,
             folder=options.history_dir,
         )
         outcome = CaseOutcome(record, last)
@@ -68,7 +74,10 @@ class PerfRunner:
 
         expected = [run_config.frames, run_config.height, run_config.width, 3]
         assert last.output.shape == expected, f"output shape {last.output.shape}, expected {expected}"
-        assert last.output.finite, f"output has {last.output.nan_count} NaN / {last.output.inf_count} Inf values"
+        assert last.output.finite, (
+            f"output has {last.output.nan_count} NaN / {last.output.inf_count} Inf values, the first in frame "
+            f"{last.output.first_bad_frame}; this run is not a reference"
+        )
         self._check_ceiling(case, medians)
         if options.update_baselines:
             self._update_baselines(outcome, rounds)
@@ -85,6 +94,15 @@ class PerfRunner:
             pytest.skip(message)
         return outcome
 
+    def _measure(self, loaded: LoadedPipeline, config: RunConfig, rounds: int) -> list[RunResult]:
+        """The measured rounds; a CUDA out-of-memory fails the case with one line, after its tensors are freed."""
+        try:
+            return measure_rounds(loaded, config, self.benchmark, rounds, self.state.options.warmup_rounds)
+        except StageOOMError as exc:
+            message = str(exc)
+        free_memory()  # outside the except block: nothing of the failed case is referenced any more
+        pytest.fail(message, pytrace=False)
+
     def _keep_output(self, outcome: CaseOutcome, run_config: RunConfig) -> None:
         """Quality numbers and frames of the last round, then the --compare-to judgement."""
         state, record, frames = self.state, outcome.record, outcome.result.frames
@@ -93,14 +111,17 @@ class PerfRunner:
         previous_frames = previous.output_path(FRAMES) if previous else None
         if frames is not None:
             record.quality = case_quality(frames)
-            record.output = save_case_output(
-                state.options.history_dir,
-                state.run_name,
-                record.id,
-                frames,
-                make_provenance(run_config),
-                previous_frames,
-            )
+            try:
+                record.output = save_case_output(
+                    state.options.history_dir,
+                    state.run_name,
+                    record.id,
+                    frames,
+                    make_provenance(run_config),
+                    previous_frames,
+                )
+            except WriteError as exc:  # the measurement stands; its frames are lost, and the summary says so
+                state.write_failures.append(f"{record.id}: {exc}")
         if previous_run is None:
             return
         if previous is None:
@@ -124,9 +145,9 @@ class PerfRunner:
             )
 
     def _update_baselines(self, outcome: CaseOutcome, rounds: int) -> None:
-        fit, why = fit_for_baseline(outcome.result.machine)
-        if not fit:
-            pytest.fail(f"not recorded: {why}; a baseline needs a quiet GPU", pytrace=False)
+        validity = outcome.record.validity
+        if not validity.fit:
+            pytest.fail(f"not recorded as a baseline, the run is {validity.describe()}", pytrace=False)
         record, key = outcome.record, outcome.record.key or {}
         guarded = {name: record.medians[name] for name in DEFAULT_METRICS if record.medians.get(name) is not None}
         diff = record_baseline(
@@ -145,3 +166,17 @@ class PerfRunner:
             state.session = new_session(outcome.result.machine, worker=state.worker, run_id=state.run_id)
         state.session.cases.append(outcome.record)
         state.outcomes.append(outcome)
+
+
+def _validity(results: list[RunResult], slowdown: float, rounds: int, key: dict[str, Any]) -> Validity:
+    """Whether the case may be a reference, from every measured round (judge/validity.py)."""
+    bad = next((r.output for r in results if not r.output.finite), None)
+    return run_validity(
+        results[-1].machine,
+        slowdown=slowdown,
+        finite=bad is None,
+        first_bad_frame=bad.first_bad_frame if bad else None,
+        rounds=rounds,
+        weights=key["weights"],
+        gpu_class=key["gpu_class"],
+    )

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from causvid_perf import fmt
-from causvid_perf.errors import CompareToError
+from causvid_perf.errors import BaselineError, CompareToError, WriteError
 from causvid_perf.judge.previous import OUTPUT_CHECK
 from causvid_perf.judge.verdict import Check
 from causvid_perf.plugin.engine import SYNCED_TIMER, PipelineCache, current_machine, gpu_class_of_this_machine
@@ -55,7 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
     state = config.stash[_STATE_KEY] = PerfState(config, SuiteOptions.from_config(config), threshold)
     try:
         state.load_previous()
-    except CompareToError as exc:
+        _ = state.store  # a malformed, foreign or newer baselines.json stops the session before any model loads
+    except (CompareToError, BaselineError) as exc:
         raise pytest.UsageError(str(exc)) from None
     if config.option.require_gpu:
         reason = _no_gpu_reason()
@@ -160,6 +161,7 @@ def perf(perf_state: PerfState, pipelines: PipelineCache, request: pytest.Fixtur
 # -- pytest-benchmark integration and session end ---------------------------------------------------
 
 
+@pytest.hookimpl(optionalhook=True)  # only called when pytest-benchmark is loaded (not under -p no:benchmark)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     info = current_machine("cuda" if torch.cuda.is_available() else "cpu")
     machine_info["causvid_perf"] = {k: info.get(k) for k in MACHINE_FIELDS}
@@ -169,7 +171,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(_STATE_KEY, None)
     if state is None or state.session is None or not state.session.cases:
         return
-    state.history_path = write_session(state.options.history_dir, state.session)
+    try:
+        state.history_path = write_session(state.options.history_dir, state.session)
+    except WriteError as exc:  # the summary still prints every measurement
+        state.write_failures.append(f"history: {exc}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -178,12 +183,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.section("causvid-perf")
-    if state.options.compare_to and state.previous is None:
-        tr.write_line(
-            f"--compare-to {state.options.compare_to}: no earlier run in {state.options.history_dir}; nothing compared"
-        )
+    if state.target is not None:
+        tr.write_line(f"--compare-to {state.options.compare_to}: {state.target.describe()}")
     for model, seconds in state.cache.load_times.items():
         tr.write_line(f"loaded {model} in {seconds:.2f} s (once per session)")
+    for model, seconds in state.cache.move_times.items():
+        tr.write_line(f"moved {model} between host and GPU in {seconds:.2f} s (not in any case's figures)")
     for outcome in state.outcomes:
         record, m = outcome.record, outcome.record.medians
         tr.write_line(
@@ -191,6 +196,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"prompt-to-output {_f(m['prompt_to_output_s'])} s, peak VRAM {_f(m['peak_vram_device_gib'])} GiB "
             f"({', '.join(sorted({c.state for c in record.checks}))})"
         )
+        if not record.validity.fit:
+            tr.write_line(
+                f"  not a reference (never a baseline or a --compare-to target): {record.validity.describe()}"
+            )
         for line in outcome.improvements():
             tr.write_line(f"  improvement to record (--update-baselines): {line}")
         if record.comparisons:
@@ -202,6 +211,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"  contact sheet: {sheet}")
     for diff in state.recorded:
         tr.write_line(diff)
+    for failure in state.write_failures:
+        tr.write_line(f"not written: {failure}")
     if state.history_path:
         tr.write_line(f"results written to {state.history_path}")
 

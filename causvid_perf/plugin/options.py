@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from causvid_perf.config import ATTENTION_BACKENDS
+from causvid_perf.errors import CausvidPerfError
+from causvid_perf.files import check_writable
+from causvid_perf.pipeline.samplers import check_sampler
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.records.history import default_history_dir
 from causvid_perf.specs import WEIGHT_SOURCES
@@ -24,7 +31,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="weight source of the GPU cases (env CAUSVID_PERF_WEIGHTS; auto = pretrained if found, else synthetic)",
     )
     group.addoption("--model-dir", default=None, help="pretrained weights folder (env CAUSVID_PERF_MODELS)")
-    group.addoption("--rounds", type=int, default=None, help="measured rounds per case (default 3 GPU, 7 CPU)")
+    group.addoption("--rounds", type=int, default=None, help="measured rounds per case (default 3 on a GPU, 7 on CPU)")
     group.addoption("--warmup-rounds", type=int, default=1, help="warm-up rounds per case (default 1)")
     group.addoption("--baselines", default=None, help="baselines file (default <rootdir>/baselines.json)")
     group.addoption(
@@ -97,3 +104,28 @@ class SuiteOptions:
             history_dir=Path(opt.history_dir) if opt.history_dir else default_history_dir(root),
             inject_slowdown=opt.inject_slowdown,
         )
+
+
+def _check_options(opt: Any) -> None:
+    if opt.rounds is not None and opt.rounds < 1:
+        raise pytest.UsageError(f"--rounds {opt.rounds}: give 1 or more measured rounds (default 3 on a GPU, 7 on CPU)")
+    if opt.warmup_rounds < 0:
+        raise pytest.UsageError(f"--warmup-rounds {opt.warmup_rounds}: give 0 or more warm-up rounds (default 1)")
+    if not (math.isfinite(opt.inject_slowdown) and opt.inject_slowdown >= 1.0):
+        raise pytest.UsageError(
+            f"--inject-slowdown {opt.inject_slowdown:g}: the factor must be a finite number >= 1 "
+            "(2 = every transformer forward twice as slow)"
+        )
+    if opt.attention is not None and opt.attention not in ATTENTION_BACKENDS:
+        raise pytest.UsageError(f"--attention {opt.attention}: choose one of {', '.join(ATTENTION_BACKENDS)}")
+    checks: list[tuple[str, Any, Callable[[str], object]]] = [
+        ("--sampler", opt.sampler, check_sampler),
+        ("--history-dir", opt.history_dir, lambda d: check_writable(Path(d) / "session.json", "the folder")),
+    ]
+    for option, value, check in checks:
+        if value is None:
+            continue
+        try:
+            check(value)
+        except CausvidPerfError as exc:
+            raise pytest.UsageError(f"{option} {value}: {exc}") from None

@@ -14,7 +14,7 @@ from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.plugin.engine import CaseOutcome, PipelineCache
 from causvid_perf.plugin.options import SuiteOptions
 from causvid_perf.records.history import Run, Session, new_run_id
-from causvid_perf.records.lookup import find_run
+from causvid_perf.records.lookup import Target, find_run
 
 
 class PerfState:
@@ -32,7 +32,12 @@ class PerfState:
         self.recorded: list[str] = []  # rendered diffs of --update-baselines
         self.session: Session | None = None
         self.history_path: Path | None = None
-        self.previous: Run | None = None
+        self.target: Target | None = None  # what --compare-to found
+        self.write_failures: list[str] = []  # one line each; the measurements are still reported
+
+    @property
+    def previous(self) -> Run | None:
+        return self.target.run if self.target else None
 
     @property
     def store(self) -> BaselineStore:
@@ -49,4 +54,4 @@ class PerfState:
         worker can mistake another worker's fresh file of this run for the previous run."""
         spec = self.options.compare_to
         if spec:
-            self.previous = find_run(spec, self.options.history_dir, exclude_run_id=self.run_id)
+            self.target = find_run(spec, self.options.history_dir, exclude_run_id=self.run_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import HistoryError
+from causvid_perf.judge.validity import Validity, run_validity
 from causvid_perf.judge.verdict import Check
 from causvid_perf.metrics import RUN_METRICS
 from causvid_perf.records.result import peak_vram
@@ -47,6 +48,8 @@ class CaseRecord:
     output: dict[str, str] = field(default_factory=dict)  # FRAMES / CONTACT_SHEET -> path
     result: dict[str, Any] | None = None  # the last measured round's RunResult.to_dict()
     stats: dict[str, Any] | None = None  # pytest-benchmark's time statistics, for its files
+    validity: Validity = field(default_factory=Validity)  # whether it may be a reference
+    memory_before: dict[str, Any] = field(default_factory=dict)  # GPU memory in use as the case began
     folder: Path | None = None  # where relative output paths resolve (the history folder)
 
     # -- reading ------------------------------------------------------------------------------------
@@ -110,6 +113,8 @@ class CaseRecord:
             "comparison_notes": self.comparison_notes,
             "quality": self.quality,
             "output": self.output,
+            "validity": self.validity.to_dict(),
+            "memory_before": self.memory_before,
         }
 
     @classmethod
@@ -142,8 +147,26 @@ class CaseRecord:
             quality=dict(_mapping(raw.get("quality"))),
             output=output,
             result=result,
+            validity=Validity.from_dict(raw["validity"]) if "validity" in raw else _judged_later(raw, result),
+            memory_before=dict(_mapping(raw.get("memory_before"))),
             folder=folder,
         )
+
+
+def _judged_later(raw: Mapping[str, Any], result: dict[str, Any] | None) -> Validity:
+    """The validity of a case stored before validity was (versions 1 and 2): what its record still
+    tells (machine state, output, rounds, weights); an injected slowdown was not recorded then."""
+    result = result or {}
+    key = _mapping(raw.get("key"))
+    output = _mapping(result.get("output"))
+    samples = _mapping(raw.get("samples")).get("sampling_s")
+    return run_validity(
+        _mapping(result.get("machine")),
+        finite=bool(output.get("finite", True)),
+        rounds=len(samples) if isinstance(samples, list) and samples else None,
+        weights=key.get("weights"),
+        gpu_class=key.get("gpu_class"),
+    )
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

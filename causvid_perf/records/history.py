@@ -1,4 +1,4 @@
-"""The suite's own result history: one JSON file per pytest session (or CLI job), never overwritten.
+"""The suite's own result history: one JSON file per pytest session (per xdist worker), never overwritten.
 
 pytest-benchmark keeps time statistics (and disables itself under xdist); these files keep every
 metric of every case, so reports and `--compare-to` work either way. Layout:
@@ -9,7 +9,8 @@ metric of every case, so reports and `--compare-to` work either way. Layout:
 
 "run_id" is shared by the xdist workers of one pytest run (xdist's testrunuid), so their files are
 read back as one run; files written before it existed are grouped by commit and start time.
-Version 1 files (before the contact sheet lived only under "output") are read as well.
+Older files are read as well: version 1 kept the contact sheet under "artifacts" too, and before
+version 3 no case carried its validity (it is judged from what the record still tells).
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from typing import Any
 
 from causvid_perf.errors import HistoryError
 from causvid_perf.files import write_json_atomic
+from causvid_perf.judge.validity import Validity
 from causvid_perf.records.case import CaseRecord
 
 SESSION_SCHEMA = "causvid-perf/session"
-SESSION_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SESSION_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 DEFAULT_HISTORY_DIR = Path(".benchmarks") / "causvid-perf"
 HISTORY_DIR_ENV = "CAUSVID_PERF_HISTORY"
 
@@ -236,6 +238,19 @@ class Run:
         return value.strftime("%Y-%m-%d %H:%M") if value else str(self.created or "?")
 
     @property
+    def unfit_cases(self) -> dict[str, Validity]:
+        """The cases that may not be references, with their reasons."""
+        return {case_id: case.validity for case_id, case in self.cases.items() if not case.validity.fit}
+
+    @property
+    def fit(self) -> bool:
+        """A run is a reference only when every one of its cases is."""
+        return not self.unfit_cases
+
+    def why_unfit(self) -> str:
+        return "; ".join(f"{case_id}: {'; '.join(v.reasons)}" for case_id, v in self.unfit_cases.items())
+
+    @property
     def label(self) -> str:
         """Short, for tables and plots: 'abc123def0 (2026-11-22 10:00)'."""
         return f"{self.short_commit} ({self.when})"
@@ -268,11 +283,10 @@ def load_runs(directory: str | os.PathLike) -> list[Run]:
     return [run_of(group) for group in group_runs(load_history(directory))]
 
 
-def newest_run(directory: str | os.PathLike, *, exclude_run_id: str | None = None) -> Run | None:
-    """The newest run in a history folder (every xdist worker's file of it), or None."""
+def runs_newest_first(directory: str | os.PathLike, *, exclude_run_id: str | None = None) -> list[Run]:
+    """The runs in a history folder, newest first, leaving out the run `exclude_run_id` (this one)."""
     sessions = [s for s in load_history(directory) if not exclude_run_id or s.run_id != exclude_run_id]
-    groups = group_runs(sessions)
-    return run_of(groups[-1]) if groups else None
+    return [run_of(group) for group in reversed(group_runs(sessions))]
 
 
 def run_of_file(path: Path) -> Run:

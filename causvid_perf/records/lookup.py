@@ -1,37 +1,68 @@
 """Which stored run `--compare-to SPEC` names.
 
-- ``latest``: the newest earlier run in the suite's history folder (every xdist worker's file of it);
-- a history folder: its newest run;
-- a session file (with the other files of its run beside it);
+- ``latest``: the newest earlier run in the suite's history folder (every xdist worker's file of it)
+  that is fit to be a reference; newer unfit runs are skipped and named;
+- a history folder: the same, in that folder;
+- a session file (with the other files of its run beside it), taken as named, fit or not;
 - a pytest-benchmark storage file (``--benchmark-autosave``), whose ``extra_info`` holds the records.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from causvid_perf.errors import CompareToError, HistoryError
 from causvid_perf.records.benchmark import is_benchmark_file, load_benchmark_file
-from causvid_perf.records.history import Run, newest_run, run_of_file
+from causvid_perf.records.history import Run, run_of_file, runs_newest_first
 
 
-def find_run(spec: str, history_dir: Path, *, exclude_run_id: str | None = None) -> Run | None:
-    """The run SPEC names; None when 'latest' (or a folder) holds no earlier run."""
+@dataclass
+class Target:
+    """The run to compare with (None when there is none) and the newer runs passed over as unfit."""
+
+    run: Run | None
+    skipped: list[Run] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the session summary."""
+        if self.run is None:
+            found = "no earlier run fit to be a reference"
+        else:
+            found = f"compared with {self.run.title}" + ("" if self.run.fit else f" (unfit: {self.run.why_unfit()})")
+        if self.skipped:
+            found += f"; skipped {len(self.skipped)} newer unfit run(s): " + " / ".join(
+                f"{run.title} ({run.why_unfit()})" for run in self.skipped
+            )
+        return found
+
+
+def find_run(spec: str, history_dir: Path, *, exclude_run_id: str | None = None) -> Target:
+    """The run SPEC names (see the module docstring)."""
     try:
         if spec == "latest":
-            return newest_run(history_dir, exclude_run_id=exclude_run_id)
+            return _newest_fit(history_dir, exclude_run_id)
         path = Path(spec)
         if path.is_dir():
-            return newest_run(path, exclude_run_id=exclude_run_id)
+            return _newest_fit(path, exclude_run_id)
         if not path.is_file():
             raise CompareToError(
                 f"--compare-to {spec}: no such file or folder; give 'latest', a history folder, "
                 "a session JSON or a pytest-benchmark JSON"
             )
-        return _from_file(path)
+        return Target(_from_file(path))
     except HistoryError as exc:
         raise CompareToError(f"--compare-to {spec}: {exc}") from None
+
+
+def _newest_fit(directory: Path, exclude_run_id: str | None) -> Target:
+    skipped: list[Run] = []
+    for run in runs_newest_first(directory, exclude_run_id=exclude_run_id):
+        if run.fit:
+            return Target(run, skipped)
+        skipped.append(run)
+    return Target(None, skipped)
 
 
 def _from_file(path: Path) -> Run:

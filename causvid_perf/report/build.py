@@ -70,7 +70,7 @@ def build_blocks(
     if not main_runs:
         where = str(history_dir) + (f" or {benchmark_dir}" if benchmark_dir is not None else "")
         raise ReportError(
-            f"no results in {where}{subfolder_hint(history_dir)}; run `pytest` or `causvid-perf run` first"
+            f"no results in {where}{subfolder_hint(history_dir)}; run the perf cases first (`pytest tests/perf`)"
         )
 
     sources = [("history", f"{history_dir} ({sum(len(r.workers) for r in runs)} session file(s), {len(runs)} run(s))")]

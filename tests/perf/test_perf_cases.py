@@ -1,7 +1,7 @@
 """The perf cases: `pytest -m h100` on the GPU runner, the tiny CPU cases everywhere.
 
 Each case is measured in pytest-benchmark's pedantic mode (warm-up + fixed rounds) and its medians
-are asserted against baselines.json; see causvid_perf/cases.py for the catalogue.
+are asserted against baselines.json; see causvid_perf/plugin/cases.py for the catalogue.
 """
 
 import pytest

@@ -63,18 +63,18 @@ def test_latest_takes_every_worker_file_of_the_newest_run_and_skips_this_run(tmp
     write_session(tmp_path, session("main", "old", [case("a", 9.0)], "2026-11-21T10:00:00+00:00"))
     write_session(tmp_path, session("gw0", "new", [case("a", 1.0)]))
     write_session(tmp_path, session("gw1", "new", [case("b", 2.0)]))
-    previous = find_run("latest", tmp_path)
+    previous = find_run("latest", tmp_path).run
     assert {k: c.medians["sampling_s"] for k, c in previous.cases.items()} == {"a": 1.0, "b": 2.0}
     # A worker of the run "new" itself compares with the run before it.
-    assert find_run("latest", tmp_path, exclude_run_id="new").cases["a"].medians["sampling_s"] == 9.0
-    assert find_run("latest", tmp_path / "empty") is None
+    assert find_run("latest", tmp_path, exclude_run_id="new").run.cases["a"].medians["sampling_s"] == 9.0
+    assert find_run("latest", tmp_path / "empty").run is None
 
 
 def test_one_session_file_brings_its_run_siblings(tmp_path):
     first = write_session(tmp_path, session("gw0", "r", [case("a", 1.0)]))
     write_session(tmp_path, session("gw1", "r", [case("b", 2.0)]))
     write_session(tmp_path, session("main", "other", [case("c", 3.0)]))
-    assert set(find_run(str(first), tmp_path / "unused").cases) == {"a", "b"}
+    assert set(find_run(str(first), tmp_path / "unused").run.cases) == {"a", "b"}
 
 
 def test_a_pytest_benchmark_file_is_a_previous_run(tmp_path):
@@ -103,7 +103,7 @@ def test_a_pytest_benchmark_file_is_a_previous_run(tmp_path):
             }
         )
     )
-    previous = find_run(str(path), tmp_path)
+    previous = find_run(str(path), tmp_path).run
     assert previous.title == "pytest-benchmark run 0123456789ab of 2026-11-22T10:00:00"
     got = previous.cases["tiny-x"]
     assert got.medians["sampling_s"] == 0.5 and got.samples == {"s_per_it": [0.1, 0.1]}

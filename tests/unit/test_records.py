@@ -36,7 +36,7 @@ def test_a_history_written_before_the_restructure_still_loads():
 
 
 def test_the_newest_old_run_is_a_compare_to_target():
-    run = find_run("latest", OLD / "hist")
+    run = find_run("latest", OLD / "hist").run
     assert run is not None and run.created == load_runs(OLD / "hist")[-1].created
 
 

@@ -407,7 +407,7 @@ def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     args = _parser().parse_args(["report", "--history", str(missing), "--out", str(tmp_path / "out")])
     assert args.func(args) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: no results in {missing}; run `pytest` or `causvid-perf run` first"
+    assert err == f"error: no results in {missing}; run the perf cases first (`pytest tests/perf`)"
     assert not (tmp_path / "out").exists()
 
 
@@ -422,7 +422,7 @@ def _error(history, **kwargs) -> str:
 def test_empty_history_folder(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _error(empty) == f"no results in {empty}; run `pytest` or `causvid-perf run` first"
+    assert _error(empty) == f"no results in {empty}; run the perf cases first (`pytest tests/perf`)"
 
 
 def test_wrong_folder_given_as_history(inputs, tmp_path):
