@@ -4,7 +4,7 @@ says about its memory when it has run out."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import torch
@@ -25,12 +25,12 @@ def _scoped(get: Callable[[], T], set_: Callable[[T], Any], value: T) -> Iterato
         set_(previous)
 
 
-def torch_threads(count: int) -> Any:
+def torch_threads(count: int) -> AbstractContextManager[None]:
     """The block runs with torch on `count` CPU threads."""
     return _scoped(torch.get_num_threads, torch.set_num_threads, count)
 
 
-def default_dtype(dtype: torch.dtype) -> Any:
+def default_dtype(dtype: torch.dtype) -> AbstractContextManager[None]:
     """Tensors and modules made in the block default to `dtype`."""
     return _scoped(torch.get_default_dtype, torch.set_default_dtype, dtype)
 

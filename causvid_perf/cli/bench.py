@@ -7,13 +7,16 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from causvid_perf.cli.options import add_run_options, config_from_args, on_gpu
-from causvid_perf.cli.output import log, render_table, result_table
+from causvid_perf import fmt
+from causvid_perf.cli.options import add_run_options, check_count, config_from_args, on_gpu
+from causvid_perf.cli.output import TABLE_METRICS, log, render_table
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
-from causvid_perf.experiments.bench import bench_defaults, measure, summary_rows, teacher_config
-from causvid_perf.files import write_json_atomic
+from causvid_perf.experiments.bench import bench_defaults, run_bench, summary_rows, teacher_config
+from causvid_perf.files import check_writable
+from causvid_perf.metrics import METRICS
 from causvid_perf.quality.media import save_mp4
+from causvid_perf.records.bench import BenchRecord, ModelBench
 
 
 def add_parser(sub: Any) -> None:
@@ -31,44 +34,74 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="fewer teacher steps for a quick per-step profile (default: its 50-step recipe)",
     )
+    bench.add_argument("--rounds", type=int, default=3, help="measured rounds per model (default 3)")
+    bench.add_argument("--warmup-rounds", type=int, default=1, help="warm-up rounds per model (default 1)")
     bench.add_argument("--videos", type=int, default=1, help="continuous generation: videos per model")
     bench.add_argument("--out", default=None, help="output folder (default causvid-perf-out/bench-<time>)")
     bench.add_argument("--no-video", action="store_true", help="skip the mp4s")
     bench.set_defaults(func=cmd_bench)
 
 
-def bench_configs(args: argparse.Namespace) -> tuple[RunConfig, RunConfig]:
-    """(student, teacher): same size, seed, dtype and memory recipe; each its own steps and cfg."""
+def bench_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
+    """{"student": ..., "teacher": ...}: same size, seed, dtype and memory recipe; each its own steps and cfg."""
     gpu = on_gpu(args)
     family = args.family or ("14b" if gpu else "1.3b")
-    student = config_from_args(args, **bench_defaults(family, gpu))
-    return student.validate(), teacher_config(student, args.teacher_steps).validate()
+    student = config_from_args(args, **bench_defaults(family, gpu)).validate()
+    return {"student": student, "teacher": teacher_config(student, args.teacher_steps).validate()}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    student_config, teacher_config = bench_configs(args)
+    check_count("--rounds", args.rounds, 1)
+    check_count("--warmup-rounds", args.warmup_rounds, 0)
+    check_count("--videos", args.videos, 1)
+    configs = bench_configs(args)
     out = Path(args.out or f"causvid-perf-out/bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
-    results = {}
-    for role, config in (("CausVid", student_config), ("teacher", teacher_config)):
-        result = measure(config, models_dir=args.model_dir, videos=args.videos, log=log)
-        if result is not None:
-            results[f"{role} {config.model}"] = result
-    if not results:
-        log("error: no model could be measured")
-        return ExitCode.USAGE
-    print(result_table(results))
-    if len(results) == 2:
-        print()
-        print(render_table(["CausVid vs teacher", "value"], summary_rows(*results.values())))
-    write_json_atomic(out / "bench.json", {name: r.to_dict() for name, r in results.items()})
-    log(f"wrote {out / 'bench.json'}")
+    check_writable(out / "bench.json", "--out")
+    record, last_rounds = run_bench(
+        configs,
+        rounds=args.rounds,
+        warmup_rounds=args.warmup_rounds,
+        videos=args.videos,
+        models_dir=args.model_dir,
+        log=log,
+    )
+    if record.models:
+        print(bench_table(record))
+        summary = summary_rows(record)
+        if summary:
+            print()
+            print(render_table(["CausVid vs teacher (medians)", "value"], summary))
+        if record.harness_only:
+            print(HARNESS_ONLY)
+    log(f"wrote {record.write(out / 'bench.json')}")
     if not args.no_video:
-        _save_videos(results, out)
-    return ExitCode.OK if all(r.output.finite for r in results.values()) else ExitCode.NONFINITE
+        for model, result in last_rounds.items():
+            if result.frames is not None:
+                log(f"wrote {save_mp4(result.frames, out / f'{model}.mp4')}")
+    if record.failed:
+        return ExitCode.OUT_OF_MEMORY
+    finite = all(r.output.finite for r in last_rounds.values())
+    return ExitCode.OK if finite else ExitCode.NONFINITE
 
 
-def _save_videos(results: dict[str, Any], out: Path) -> None:
-    for name, result in results.items():
-        if result.frames is not None:
-            path = save_mp4(result.frames, out / f"{name.split()[-1]}.mp4")
-            log(f"wrote {path}")
+HARNESS_ONLY = (
+    "note: tiny random weights on CPU: these times describe the harness, not a model on a GPU; "
+    "run on a GPU (synthetic or pretrained weights) for figures to compare with the study"
+)
+
+
+def bench_table(record: BenchRecord) -> str:
+    """Each measured model's medians, with the spread of its rounds."""
+    models = list(record.models.values())
+    rows = [[METRICS[name].title] + [_median_and_spread(bench, name) for bench in models] for name in TABLE_METRICS]
+    rows.append(["rounds (+ warm-up)"] + [f"{b.rounds} (+{b.warmup_rounds})" for b in models])
+    rows.append(["fit to be a reference"] + [b.validity.describe() for b in models])
+    return render_table(["metric (median, min-max)", *record.models], rows)
+
+
+def _median_and_spread(bench: ModelBench, name: str) -> str:
+    median = bench.medians.get(name)
+    if median is None:
+        return "n/a"
+    low, high = bench.spread.get(name, [median, median])
+    return f"{fmt.fixed(median)} ({fmt.fixed(low)}-{fmt.fixed(high)})"

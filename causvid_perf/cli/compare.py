@@ -12,7 +12,7 @@ import argparse
 from typing import Any
 
 from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, run_config
-from causvid_perf.cli.output import emit_report, log, quiet_or_log
+from causvid_perf.cli.output import check_outputs, emit_report, log, quiet_or_log
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options, check_samplers, check_slowdown, load_for_ab, run_ab
@@ -64,6 +64,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, b
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    check_outputs(args.markdown, args.json)
     config_a, config_b, aa = configs_from_args(args)
     check_gate_options(args.rounds, args.threshold, args.memory_tolerance, args.alpha)
     check_slowdown(args.slowdown_b)

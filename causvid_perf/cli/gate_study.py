@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, run_config
-from causvid_perf.cli.output import emit_report, quiet_or_log
+from causvid_perf.cli.output import check_outputs, emit_report, quiet_or_log
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.ab import check_samplers
 from causvid_perf.experiments.gate_study import run_gate_study
@@ -68,6 +68,7 @@ def plan_from_args(args: argparse.Namespace) -> StudyPlan:
 
 def cmd_gate_study(args: argparse.Namespace) -> int:
     progress = quiet_or_log(args.quiet)
+    check_outputs(args.markdown, args.json)
     plan = plan_from_args(args)
     config = run_config(args).validate()
     check_samplers(config)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
+from causvid_perf.errors import ConfigError
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
 # Options that map one to one onto a RunConfig field (memory is parsed; timesteps and the negative
@@ -103,3 +104,9 @@ def add_report_options(parser: argparse.ArgumentParser, json_help: str) -> None:
     parser.add_argument("--markdown", metavar="PATH", help="also write the markdown report here")
     parser.add_argument("--json", metavar="PATH", help=json_help)
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def check_count(option: str, value: int, minimum: int) -> None:
+    """A whole-number option with a floor (rounds, videos): ConfigError naming the option otherwise."""
+    if value < minimum:
+        raise ConfigError(f"{option} {value}: give {minimum} or more")

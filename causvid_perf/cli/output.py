@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from causvid_perf import fmt
+from causvid_perf.files import check_writable
 from causvid_perf.metrics import METRICS, RUN_METRICS
 from causvid_perf.records.result import RunResult
 
@@ -30,13 +31,13 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 # frames_out_s is part of prompt-to-output; the table leaves it out to stay short.
-_TABLE_METRICS = tuple(name for name in RUN_METRICS if name != "frames_out_s")
+TABLE_METRICS = tuple(name for name in RUN_METRICS if name != "frames_out_s")
 
 
 def result_table(results: Mapping[str, RunResult]) -> str:
     """Side-by-side metrics of named RunResults."""
     rows: list[list[Any]] = [
-        [METRICS[name].title] + [r.metric_values()[name] for r in results.values()] for name in _TABLE_METRICS
+        [METRICS[name].title] + [r.metric_values()[name] for r in results.values()] for name in TABLE_METRICS
     ]
     rows.append(["output shape"] + ["x".join(map(str, r.output.shape)) for r in results.values()])
     rows.append(["finite"] + [r.output.finite for r in results.values()])
@@ -56,3 +57,10 @@ def emit_report(report: Report, markdown: str | None, json: str | None) -> None:
         log(f"wrote {report.write_markdown(markdown)}")
     if json:
         log(f"wrote {report.write_json(json)}")
+
+
+def check_outputs(*paths: str | None) -> None:
+    """The files a command was asked to write can be written (OutputPathError, before any work)."""
+    for path in paths:
+        if path:
+            check_writable(path)

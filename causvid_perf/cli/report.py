@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
-from causvid_perf.cli.output import log
-from causvid_perf.errors import ExitCode, ReportError
+from causvid_perf.cli.output import check_outputs
+from causvid_perf.errors import ExitCode, WriteError
 from causvid_perf.records.history import DEFAULT_HISTORY_DIR
 from causvid_perf.report.build import DEFAULT_OUT_DIR, build_blocks, render_markdown, write_report
 
@@ -43,24 +44,17 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    try:
-        subtitle, blocks = build_blocks(
-            args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep
-        )
-    except ReportError as exc:
-        log(f"error: {exc}")
-        return ExitCode.USAGE
-    try:
-        html_path, md_path = write_report(subtitle, blocks, args.out)
-        if args.summary:
+    check_outputs(str(Path(args.out) / "report.html"), args.summary)
+    subtitle, blocks = build_blocks(
+        args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep
+    )
+    html_path, md_path = write_report(subtitle, blocks, args.out)
+    if args.summary:
+        try:
             with open(args.summary, "a", encoding="utf-8") as handle:
                 handle.write(render_markdown("causvid-perf report", subtitle, blocks, images=False))
-    except OSError as exc:
-        log(
-            f"error: cannot write the report ({exc.strerror or exc}: {exc.filename or args.out}); "
-            "check that the folder is writable and has space"
-        )
-        return ExitCode.USAGE
+        except OSError as exc:
+            raise WriteError(f"could not append to {args.summary} ({exc.strerror or exc})") from None
     print(f"wrote {html_path}")
     print(f"wrote {md_path}")
     return ExitCode.OK

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_run_subcommand, run_config
-from causvid_perf.cli.output import log, result_table
+from causvid_perf.cli.options import add_run_subcommand, check_count, run_config
+from causvid_perf.cli.output import check_outputs, log, result_table
 from causvid_perf.errors import ExitCode
 from causvid_perf.measure.runner import run_case, run_continuous
 from causvid_perf.pipeline.loading import load_pipeline
@@ -23,6 +23,8 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    check_count("--videos", args.videos, 1)
+    check_outputs(args.json, args.mp4)
     config = run_config(args).validate()
     log(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir, progress=not args.quiet)

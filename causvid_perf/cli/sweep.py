@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from causvid_perf.cli.options import add_run_options, config_from_args, tiny_defaults_if_cpu
-from causvid_perf.cli.output import log
+from causvid_perf.cli.output import check_outputs, log
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.sweep import DEFAULT_GUIDANCES, DEFAULT_STEPS, run_sweep, sweep_markdown, sweep_pair
@@ -67,7 +67,11 @@ def student_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    check_outputs(args.json, args.markdown)
     student, teacher = sweep_pair(student_config(args))
+    for steps in args.steps:  # every point of the grid is a valid run before anything loads
+        for guidance in args.guidance:
+            student.replace(steps=steps, guidance=guidance, timesteps=None).validate()
     loaded = {}
     for role, config in (("student", student), ("teacher", teacher)):
         log(f"[{config.model}] loading ({config.weights} weights) ...")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from causvid_perf.measure.instruments import Meter, StepTimer
 from causvid_perf.measure.machine import device_name, machine_info
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.samplers import build_scheduler
+from causvid_perf.quality.scores import to_uint8
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.specs import transformer_config
 from causvid_perf.torch_state import oom_error
@@ -48,16 +50,27 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
 
 
 def frames_to_uint8(pipe: Any, video: torch.Tensor) -> np.ndarray:
-    frames = pipe.video_processor.postprocess_video(video, output_type="np")[0]  # (F, H, W, 3) in [0, 1]
-    return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    """The pipeline's own post-processing to (F, H, W, 3) in [0, 1], then uint8; NaN becomes black
+    (the run has already counted it, and the frames must still be saved to be looked at)."""
+    frames = pipe.video_processor.postprocess_video(video, output_type="np")[0]
+    return to_uint8(np.nan_to_num(frames, nan=0.0, posinf=1.0, neginf=0.0))
+
+
+@contextmanager
+def _text_encoder_visit(loaded: LoadedPipeline, config: RunConfig) -> Iterator[None]:
+    """With te-offload the text encoder lives on the CPU and visits the GPU only to encode."""
+    if loaded.text_encoder_offloaded:
+        loaded.pipe.text_encoder.to(config.device)
+    try:
+        yield
+    finally:
+        if loaded.text_encoder_offloaded:
+            loaded.pipe.text_encoder.to("cpu")
 
 
 def _encode(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    pipe = loaded.pipe
-    if loaded.text_encoder_offloaded:
-        pipe.text_encoder.to(config.device)
-    try:
-        return pipe.encode_prompt(
+    with _text_encoder_visit(loaded, config):
+        return loaded.pipe.encode_prompt(
             prompt=config.prompt,
             negative_prompt=config.negative_prompt or None,
             do_classifier_free_guidance=config.uses_cfg,
@@ -65,9 +78,6 @@ def _encode(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tensor, to
             max_sequence_length=512,
             device=torch.device(config.device),
         )
-    finally:
-        if loaded.text_encoder_offloaded:
-            pipe.text_encoder.to("cpu")
 
 
 def _sample(loaded: LoadedPipeline, config: RunConfig, embeds: tuple, timer: StepTimer) -> torch.Tensor:
@@ -235,7 +245,8 @@ def run_continuous(
 
 
 def time_plain_call(loaded: LoadedPipeline, config: RunConfig | None = None) -> float:
-    """Seconds of an uninstrumented ``pipe(prompt, ...)`` to numpy frames, for overhead checks."""
+    """Seconds of an uninstrumented ``pipe(prompt, ...)`` doing the instrumented run's work: the
+    offloaded text encoder visits the GPU around it, and the frames end as uint8, as in run_case."""
     config = case_config(loaded, config)
     pipe = loaded.pipe
     pipe.scheduler = build_scheduler(config)
@@ -243,16 +254,18 @@ def time_plain_call(loaded: LoadedPipeline, config: RunConfig | None = None) -> 
     with torch.inference_mode():
         sync()
         start = time.perf_counter()
-        pipe(
-            prompt=config.prompt,
-            negative_prompt=config.negative_prompt or None,
-            height=config.height,
-            width=config.width,
-            num_frames=config.frames,
-            num_inference_steps=config.steps,
-            guidance_scale=config.guidance,
-            generator=torch.Generator("cpu").manual_seed(config.seed),
-            output_type="np",
-        )
+        with _text_encoder_visit(loaded, config):
+            video = pipe(
+                prompt=config.prompt,
+                negative_prompt=config.negative_prompt or None,
+                height=config.height,
+                width=config.width,
+                num_frames=config.frames,
+                num_inference_steps=config.steps,
+                guidance_scale=config.guidance,
+                generator=torch.Generator("cpu").manual_seed(config.seed),
+                output_type="np",
+            ).frames[0]
+        to_uint8(video)
         sync()
     return time.perf_counter() - start

@@ -6,9 +6,7 @@ Kept apart from the pytest hooks so that it can be read (and tested) as plain co
 from __future__ import annotations
 
 import gc
-import statistics
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +17,15 @@ from causvid_perf.judge.baselines import case_context
 from causvid_perf.judge.validity import fit_for_baseline
 from causvid_perf.judge.verdict import IMPROVEMENT, MEASURED, NO_BASELINE, PASS, REGRESSION
 from causvid_perf.measure.machine import gpu_class, machine_info
+from causvid_perf.measure.repeats import one_thread_on_cpu, repeat_runs, spread_of
 from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
-from causvid_perf.metrics import GUARDED_METRICS, REPORTED_METRICS
+from causvid_perf.metrics import GUARDED_METRICS
 from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.plugin.options import SuiteOptions
 from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.result import RunResult
-from causvid_perf.torch_state import torch_threads
 
 # pytest-benchmark's --benchmark-timer for the perf cases (set by the plugin unless the user set one).
 SYNCED_TIMER = "causvid_perf.plugin.engine.synced_perf_counter"
@@ -136,16 +134,6 @@ class CaseOutcome:
         return [c.message(self.context) for c in self.record.checks if c.state == IMPROVEMENT]
 
 
-def medians_of(results: list[RunResult]) -> tuple[dict[str, float | None], dict[str, list[float]]]:
-    samples: dict[str, list[float]] = {}
-    medians: dict[str, float | None] = {}
-    for name in REPORTED_METRICS:
-        present = [v for v in (r.metric_values()[name] for r in results) if v is not None]
-        samples[name] = present
-        medians[name] = statistics.median(present) if present else None
-    return medians, samples
-
-
 def resolve_case_config(case: PerfCase, options: SuiteOptions) -> RunConfig:
     changes: dict[str, Any] = {}
     if not case.config.weights or case.config.weights == "auto":
@@ -170,7 +158,7 @@ def provenance(result: RunResult, samples: dict[str, list[float]], rounds: int, 
         "diffusers": machine["diffusers"],
         "rounds": rounds,
         "host": machine.get("host"),
-        "spread": {name: [min(v), max(v)] for name, v in samples.items() if v and name in GUARDED_METRICS},
+        "spread": {name: spread for name, spread in spread_of(samples).items() if name in GUARDED_METRICS},
         "note": f"recorded by pytest --update-baselines ({machine.get('cpu_threads')} CPU threads)",
     }
 
@@ -190,21 +178,16 @@ def gpu_class_of_this_machine() -> str:
 def measure_rounds(
     loaded: LoadedPipeline, config: RunConfig, benchmark: Any, rounds: int, warmup_rounds: int
 ) -> list[RunResult]:
-    """Warm-up rounds, then measured rounds through pytest-benchmark's pedantic mode (or a plain
-    loop where it is disabled, as under xdist). Returns the measured rounds' results."""
+    """Warm-up rounds, then measured rounds through pytest-benchmark's pedantic mode (or the plain
+    loop of measure/repeats.py where it is disabled, as under xdist). Returns the measured rounds."""
+    if benchmark is None or getattr(benchmark, "disabled", True):
+        return repeat_runs(loaded, config, rounds, warmup_rounds)
     results: list[RunResult] = []
     total = rounds + warmup_rounds
 
     def one_round() -> None:
         results.append(run_case(loaded, config, include_load=False, keep_frames=len(results) == total - 1))
 
-    # One thread on CPU: a 2-core CI box keeps a core for everything else, so tiny-model timings
-    # hold still enough for baselines.
-    threads = torch_threads(1) if not config.device.startswith("cuda") else nullcontext()
-    with threads:
-        if benchmark is not None and not getattr(benchmark, "disabled", True):
-            benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
-        else:
-            for _ in range(total):
-                one_round()
+    with one_thread_on_cpu(config):
+        benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
     return results[warmup_rounds:]

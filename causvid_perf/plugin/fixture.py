@@ -15,17 +15,11 @@ from causvid_perf.judge.previous import Observation, judge
 from causvid_perf.judge.tolerances import DEFAULT_METRICS, tolerances_for
 from causvid_perf.judge.validity import Validity, run_validity
 from causvid_perf.measure.machine import memory_state, nvml_used_gib
+from causvid_perf.measure.repeats import medians_of
 from causvid_perf.metrics import GB, GIB
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.plugin.engine import (
-    CaseOutcome,
-    free_memory,
-    measure_rounds,
-    medians_of,
-    provenance,
-    resolve_case_config,
-)
+from causvid_perf.plugin.engine import CaseOutcome, free_memory, measure_rounds, provenance, resolve_case_config
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import make_provenance
 from causvid_perf.records.benchmark import extra_info

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from causvid_perf.files import atomic_write
 from causvid_perf.quality.references import subsample_indices
-from causvid_perf.quality.scores import as_float_video, check_video
+from causvid_perf.quality.scores import as_float_video, check_video, to_uint8
 
 # Wan 2.1 / CausVid generate at 16 frames per second.
 DEFAULT_FPS = 16
@@ -32,14 +32,6 @@ _MP4_QUALITY = 8
 # Width of one contact-sheet cell in inches at _SHEET_DPI; tiny frames are upscaled (nearest).
 _SHEET_CELL_INCHES = 2.0
 _SHEET_DPI = 100
-
-
-def to_uint8(video: np.ndarray) -> np.ndarray:
-    """Return `video` as uint8 0..255: float [0, 1] is scaled and rounded, uint8 is returned unchanged."""
-    check_video(video)
-    if video.dtype == np.uint8:
-        return video
-    return np.round(as_float_video(video) * 255).astype(np.uint8)
 
 
 def abs_difference(a: np.ndarray, b: np.ndarray, gain: float = 1.0) -> np.ndarray:

@@ -72,17 +72,10 @@ def subsample_indices(frame_count: int, max_frames: int = MAX_FRAMES) -> np.ndar
     return np.unique(np.linspace(0, frame_count - 1, min(frame_count, max_frames)).round().astype(np.int64))
 
 
-def _as_uint8(frames: np.ndarray) -> np.ndarray:
-    quality.check_video(frames, "frames")
-    if frames.dtype == np.uint8:
-        return frames
-    return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-
-
 def save_reference(path: str | os.PathLike, frames: np.ndarray, provenance: dict[str, Any]) -> Path:
     """Store up to 8 evenly spaced frames of ``frames`` (F, H, W, 3) with provenance, atomically."""
     path = Path(path)
-    video = _as_uint8(np.asarray(frames))
+    video = quality.to_uint8(np.asarray(frames))
     indices = subsample_indices(video.shape[0])
 
     def write(handle: IO[bytes]) -> None:
@@ -146,7 +139,7 @@ def check_against_reference(
             "missing", path, None, threshold, f"no reference at {path}; record one with --update-references"
         )
     ref_frames, indices, provenance = load_reference(path)
-    video = _as_uint8(np.asarray(frames))
+    video = quality.to_uint8(np.asarray(frames))
     recorded = f"recorded {provenance.get('date', '?')} on {provenance.get('gpu', '?')}"
     if indices.size and int(indices.max()) >= video.shape[0]:
         return ReferenceCheck(

@@ -90,6 +90,14 @@ def as_float_video(video: np.ndarray) -> np.ndarray:
     return np.clip(video.astype(np.float32, copy=False), 0.0, 1.0)
 
 
+def to_uint8(video: np.ndarray) -> np.ndarray:
+    """Return `video` as uint8 0..255: float [0, 1] is scaled and rounded, uint8 is returned unchanged."""
+    check_video(video)
+    if video.dtype == np.uint8:
+        return video
+    return np.round(as_float_video(video) * 255).astype(np.uint8)
+
+
 def _as_float_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     check_video(a, "a")
     check_video(b, "b")

@@ -63,7 +63,7 @@ def save_case_output(
 
 def _sheet_rows(sampled: np.ndarray, indices: np.ndarray, previous_frames: Path | None) -> dict[str, np.ndarray]:
     """This run's sampled frames, plus the previous run's and the difference when they line up."""
-    current = video.to_uint8(sampled)
+    current = quality.to_uint8(sampled)
     rows = {"this run": current}
     if previous_frames is not None and previous_frames.is_file():
         try:

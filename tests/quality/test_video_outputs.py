@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from causvid_perf.quality import media as video_io
 from causvid_perf.quality.references import subsample_indices
+from causvid_perf.quality.scores import to_uint8
 
 
 def gradient_video(frames: int = 5, height: int = 48, width: int = 80) -> np.ndarray:
@@ -30,10 +31,10 @@ def read_mp4(path: Path) -> list[np.ndarray]:
 
 def test_to_uint8_round_trips_and_scales() -> None:
     as_uint8 = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
-    assert video_io.to_uint8(as_uint8) is as_uint8
-    assert np.array_equal(video_io.to_uint8(as_uint8.astype(np.float32) / 255), as_uint8)
+    assert to_uint8(as_uint8) is as_uint8
+    assert np.array_equal(to_uint8(as_uint8.astype(np.float32) / 255), as_uint8)
     half = np.full((1, 2, 2, 3), 0.5, np.float32)
-    assert video_io.to_uint8(half).dtype == np.uint8 and video_io.to_uint8(half).max() == 128
+    assert to_uint8(half).dtype == np.uint8 and to_uint8(half).max() == 128
 
 
 def test_abs_difference() -> None:
@@ -57,7 +58,7 @@ def test_save_mp4_round_trips(tmp_path: Path, height: int, width: int) -> None:
     assert len(frames) == 5
     assert frames[0].shape == (height, width, 3)
     # lossy, but close: a smooth gradient survives CRF 10 almost unchanged
-    assert np.abs(frames[2].astype(int) - video_io.to_uint8(video)[2].astype(int)).mean() < 3
+    assert np.abs(frames[2].astype(int) - to_uint8(video)[2].astype(int)).mean() < 3
     assert sorted(p.name for p in path.parent.iterdir()) == ["clip.mp4"]
 
 

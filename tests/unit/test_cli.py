@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import imageio.v3 as iio
 import pytest
 import torch
 
 from causvid_perf.cli import main as cli
 from causvid_perf.errors import ExitCode
+from causvid_perf.records.bench import load_bench
 from causvid_perf.records.result import RunResult
 
 TINY = ["--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
@@ -166,37 +168,44 @@ def test_non_finite_output_exits_3(tmp_path, capsys, monkeypatch):
 # -- bench and overhead ----------------------------------------------------------------------------
 
 
-def test_bench_writes_json_and_two_videos(tmp_path, capsys):
+def test_bench_measures_each_model_like_a_case_and_writes_json_and_videos(tmp_path, capsys):
     out = tmp_path / "bench"
-    code = cli.main(["bench", "--weights", "tiny", "--device", "cpu", "--out", str(out)])
+    code = cli.main(["bench", "--weights", "tiny", "--device", "cpu", "--out", str(out), "--rounds", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    data = json.loads((out / "bench.json").read_text())
-    assert sorted(data) == ["CausVid causvid-1.3b", "teacher wan2.1-t2v-1.3b"]
-    student = RunResult.from_dict(data["CausVid causvid-1.3b"])
-    teacher = RunResult.from_dict(data["teacher wan2.1-t2v-1.3b"])
+    record = load_bench(out / "bench.json")
+    assert set(record.models) == {"causvid-1.3b", "wan2.1-t2v-1.3b"} and not record.failed
+    student, teacher = record.models["causvid-1.3b"], record.models["wan2.1-t2v-1.3b"]
+    assert (student.role, teacher.role) == ("student", "teacher")
     # each model keeps its own recipe; the size is shared
     assert (student.config["steps"], student.config["guidance"]) == (6, 1.0)
     assert (teacher.config["steps"], teacher.config["guidance"]) == (50, 5.0)
-    assert student.output.shape == teacher.output.shape == [9, 32, 32, 3]
+    for bench in (student, teacher):  # warm-up, then the rounds: medians with their spread
+        assert (bench.rounds, bench.warmup_rounds) == (2, 1) and len(bench.samples["sampling_s"]) == 2
+        low, high = bench.spread["sampling_s"]
+        assert low <= bench.medians["sampling_s"] <= high
+        assert bench.result["output"]["shape"] == [9, 32, 32, 3]
+    assert record.harness_only and record.commit
     videos = sorted(out.glob("*.mp4"))
     assert [v.name for v in videos] == ["causvid-1.3b.mp4", "wan2.1-t2v-1.3b.mp4"]
-    assert all(v.stat().st_size > 0 for v in videos)
-    import imageio.v3 as iio
-
     assert iio.imread(videos[0]).shape[0] == 9  # all frames made it into the clip
     assert "sampling speedup (teacher / CausVid)" in captured.out
-    assert "sampling time (s)" in captured.out
+    assert "sampling time (s)" in captured.out and "describe the harness" in captured.out
+    assert captured.err.count("round 2/2") == 2
 
 
-def test_overhead(capsys):
-    code = cli.main(["overhead", "--model", "causvid-1.3b", *TINY, "--rounds", "2"])
+def test_overhead_interleaves_both_sides_on_the_same_work_and_gives_an_interval(tmp_path, capsys):
+    out = tmp_path / "overhead.json"
+    code = cli.main(["overhead", "--model", "causvid-1.3b", *TINY, "--rounds", "3", "--json", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    for label in ("instrumented prompt-to-output", "plain pipe(...) call", "overhead / sampling (%)"):
+    for label in ("instrumented prompt-to-output", "plain pipe(...) call", "overhead", "95 % CI", "Mann-Whitney p"):
         assert label in captured.out
-    assert "2 interleaved rounds" in captured.out
-    assert captured.err.count("round ") == 2
+    assert "3 rounds per side in ABBA order" in captured.out and "the harness on tiny weights" in captured.out
+    assert captured.err.count("(plain)") == 3 and captured.err.count("(instrumented)") == 3
+    data = json.loads(out.read_text())
+    assert len(data["plain_s"]) == len(data["instrumented_s"]) == 3
+    assert data["overhead"]["ci_low"] <= data["overhead"]["ratio"] <= data["overhead"]["ci_high"]
 
 
 def test_unknown_subcommand_or_choice_is_an_argparse_error(capsys):

@@ -30,9 +30,10 @@ import torch
 from matplotlib.image import imread
 
 from causvid_perf import fmt
+from causvid_perf.cli import main as cli
 from causvid_perf.cli import report as report_cli
 from causvid_perf.config import RunConfig
-from causvid_perf.errors import ReportError
+from causvid_perf.errors import ExitCode, ReportError
 from causvid_perf.experiments.sweep import run_sweep
 from causvid_perf.judge.baselines import baseline_key, check_case
 from causvid_perf.judge.baselines_file import load_baselines
@@ -404,8 +405,7 @@ def test_cli_report_and_step_summary(inputs, tmp_path, capsys):
 
 def test_cli_reports_errors_in_one_line(tmp_path, capsys):
     missing = tmp_path / "nothing-here"
-    args = _parser().parse_args(["report", "--history", str(missing), "--out", str(tmp_path / "out")])
-    assert args.func(args) == 2
+    assert cli.main(["report", "--history", str(missing), "--out", str(tmp_path / "out")]) == ExitCode.USAGE
     err = capsys.readouterr().err.strip()
     assert err == f"error: no results in {missing}; run the perf cases first (`pytest tests/perf`)"
     assert not (tmp_path / "out").exists()

@@ -1,0 +1,57 @@
+"""Repeated runs of one case, as the suite and `bench` measure them: warm-up rounds that do not
+count, then measured rounds, summarised by their medians and spread."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+from causvid_perf.config import RunConfig
+from causvid_perf.measure.runner import run_case
+from causvid_perf.metrics import REPORTED_METRICS
+from causvid_perf.pipeline.loading import LoadedPipeline
+from causvid_perf.records.result import RunResult
+from causvid_perf.torch_state import torch_threads
+
+
+def one_thread_on_cpu(config: RunConfig) -> AbstractContextManager[None]:
+    """One torch thread on CPU: on a busy 2-core machine a second OpenMP thread makes a tiny step
+    2 or 10 ms at random, noise that hides even a 2x slowdown. GPU runs are left alone."""
+    return nullcontext() if config.device.startswith("cuda") else torch_threads(1)
+
+
+def repeat_runs(
+    loaded: LoadedPipeline,
+    config: RunConfig,
+    rounds: int,
+    warmup_rounds: int = 1,
+    on_round: Callable[[str], None] = lambda label: None,
+) -> list[RunResult]:
+    """`warmup_rounds` runs that do not count, then `rounds` measured ones; the last keeps its frames.
+    `on_round` hears "warm-up 1/1", "round 2/3", ... as each starts."""
+    results = []
+    with one_thread_on_cpu(config):
+        for index in range(warmup_rounds):
+            on_round(f"warm-up {index + 1}/{warmup_rounds}")
+            run_case(loaded, config, include_load=False, keep_frames=False)
+        for index in range(rounds):
+            on_round(f"round {index + 1}/{rounds}")
+            results.append(run_case(loaded, config, include_load=False, keep_frames=index == rounds - 1))
+    return results
+
+
+def medians_of(results: list[RunResult]) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+    """(median, per-round samples) of every reported metric; None where no round measured it."""
+    samples: dict[str, list[float]] = {}
+    medians: dict[str, float | None] = {}
+    for name in REPORTED_METRICS:
+        present = [v for v in (r.metric_values()[name] for r in results) if v is not None]
+        samples[name] = present
+        medians[name] = statistics.median(present) if present else None
+    return medians, samples
+
+
+def spread_of(samples: dict[str, list[float]]) -> dict[str, list[float]]:
+    """[min, max] of each metric's rounds."""
+    return {name: [min(values), max(values)] for name, values in samples.items() if values}
