@@ -101,9 +101,3 @@ def run_validity(
     if weights == "tiny" and gpu_class not in (None, "cpu"):
         reasons.append(f"tiny weights on {gpu_class}: their times describe the harness, not the GPU")
     return Validity(tuple(reasons))
-
-
-def fit_for_baseline(machine: Mapping[str, Any]) -> tuple[bool, str]:
-    """(fit, why not) from the machine state alone (the report's machine table)."""
-    validity = machine_validity(machine)
-    return validity.fit, "; ".join(validity.reasons)

@@ -14,7 +14,7 @@ import torch
 
 from causvid_perf.config import RunConfig
 from causvid_perf.judge.baselines import case_context
-from causvid_perf.judge.validity import fit_for_baseline
+from causvid_perf.judge.validity import machine_validity
 from causvid_perf.judge.verdict import IMPROVEMENT, MEASURED, NO_BASELINE, PASS, REGRESSION
 from causvid_perf.measure.machine import gpu_class, machine_info
 from causvid_perf.measure.repeats import one_thread_on_cpu, repeat_runs, spread_of
@@ -165,7 +165,8 @@ def provenance(result: RunResult, samples: dict[str, list[float]], rounds: int, 
 
 def current_machine(device: str) -> dict[str, Any]:
     info = machine_info(device)
-    info["fit_for_baseline"], info["unfit_reason"] = fit_for_baseline(info)
+    validity = machine_validity(info)
+    info["fit_for_baseline"], info["unfit_reason"] = validity.fit, "; ".join(validity.reasons)
     return info
 
 

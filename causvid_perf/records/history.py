@@ -248,7 +248,11 @@ class Run:
         return not self.unfit_cases
 
     def why_unfit(self) -> str:
-        return "; ".join(f"{case_id}: {'; '.join(v.reasons)}" for case_id, v in self.unfit_cases.items())
+        """Every reason once; which cases, when not all of them are unfit."""
+        unfit = self.unfit_cases
+        reasons = dict.fromkeys(r for validity in unfit.values() for r in validity.reasons)
+        cases = "" if len(unfit) == len(self.cases) else f" ({', '.join(unfit)})"
+        return "; ".join(reasons) + cases
 
     @property
     def label(self) -> str:

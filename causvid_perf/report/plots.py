@@ -37,29 +37,40 @@ def _axis_label(metric: str) -> str:
 
 
 def case_series(
-    runs: Sequence[Run], value_of: Callable[[CaseRecord], float | None]
+    runs: Sequence[Run], value_of: Callable[[CaseRecord], float | None], *, fit: bool = True
 ) -> dict[str, list[tuple[int, float]]]:
-    """case id -> [(run index, value)], skipping runs where value_of(case) is None."""
+    """case id -> [(run index, value)] of the cases fit to be references (fit=False: of the unfit
+    ones, drawn apart), skipping cases where value_of(case) is None."""
     series: dict[str, list[tuple[int, float]]] = {}
     for index, run in enumerate(runs):
         for case in run.cases.values():
             value = value_of(case)
-            if value is not None:
+            if value is not None and case.validity.fit == fit:
                 series.setdefault(case.id, []).append((index, value))
     return series
 
 
 def series_plot(
-    runs: Sequence[Run], series: Mapping[str, list[tuple[int, float]]], ylabel: str, title: str, marker: str
+    runs: Sequence[Run],
+    series: Mapping[str, list[tuple[int, float]]],
+    ylabel: str,
+    title: str,
+    marker: str,
+    unfit: Mapping[str, list[tuple[int, float]]] | None = None,
 ) -> bytes | None:
-    """One line per case across runs (x: run, labelled commit and date); None for no series."""
-    if not series:
+    """One line per case across runs (x: run, labelled commit and date), and the unfit cases as red
+    crosses apart from the lines; None for no series."""
+    if not series and not unfit:
         return None
     figure = _figure(10, 4.2)
     ax = figure.add_subplot(1, 1, 1)
     for case_id, points in series.items():
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, ys, marker=marker, linewidth=1.4, markersize=4, label=case_id)
+    crosses = [point for points in (unfit or {}).values() for point in points]
+    if crosses:
+        xs, ys = zip(*crosses, strict=True)
+        ax.scatter(xs, ys, marker="x", color="#c0392b", s=36, zorder=3, label="unfit run (not a reference)")
     # at most ~14 labels, so long histories stay readable
     step = max(1, math.ceil(len(runs) / 14))
     ax.set_xticks(list(range(len(runs)))[::step])
@@ -76,8 +87,13 @@ def series_plot(
 
 def trend_plot(runs: Sequence[Run], metric: str) -> bytes | None:
     """One line per case across runs for a suite metric; None when nothing was measured."""
-    series = case_series(runs, lambda case: case.metrics.get(metric))
-    return series_plot(runs, series, _axis_label(metric), f"{METRICS[metric].label} across runs ({metric})", marker="o")
+
+    def value_of(case: CaseRecord) -> float | None:
+        return case.metrics.get(metric)
+
+    series, unfit = case_series(runs, value_of), case_series(runs, value_of, fit=False)
+    title = f"{METRICS[metric].label} across runs ({metric})"
+    return series_plot(runs, series, _axis_label(metric), title, marker="o", unfit=unfit)
 
 
 def benchmark_plot(runs: Sequence[Run]) -> bytes | None:

@@ -34,10 +34,12 @@ def summary_blocks(
         for check in case_checks:
             states[check.state] = states.get(check.state, 0) + 1
     gpu = latest.machine.get("gpu") or "CPU"
-    rows = [
+    rows: list[list[Cell | str]] = [
         ["latest run", f"commit {latest.short_commit}, {latest.when} UTC, {len(latest.cases)} case(s) on {gpu}"],
         ["runs in the history", f"{len(runs)} (first: {runs[0].label})"],
         ["baseline verdicts", ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none stored"],
+        ["latest run fit to be a reference", "yes" if latest.fit else Cell(f"no: {latest.why_unfit()}", "bad")],
+        ["unfit runs (kept out of trends)", str(sum(not run.fit for run in runs))],
     ]
     if len(runs) > 1:
         rows.insert(1, ["previous run", f"commit {runs[-2].short_commit}, {runs[-2].when} UTC"])

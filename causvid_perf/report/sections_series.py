@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf import fmt
-from causvid_perf.judge.validity import fit_for_baseline
 from causvid_perf.metrics import METRICS, PEAK_VRAM, unit
 from causvid_perf.records.case import number
 from causvid_perf.records.history import Run
@@ -40,6 +39,15 @@ def trend_blocks(runs: Sequence[Run]) -> list[Block]:
         Block("h2", "Trends across runs"),
         Block("p", f"{len(runs)} run(s), oldest on the left; one line per case; x labels are commit and date (UTC)."),
     ]
+    unfit = [run for run in runs if not run.fit]
+    if unfit:
+        blocks.append(
+            Block(
+                "p",
+                f"Left out of the lines, drawn as red crosses: {len(unfit)} unfit run(s), not "
+                "references (" + "; ".join(f"{run.label}: {run.why_unfit()}" for run in unfit) + ").",
+            )
+        )
     for metric in TREND_METRICS:
         image = trend_plot(runs, metric)
         if image is None and metric == TREND_METRICS[-1]:
@@ -195,8 +203,7 @@ def _machine_row(run: Run) -> list[str | Cell]:
             f"SM {m.get('sm_clock_mhz')}/{m.get('max_sm_clock_mhz', '?')} MHz, mem {m.get('mem_clock_mhz', '?')} MHz"
         )
     throttle = m.get("throttle_reasons")
-    others = m.get("other_processes")
-    fit, why = fit_for_baseline(m)
+    other = m.get("other_memory_gib")
     return [
         f"{run.short_commit} ({run.source})",
         run.when,
@@ -210,8 +217,8 @@ def _machine_row(run: Run) -> list[str | Cell]:
         fmt.number(m.get("temperature_c"), "C"),
         fmt.number(number(m.get("power_w")), "W"),
         ", ".join(throttle) if isinstance(throttle, list) and throttle else ("none" if throttle == [] else "n/a"),
-        str(len(others)) if isinstance(others, list) else "n/a",
-        Cell("yes") if fit else Cell(f"no: {why}", "bad"),
+        fmt.number(number(other), "GiB"),
+        Cell("yes") if run.fit else Cell(f"no: {run.why_unfit()}", "bad"),
     ]
 
 
@@ -229,8 +236,8 @@ def machine_blocks(runs: Sequence[Run]) -> list[Block]:
         "temperature",
         "power",
         "throttle reasons",
-        "other GPU processes",
-        "fit for a baseline",
+        "other processes' GPU memory",
+        "fit to be a reference",
     ]
     return [
         Block("h2", "Machine state of each run"),

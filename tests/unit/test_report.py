@@ -39,6 +39,7 @@ from causvid_perf.judge.baselines import baseline_key, check_case
 from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.previous import judge_value
+from causvid_perf.judge.validity import machine_validity
 from causvid_perf.judge.verdict import Check
 from causvid_perf.measure.runner import run_case
 from causvid_perf.metrics import GUARDED_METRICS, unit
@@ -569,7 +570,7 @@ def test_gpu_shaped_history(inputs, tmp_path):
         "temperature_c": 41,
         "power_w": 412.5,
         "throttle_reasons": [],
-        "other_processes": [],
+        "other_memory_gib": 0.0,
     }
     history = tmp_path / "history"
     for index, session in enumerate(load_history(inputs["history"])[-2:]):
@@ -578,6 +579,7 @@ def test_gpu_shaped_history(inputs, tmp_path):
             machine.update(temperature_c=88, throttle_reasons=["SwThermalSlowdown"])
         for case in session.cases:
             case.medians.update(peak_vram_allocated_gib=18.5 + index, peak_vram_device_gib=20.1 + index)
+            case.validity = machine_validity(machine)  # as the plugin judges each case it measures
         write_session(history, dataclasses.replace(session, machine=machine))
     html_path, md_path = build_report(history, out_dir=tmp_path / "out")
     page, md = html_path.read_text(), md_path.read_text()
@@ -586,7 +588,7 @@ def test_gpu_shaped_history(inputs, tmp_path):
     assert rows[0][3] == "NVIDIA H100 80GB HBM3" and rows[0][4] == "550.54.15"
     assert rows[0][8] == "SM 1980/1980 MHz, mem 2619 MHz" and rows[0][9] == "88 C"
     assert rows[0][11] == "SwThermalSlowdown" and rows[0][13] == "no: GPU throttled: SwThermalSlowdown"
-    assert rows[1][11] == "none" and rows[1][12] == "0" and rows[1][13] == "yes"
+    assert rows[1][11] == "none" and rows[1][12] == "0.0 GiB" and rows[1][13] == "yes"
     (pair,) = _table_rows(md, "CausVid against its teacher")
     assert pair[7] == "21.1 GiB / 21.1 GiB" and pair[8] == "1.00"
 
