@@ -112,11 +112,17 @@ def _check_document(document: Any, where: str, fix: str) -> None:
             f'{where}: not a causvid-perf baselines file ({found}, expected "schema": "{SCHEMA_NAME}"); '
             "point --baselines at one, or move this file aside to start fresh"
         )
-    if document.get("version") != SCHEMA_VERSION or isinstance(document.get("version"), bool):
+    version = document.get("version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise BaselineError(
+                f"{where}: baselines format version {version} was written by a newer causvid-perf (this one reads "
+                f"version {SCHEMA_VERSION}); upgrade causvid-perf to use it"
+            )
         raise BaselineError(
-            f"{where}: baselines format version {json.dumps(document['version']) if 'version' in document else 'missing'}, "
-            "this causvid-perf reads version "
-            f"{SCHEMA_VERSION}; use the causvid-perf release that wrote it, or move the file aside to start fresh"
+            f"{where}: baselines format version {json.dumps(version) if 'version' in document else 'missing'}, "
+            f"this causvid-perf reads version {SCHEMA_VERSION}; use the causvid-perf release that wrote it, "
+            "or move the file aside to start fresh"
         )
     error = best_match(_validator().iter_errors(document))
     if error is not None:

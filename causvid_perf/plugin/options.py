@@ -83,13 +83,10 @@ class SuiteOptions:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> SuiteOptions:
+        """The options, checked before anything loads: a bad one is a pytest.UsageError of one line."""
         opt = config.option
         root = Path(config.rootpath)
-        if opt.inject_slowdown < 1.0:
-            raise pytest.UsageError(
-                f"--inject-slowdown {opt.inject_slowdown:g}: the factor must be >= 1 "
-                "(2 = every transformer forward twice as slow)"
-            )
+        _check_options(opt)
         return cls(
             weights=opt.weights,
             models_dir=opt.model_dir,

@@ -11,6 +11,7 @@ Fixtures read options with defaults, so a test module may also import them direc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,9 @@ _LOG_KEY = pytest.StashKey[_ArtifactLog]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    threshold = option_value(config, "--ms-ssim-threshold", DEFAULT_THRESHOLD)
+    if not (math.isfinite(threshold) and 0 < threshold <= 1):
+        raise pytest.UsageError(f"--ms-ssim-threshold {threshold:g}: give a number in (0, 1], e.g. 0.95")
     log = _ArtifactLog()
     config.stash[_LOG_KEY] = log
     config.pluginmanager.register(log, "causvid-perf-quality-artifacts")

@@ -288,6 +288,14 @@ def test_non_finite_output_is_detected(student, monkeypatch, value, field):
     RunResult.from_dict(json.loads(json.dumps(result.to_dict())))  # still a valid result
 
 
+def test_the_first_bad_frame_is_named():
+    video = torch.zeros(1, 3, 9, 4, 4)
+    video[:, :, 5, 0, 0] = float("inf")
+    video[:, 1, 7] = float("nan")
+    assert runner.non_finite(video) == (16, 3, 5)  # 16 NaN in frame 7 (one channel), 3 Inf in frame 5
+    assert runner.non_finite(torch.zeros(1, 3, 9, 4, 4)) == (0, 0, None)
+
+
 def test_oom_in_sampling_names_the_stage(student, monkeypatch):
     from diffusers import WanPipeline
 
