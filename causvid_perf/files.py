@@ -70,13 +70,18 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     return path
 
 
-def sweep_stale_temps(path: str | os.PathLike, older_than_s: float = 3600.0) -> list[Path]:
-    """Removes the temp files a killed writer of `path` left behind (`.<name>.*` beside it) that are
-    older than `older_than_s`; returns what was removed. Pass 0 where a lock excludes live writers."""
-    path = Path(path)
+def temp_pattern(name: str) -> str:
+    """The glob of the temp files atomic_write makes for a file called `name`."""
+    return f".{glob.escape(name)}.*"
+
+
+def sweep_stale_temps(folder: str | os.PathLike, pattern: str, older_than_s: float = 3600.0) -> list[Path]:
+    """Removes the temp files a killed writer left in `folder` (those matching `pattern`, e.g.
+    temp_pattern("baselines.json")) that are older than `older_than_s`; returns what was removed.
+    Pass 0 where a lock keeps live writers out."""
     removed = []
     now = time.time()
-    for temp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+    for temp in Path(folder).glob(pattern):
         with contextlib.suppress(OSError):
             if temp.is_file() and now - temp.stat().st_mtime >= older_than_s:
                 temp.unlink()

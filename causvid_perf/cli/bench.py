@@ -9,7 +9,7 @@ from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.cli.options import add_run_options, check_count, config_from_args, on_gpu
-from causvid_perf.cli.output import TABLE_METRICS, log, render_table
+from causvid_perf.cli.output import HARNESS_ONLY, TABLE_METRICS, log, render_table
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.bench import bench_defaults, run_bench, summary_rows, teacher_config
@@ -82,12 +82,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return ExitCode.OUT_OF_MEMORY
     finite = all(r.output.finite for r in last_rounds.values())
     return ExitCode.OK if finite else ExitCode.NONFINITE
-
-
-HARNESS_ONLY = (
-    "note: tiny random weights on CPU: these times describe the harness, not a model on a GPU; "
-    "run on a GPU (synthetic or pretrained weights) for figures to compare with the study"
-)
 
 
 def bench_table(record: BenchRecord) -> str:

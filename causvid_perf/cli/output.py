@@ -12,6 +12,12 @@ from causvid_perf.files import check_writable
 from causvid_perf.metrics import METRICS, RUN_METRICS
 from causvid_perf.records.result import RunResult
 
+# Printed under every table measured with tiny weights.
+HARNESS_ONLY = (
+    "note: tiny random weights: these times describe the harness, not a model on a GPU; "
+    "run on a GPU (synthetic or pretrained weights) for figures to compare with the study"
+)
+
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from causvid_perf.cli.options import add_run_subcommand, check_count, run_config
-from causvid_perf.cli.output import check_outputs, log, result_table
+from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, log, result_table
 from causvid_perf.errors import ExitCode
 from causvid_perf.measure.runner import run_case, run_continuous
 from causvid_perf.pipeline.loading import load_pipeline
@@ -38,6 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         result = run_case(loaded, on_stage=stage_log)
     print(result_table({loaded.config.model: result}))
+    if loaded.config.weights == "tiny":
+        print(HARNESS_ONLY)
     if result.continuous:
         c = result.continuous
         print(

@@ -20,7 +20,7 @@ from jsonschema.exceptions import best_match
 
 from causvid_perf import fmt
 from causvid_perf.errors import BaselineError
-from causvid_perf.files import write_text_atomic
+from causvid_perf.files import sweep_stale_temps, temp_pattern, write_text_atomic
 from causvid_perf.judge.baselines import BaselineStore, Entry, case_context, key_id, normalize_key, plain_json
 from causvid_perf.judge.tolerances import default_for_metric
 from causvid_perf.judge.verdict import KINDS, MEASURED, MetricSpec, require_finite
@@ -253,6 +253,7 @@ def record(
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with filelock.FileLock(str(path) + ".lock", timeout=lock_timeout_s):
+            sweep_stale_temps(path.parent, temp_pattern(path.name), older_than_s=0)  # writers hold this lock
             store = load_baselines(path)
             old = store.measured_for(key) if kind == MEASURED else store.published_for(key)
             new = Entry.create(key, _metric_specs(values, tolerances, directions, units, previous=old), provenance)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import HistoryError
-from causvid_perf.files import write_json_atomic
+from causvid_perf.files import sweep_stale_temps, write_json_atomic
 from causvid_perf.judge.validity import Validity
 from causvid_perf.records.case import CaseRecord
 
@@ -33,6 +33,7 @@ SESSION_SCHEMA = "causvid-perf/session"
 SESSION_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 DEFAULT_HISTORY_DIR = Path(".benchmarks") / "causvid-perf"
+STALE_TEMP_S = 3600.0
 HISTORY_DIR_ENV = "CAUSVID_PERF_HISTORY"
 
 
@@ -151,6 +152,8 @@ def write_session(directory: str | os.PathLike, session: Session) -> Path:
     while path.exists():
         path = directory / f"{base}-{counter}.json"
         counter += 1
+    # Session files are written once under unique names: an hour-old temp file is a killed writer's.
+    sweep_stale_temps(directory, ".*.json.*", older_than_s=STALE_TEMP_S)
     return write_json_atomic(path, session.to_dict())
 
 

@@ -54,8 +54,16 @@ def test_an_injected_slowdown_is_never_recorded_as_a_baseline(suite):
     baselines = suite.path / "baselines.json"
     baselines.write_text('{"schema": "causvid-perf/baselines", "version": 1, "entries": []}\n')
     before = baselines.read_bytes()
-    result = suite.runpytest_inprocess(*RUNS, "--baselines", str(baselines), "--update-baselines",
-                                       "--inject-slowdown", "3", "--history-dir", str(suite.path / "h"))
+    result = suite.runpytest_inprocess(
+        *RUNS,
+        "--baselines",
+        str(baselines),
+        "--update-baselines",
+        "--inject-slowdown",
+        "3",
+        "--history-dir",
+        str(suite.path / "h"),
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*not recorded as a baseline, the run is unfit: a x3 slowdown was injected*"])
     assert baselines.read_bytes() == before
@@ -69,10 +77,12 @@ def test_compare_to_latest_skips_an_unfit_run_and_names_it(suite):
     fit, slowed = sessions(history)
     assert slowed["cases"][0]["validity"] == {"fit": False, "reasons": ["a x3 slowdown was injected"]}
     result = suite.runpytest_inprocess(*args, "--compare-to", "latest")
-    result.stdout.fnmatch_lines([
-        f"*--compare-to latest: compared with run * of {fit['created']}; skipped 1 newer unfit run(s): "
-        "* (a x3 slowdown was injected)*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*--compare-to latest: compared with run * of {fit['created']}; skipped 1 newer unfit run(s): "
+            "* (a x3 slowdown was injected)*"
+        ]
+    )
     newest = sessions(history)[-1]
     assert newest["cases"][0]["compared_to"] == f"run {fit['commit']} of {fit['created']}"
 
@@ -85,7 +95,9 @@ def test_nan_output_names_its_first_bad_frame_and_is_never_a_reference(suite, mo
     result = suite.runpytest_inprocess(*args, "--sampler", "nansampler:factory")
     result.assert_outcomes(failed=1)
     # Attention spreads a NaN latent to every frame: the decoded video is bad from frame 0.
-    result.stdout.fnmatch_lines(["*output has * NaN / 0 Inf values, the first in frame 0; this run is not a reference*"])
+    result.stdout.fnmatch_lines(
+        ["*output has * NaN / 0 Inf values, the first in frame 0; this run is not a reference*"]
+    )
     (stored,) = sessions(history)
     assert stored["cases"][0]["validity"]["reasons"] == ["the output holds NaN or Inf from frame 0"]
     # A good run later is not judged against the NaN run: there is no fit run to compare with.
@@ -115,8 +127,11 @@ def test_other_processes_are_judged_from_memory_not_pids():
     # Inside a container NVML lists host pids: the run's own process is one of them, under another
     # number. What counts is the memory that is neither this process's pool nor its context.
     mine = 12.0
-    quiet = {"memory_used_gib": mine + CONTEXT_ALLOWANCE_GIB, "torch_reserved_gib": mine,
-             "gpu_processes": [{"pid": 4242, "used_gib": mine + 0.5}]}
+    quiet = {
+        "memory_used_gib": mine + CONTEXT_ALLOWANCE_GIB,
+        "torch_reserved_gib": mine,
+        "gpu_processes": [{"pid": 4242, "used_gib": mine + 0.5}],
+    }
     quiet["other_memory_gib"] = validity.other_memory_gib(quiet["memory_used_gib"], mine)
     assert machine_validity(quiet).fit
     busy = dict(quiet, memory_used_gib=mine + CONTEXT_ALLOWANCE_GIB + OTHER_MEMORY_LIMIT_GIB + 3.0)
