@@ -29,8 +29,11 @@ def atomic_write(
 ) -> Path:
     """Calls write(handle) on a temp file next to path, then renames it over path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise WriteError(f"could not write {path} ({exc.strerror or exc}); check that the folder is writable") from None
     try:
         handle: IO[Any]
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -65,8 +68,16 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise OutputPathError(f"{what} {path} cannot be created: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{what} {path} cannot be written: {ancestor} is not writable; choose another folder")
+    # Try it rather than ask os.access, which says yes to root even where the filesystem says no.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".causvid-perf-probe.", dir=ancestor)
+    except OSError as exc:
+        raise OutputPathError(
+            f"{what} {path} cannot be written: {ancestor} refuses new files ({exc.strerror or exc}); "
+            "choose another folder"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 

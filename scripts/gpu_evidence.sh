@@ -92,7 +92,7 @@ step baselines "$PY" -m pytest tests/perf -m "$MARKS" --weights "$WEIGHTS" --req
   --baselines "$OUT/baselines.json" --history-dir "$OUT/history" \
   --benchmark-autosave --benchmark-storage "file://$OUT/pytest-benchmark" -p no:cacheprovider
 step bench "$PY" -m causvid_perf.cli bench --weights "$WEIGHTS" --out "$OUT/bench"
-step overhead "$PY" -m causvid_perf.cli overhead --profile study-1.3b --weights "$WEIGHTS" --rounds 3
+step overhead "$PY" -m causvid_perf.cli overhead --profile study-1.3b --weights "$WEIGHTS"
 step gate-study "$PY" -m causvid_perf.cli gate-study --profile study-1.3b --weights "$WEIGHTS" --frames 13 --steps 3 \
   --aa-repeats 10 --rounds 6 --slowdowns 0.05,0.03 --rounds-grid 4,6,10 --repeats 10 \
   --json "$OUT/gate-study.json" --markdown "$OUT/gate-study.md"

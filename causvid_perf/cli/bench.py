@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf import fmt
-from causvid_perf.cli.options import add_run_options, check_count, config_from_args, on_gpu
+from causvid_perf.cli.options import add_run_options, check_count, config_from_args, on_gpu, ready
 from causvid_perf.cli.output import HARNESS_ONLY, TABLE_METRICS, log, render_table
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
@@ -46,8 +46,8 @@ def bench_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
     """{"student": ..., "teacher": ...}: same size, seed, dtype and memory recipe; each its own steps and cfg."""
     gpu = on_gpu(args)
     family = args.family or ("14b" if gpu else "1.3b")
-    student = config_from_args(args, **bench_defaults(family, gpu)).validate()
-    return {"student": student, "teacher": teacher_config(student, args.teacher_steps).validate()}
+    student = ready(config_from_args(args, **bench_defaults(family, gpu)))
+    return {"student": student, "teacher": ready(teacher_config(student, args.teacher_steps))}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, run_config
+from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, ready, run_config
 from causvid_perf.cli.output import check_outputs, emit_report, log, quiet_or_log
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options, check_samplers, check_slowdown, load_for_ab, run_ab
+from causvid_perf.experiments.ab import check_gate_options, check_slowdown, load_for_ab, run_ab
 
 HELP = "judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds"
 
@@ -54,12 +54,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, bool]:
     """(config_a, config_b, aa) from the options plus the --a / --b overrides, validated."""
     base = run_config(args)
-    config_a = base.replace(**parse_overrides(args.a)).validate()
+    config_a = ready(base.replace(**parse_overrides(args.a)))
     if args.aa:
         if args.b.strip():
             raise ConfigError("--aa compares A with itself; drop --b (or drop --aa to compare A with B)")
         return config_a, config_a, True
-    config_b = base.replace(**parse_overrides(args.b)).validate()
+    config_b = ready(base.replace(**parse_overrides(args.b)))
     return config_a, config_b, config_a.resolved() == config_b.resolved()
 
 
@@ -68,7 +68,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config_a, config_b, aa = configs_from_args(args)
     check_gate_options(args.rounds, args.threshold, args.memory_tolerance, args.alpha)
     check_slowdown(args.slowdown_b)
-    check_samplers(config_a, config_b)
     progress = quiet_or_log(args.quiet)
     loaded = load_for_ab(config_a, config_b, models_dir=args.model_dir, log=progress)
     if args.slowdown_b != 1.0:

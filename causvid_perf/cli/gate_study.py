@@ -10,10 +10,9 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, run_config
+from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, ready, run_config
 from causvid_perf.cli.output import check_outputs, emit_report, quiet_or_log
 from causvid_perf.errors import ExitCode
-from causvid_perf.experiments.ab import check_samplers
 from causvid_perf.experiments.gate_study import run_gate_study
 from causvid_perf.experiments.gate_study_result import StudyPlan, parse_rounds_grid, parse_slowdowns
 from causvid_perf.pipeline.loading import load_pipeline
@@ -70,8 +69,7 @@ def cmd_gate_study(args: argparse.Namespace) -> int:
     progress = quiet_or_log(args.quiet)
     check_outputs(args.markdown, args.json)
     plan = plan_from_args(args)
-    config = run_config(args).validate()
-    check_samplers(config)
+    config = ready(run_config(args))
     progress(plan.estimate())
     progress(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir)

@@ -10,6 +10,7 @@ import torch
 
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
 from causvid_perf.errors import ConfigError
+from causvid_perf.pipeline.samplers import check_sampler
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
 # Options that map one to one onto a RunConfig field (memory is parsed; timesteps and the negative
@@ -68,6 +69,14 @@ def config_from_args(args: argparse.Namespace, **defaults: Any) -> RunConfig:
     if getattr(args, "memory", None) is not None:
         values["memory"] = parse_memory(args.memory)
     return RunConfig(**values).normalised()
+
+
+def ready(config: RunConfig) -> RunConfig:
+    """The config validated, and its sampler imported and checked against the contract: every
+    mistake is found before a model loads."""
+    config = config.validate()
+    check_sampler(config.resolved().sampler or "")
+    return config
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:

@@ -7,7 +7,7 @@ import statistics
 from typing import Any
 
 from causvid_perf import fmt
-from causvid_perf.cli.options import add_run_subcommand, check_count, run_config
+from causvid_perf.cli.options import add_run_subcommand, check_count, ready, run_config
 from causvid_perf.cli.output import log, render_table
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.overhead import measure_overhead
@@ -26,7 +26,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     check_count("--rounds", args.rounds, 2)
     if args.json:
         check_writable(args.json, "--json")
-    config = run_config(args).validate()
+    config = ready(run_config(args))
     loaded = load_pipeline(config, models_dir=args.model_dir)
     result, machine = measure_overhead(loaded, args.rounds, progress=log)
     c = result.comparison

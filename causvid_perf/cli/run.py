@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_run_subcommand, check_count, run_config
+from causvid_perf.cli.options import add_run_subcommand, check_count, ready, run_config
 from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, log, result_table
 from causvid_perf.errors import ExitCode
 from causvid_perf.measure.runner import run_case, run_continuous
@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     check_count("--videos", args.videos, 1)
     check_outputs(args.json, args.mp4)
-    config = run_config(args).validate()
+    config = ready(run_config(args))
     log(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir, progress=not args.quiet)
     log(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_run_options, config_from_args, tiny_defaults_if_cpu
+from causvid_perf.cli.options import add_run_options, config_from_args, ready, tiny_defaults_if_cpu
 from causvid_perf.cli.output import check_outputs, log
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
@@ -71,7 +71,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     student, teacher = sweep_pair(student_config(args))
     for steps in args.steps:  # every point of the grid is a valid run before anything loads
         for guidance in args.guidance:
-            student.replace(steps=steps, guidance=guidance, timesteps=None).validate()
+            ready(student.replace(steps=steps, guidance=guidance, timesteps=None))
     loaded = {}
     for role, config in (("student", student), ("teacher", teacher)):
         log(f"[{config.model}] loading ({config.weights} weights) ...")

@@ -39,7 +39,6 @@ from causvid_perf.judge import power, stats
 from causvid_perf.measure.runner import case_config, run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.pipeline.loading import load_pipeline
-from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.quality.scores import psnr_per_frame, ssim_per_frame
 from causvid_perf.records.result import RunResult
 from causvid_perf.torch_state import torch_threads
@@ -78,12 +77,6 @@ def load_for_ab(
     loaded_b = load_pipeline(config_b, models_dir=models_dir, progress=progress)
     log(f"loaded in {loaded_b.load_s:.2f} s: {loaded_b.config.describe()} on {loaded_b.config.device}")
     return loaded_a, loaded_b
-
-
-def check_samplers(*configs: RunConfig) -> None:
-    """Builds each config's scheduler once, so a bad dotted path fails before any model loads."""
-    for config in configs:
-        build_scheduler(config.resolved())
 
 
 # -- running ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import HistoryError
+from causvid_perf.judge.validity import Validity
 from causvid_perf.judge.verdict import Check
 from causvid_perf.metrics import GUARDED_METRICS, REPORTED_METRICS, RUN_METRICS
 from causvid_perf.records.case import FRAMES, CaseRecord, number
@@ -32,7 +33,9 @@ MACHINE_FIELDS = (
     "sm_clock_mhz",
     "temperature_c",
     "throttle_reasons",
-    "other_processes",
+    "other_memory_gib",
+    "fit_for_baseline",
+    "unfit_reason",
 )
 
 
@@ -49,6 +52,7 @@ def extra_info(case: CaseRecord, note: str = "") -> dict[str, Any]:
     info["output_shape"] = ((case.result or {}).get("output") or {}).get("shape")
     info["key"] = case.key
     info["checks"] = {c.name: c.state for c in case.checks}
+    info["validity"] = case.validity.to_dict()
     if case.comparisons:
         info["compared_to"] = {c.name: c.state for c in case.comparisons}
     if note:
@@ -119,6 +123,8 @@ def _case(bench: Mapping[str, Any]) -> CaseRecord:
         quality=dict(extra.get("quality") or {}),
         output={FRAMES: str(frames)} if frames else {},
         stats=dict(bench["stats"]) if isinstance(bench.get("stats"), dict) else None,
+        # files written before cases carried their validity: no rule can be checked from them
+        validity=Validity.from_dict(extra.get("validity")),
     )
 
 

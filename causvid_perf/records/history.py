@@ -3,7 +3,7 @@
 pytest-benchmark keeps time statistics (and disables itself under xdist); these files keep every
 metric of every case, so reports and `--compare-to` work either way. Layout:
 
-    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 2,
+    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 3,
         "created", "commit", "worker", "run_id", "machine", "cases": [CaseRecord.to_dict(), ...]}
     <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (records/outputs.py)
 

@@ -42,7 +42,10 @@ def summary_blocks(
         ["unfit runs (kept out of trends)", str(sum(not run.fit for run in runs))],
     ]
     if len(runs) > 1:
-        rows.insert(1, ["previous run", f"commit {runs[-2].short_commit}, {runs[-2].when} UTC"])
+        before = previous_fit(runs)
+        rows.insert(
+            1, ["previous fit run", "none" if before is None else f"commit {before.short_commit}, {before.when} UTC"]
+        )
     rows += [[label, value] for label, value in sources]
     return [Block("h2", "Summary"), Block("table", headers=["item", "value"], rows=rows)]
 
@@ -109,13 +112,21 @@ def _gpu_class(run: Run, case: CaseRecord) -> str:
     return str((case.key or {}).get("gpu_class") or run.machine.get("gpu_class") or "")
 
 
+def previous_fit(runs: Sequence[Run]) -> Run | None:
+    """The newest run before the latest that is fit to be a reference (as --compare-to latest finds it)."""
+    return next((run for run in reversed(runs[:-1]) if run.fit), None)
+
+
 def before_after_blocks(runs: Sequence[Run]) -> list[Block]:
     blocks = [Block("h2", "Latest run against the previous run")]
     if runs and any(case.comparisons for case in runs[-1].cases.values()):
         return blocks + compare_to_blocks(runs[-1])
-    if len(runs) < 2:
-        return blocks + [Block("p", "Only one run in the history: nothing to compare with yet.")]
-    before, after = runs[-2], runs[-1]
+    before = previous_fit(runs)
+    if before is None:
+        return blocks + [
+            Block("p", "No earlier run fit to be a reference in the history: nothing to compare with yet.")
+        ]
+    after = runs[-1]
     rows: list[list[Cell | str]] = []
     tolerances: dict[str, str] = {}
     for case in after.cases.values():

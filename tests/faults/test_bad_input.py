@@ -11,6 +11,7 @@ import errno
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,16 +85,29 @@ def test_an_unwritable_output_is_refused_before_anything_loads(tmp_path, monkeyp
     if where == "parent is a file":
         (tmp_path / "file").write_text("x")
         target = tmp_path / "file" / "out.json"
-    else:  # root may write anywhere: the test stands in for a user without the permission
+    else:  # root may write anywhere: the filesystem's refusal is simulated
         target = tmp_path / "ro" / "out.json"
         target.parent.mkdir()
-        monkeypatch.setattr(files.os, "access", lambda path, mode: Path(path) != target.parent)
+        real_mkstemp = files.tempfile.mkstemp
+
+        def read_only(*args: Any, **kwargs: Any) -> Any:
+            if Path(kwargs.get("dir", "")) == target.parent:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            return real_mkstemp(*args, **kwargs)
+
+        monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
     assert cli.main(["run", *TINY, "--json", str(target)]) == ExitCode.USAGE
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and str(target) in errors[0]
     assert "loading" not in captured.err  # nothing was measured
     assert not target.exists()
+
+
+def test_a_folder_the_system_refuses_is_found_before_the_run_even_as_root(capsys):
+    assert cli.main(["run", *TINY, "--json", "/proc/nope/out.json"]) == ExitCode.USAGE
+    line = one_error(capsys)
+    assert "/proc" in line and "refuses new files" in line
 
 
 def test_a_full_disk_after_the_run_prints_the_table_then_one_line_and_exit_7(tmp_path, monkeypatch, capsys):
