@@ -172,3 +172,56 @@ class StepTimer:
             self._marks[-1].synchronize()
             return [a.elapsed_time(b) / 1000.0 for a, b in itertools.pairwise(self._marks)]
         return [b - a for a, b in itertools.pairwise(self._marks)]
+
+
+class Clock:
+    """Time points on the device's own timeline: CUDA events on a GPU (marking never waits for
+    the GPU; read once after the run), perf_counter on the CPU."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+        self._points: list[Any] = []
+
+    def mark(self) -> int:
+        """Records a point; returns its index."""
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self._points.append(event)
+        else:
+            self._points.append(time.perf_counter())
+        return len(self._points) - 1
+
+    def seconds(self) -> list[float]:
+        """Every point, in seconds after the first."""
+        if not self._points:
+            return []
+        first = self._points[0]
+        if self.cuda:
+            self._points[-1].synchronize()
+            return [first.elapsed_time(point) / 1000.0 for point in self._points]
+        return [point - first for point in self._points]
+
+
+class CallTimer:
+    """Start and end of every forward of a module, on a Clock shared with other marks."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.calls: list[tuple[int, int]] = []
+        self._start = -1
+
+    @contextmanager
+    def attached(self, module: torch.nn.Module) -> Iterator[CallTimer]:
+        def before(*args: Any) -> None:
+            self._start = self.clock.mark()
+
+        def after(*args: Any) -> None:
+            self.calls.append((self._start, self.clock.mark()))
+
+        handles = (module.register_forward_pre_hook(before), module.register_forward_hook(after))
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()

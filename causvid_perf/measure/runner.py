@@ -8,66 +8,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
-from causvid_perf.config import PIPELINE_FIELDS, RunConfig
-from causvid_perf.errors import ConfigError, StageOOMError
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import ConfigError
 from causvid_perf.measure import flops
 from causvid_perf.measure.instruments import Meter, StepTimer
 from causvid_perf.measure.machine import device_name, machine_info
-from causvid_perf.metrics import GIB
+from causvid_perf.measure.stages import case_config, encode_prompt, frames_to_uint8, oom_error
+from causvid_perf.measure.stream_runner import run_stream
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.samplers import build_scheduler
+from causvid_perf.pipeline.stream_decode import unnormalize_latents
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.specs import transformer_config
 
 
-def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
-    """The case's resolved config, checked to be runnable on the pipeline already loaded."""
-    if config is None:
-        return loaded.config
-    config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device).validate()
-    clash = [f for f in PIPELINE_FIELDS if getattr(config, f) != getattr(loaded.config, f)]
-    if clash:
-        raise ConfigError(
-            f"case differs from the loaded pipeline in {', '.join(clash)}; load a pipeline for it "
-            "(models are shared only across size, frames, steps, guidance, sampler and seed)"
-        )
-    return config
-
-
 def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
     """The Wan pipeline's own decode: undo the latent normalisation, then the VAE."""
-    vae = pipe.vae
-    latents = latents.to(next(vae.parameters()).device, dtype=vae.dtype)
-    shape = (1, vae.config.z_dim, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
-    std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
-    return vae.decode(latents * std + mean, return_dict=False)[0]
-
-
-def frames_to_uint8(pipe: Any, video: torch.Tensor) -> np.ndarray:
-    frames = pipe.video_processor.postprocess_video(video, output_type="np")[0]  # (F, H, W, 3) in [0, 1]
-    return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-
-
-def _encode(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    pipe = loaded.pipe
-    if loaded.text_encoder_offloaded:
-        pipe.text_encoder.to(config.device)
-    try:
-        return pipe.encode_prompt(
-            prompt=config.prompt,
-            negative_prompt=config.negative_prompt or None,
-            do_classifier_free_guidance=config.uses_cfg,
-            num_videos_per_prompt=1,
-            max_sequence_length=512,
-            device=torch.device(config.device),
-        )
-    finally:
-        if loaded.text_encoder_offloaded:
-            pipe.text_encoder.to("cpu")
+    return pipe.vae.decode(unnormalize_latents(pipe.vae, latents), return_dict=False)[0]
 
 
 def _sample(loaded: LoadedPipeline, config: RunConfig, embeds: tuple, timer: StepTimer) -> torch.Tensor:
@@ -95,8 +54,11 @@ def run_case(
     keep_frames: bool = True,
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Runs one case on a loaded pipeline and measures it. Raises StageOOMError on CUDA OOM."""
+    """Runs one case on a loaded pipeline and measures it. Raises StageOOMError on CUDA OOM.
+    A streaming model's case is run chunk by chunk (stream_runner.run_stream)."""
     config = case_config(loaded, config)
+    if config.spec.is_streaming:
+        return run_stream(loaded, config, include_load=include_load, keep_frames=keep_frames, on_stage=on_stage)
     pipe = loaded.pipe
     pipe.scheduler = build_scheduler(config)
     machine = machine_info(config.device)
@@ -112,7 +74,7 @@ def run_case(
                     on_stage(stage)
                 with meter.stage(stage):
                     if stage == "text_encode":
-                        embeds = _encode(loaded, config)
+                        embeds = encode_prompt(loaded, config)
                     elif stage == "sampling":
                         latents = _sample(loaded, config, embeds, timer)
                     elif stage == "decode":
@@ -124,7 +86,7 @@ def run_case(
             meter.sync()
             prompt_to_output = time.perf_counter() - start
         except torch.OutOfMemoryError:
-            raise _oom(stage, config) from None
+            raise oom_error(stage, config) from None
 
     steps = timer.step_seconds()
     s_per_it = statistics.median(steps) if steps else None
@@ -168,15 +130,6 @@ def run_case(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         frames=frames if keep_frames else None,
     )
-
-
-def _oom(stage: str, config: RunConfig) -> StageOOMError:
-    peak = torch.cuda.max_memory_allocated(config.device) / GIB if torch.cuda.is_available() else None
-    free = None
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-        free = torch.cuda.mem_get_info(config.device)[0] / GIB
-    return StageOOMError(stage, config.describe(), peak, free)
 
 
 def run_continuous(

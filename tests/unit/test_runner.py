@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from causvid_perf.config import RunConfig
-from causvid_perf.errors import ConfigError, ResultSchemaError
+from causvid_perf.errors import ConfigError, ResultSchemaError, StageOOMError
 from causvid_perf.files import write_json_atomic
 from causvid_perf.measure import flops, runner
 from causvid_perf.pipeline.loading import load_pipeline
@@ -295,7 +295,7 @@ def test_oom_in_sampling_names_the_stage(student, monkeypatch):
 
     hooks_before = len(student.pipe.transformer._forward_pre_hooks)
     monkeypatch.setattr(WanPipeline, "__call__", out_of_memory)
-    with pytest.raises(runner.StageOOMError) as info:
+    with pytest.raises(StageOOMError) as info:
         runner.run_case(student, quick(student))
     assert info.value.stage == "sampling"
     message = str(info.value)
@@ -309,6 +309,6 @@ def test_oom_in_decode_names_the_stage(student, monkeypatch):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(student.pipe.vae, "decode", out_of_memory)
-    with pytest.raises(runner.StageOOMError) as info:
+    with pytest.raises(StageOOMError) as info:
         runner.run_case(student, quick(student))
     assert info.value.stage == "decode"
