@@ -65,6 +65,8 @@ _QUALITY = (
     Metric("psnr_vs_teacher", "PSNR vs teacher", "dB", HIGHER_IS_BETTER, "quality"),
     Metric("ssim_vs_teacher", "SSIM vs teacher", "", HIGHER_IS_BETTER, "quality"),
     Metric("ms_ssim_vs_teacher", "MS-SSIM vs teacher", "", HIGHER_IS_BETTER, "quality"),
+    # change into a chunk's first frame over the change at latent transitions inside chunks
+    Metric("chunk_boundary_ratio", "chunk boundary change ratio", "", kind="quality"),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in (*_RUN, PEAK_VRAM, *_QUALITY)}
 

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from causvid_perf.config import RunConfig
+from causvid_perf.measure import flops
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.pipeline.stream_attention import KVCache, Window, block_causal_mask
 from causvid_perf.pipeline.stream_decode import ChunkDecoder, pixel_frames, unnormalize_latents
 from causvid_perf.pipeline.streaming import StreamingGenerator, StreamSettings
+from causvid_perf.specs import TEXT_TOKENS as PROMPT_TOKENS
+from causvid_perf.specs import TRANSFORMER_TINY
 
 H = W = 32  # 4 x 4 = 16 latent pixels, 4 tokens per latent frame after 2 x 2 patches
 LATENT_HW = (4, 4)
@@ -245,3 +250,33 @@ def test_chunk_by_chunk_decode_equals_one_decode(tiny, sizes):
             start += size
     torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=1e-5, atol=1e-6)
     assert whole.shape[2] == 4 * sum(sizes) - 3
+
+
+# -- the analytic cost -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings, latent_frames", [(CAUSVID, 9), (WINDOWED, 12)], ids=["global", "window"])
+def test_stream_flops_match_a_measured_count(tiny, settings, latent_frames):
+    """The per-chunk analytic FLOPs (keys growing with the cache, the prompt's K/V once) sum to what
+    torch's FLOP counter sees in the DiT blocks over a whole streaming generation."""
+    transformer = tiny.pipe.transformer
+    text = torch.randn(1, PROMPT_TOKENS, transformer.config.text_dim, generator=torch.Generator().manual_seed(2))
+    generator = StreamingGenerator(
+        transformer, settings, (1, 16, latent_frames, *LATENT_HW), device="cpu", dtype=torch.float32
+    )
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode(), sdpa_kernel(SDPBackend.MATH):
+        for _ in generator.generate(text, torch.Generator().manual_seed(0)):
+            pass
+    per_module = counter.get_flop_counts()
+    blocks = [name for name in per_module if name.count(".") == 2 and ".blocks." in name]
+    measured = sum(sum(per_module[name].values()) for name in blocks)
+    analytic = flops.stream_chunk_flops(
+        generator.window, settings.chunk_frames, 4, len(settings.timesteps), TRANSFORMER_TINY["1.3b"]
+    )
+    assert measured == sum(analytic)
+    later = analytic[1:]  # the first chunk also pays the prompt's K/V
+    if settings.window_frames is None:
+        assert later == sorted(set(later))  # attention grows with the cache
+    else:
+        assert later[1:] == [later[1]] * (len(later) - 1)  # flat once the window is full
