@@ -22,7 +22,7 @@ class Metric:
     label: str  # for people, e.g. "per-step time"
     unit: str
     direction: str = LOWER_IS_BETTER
-    kind: str = "time"  # time, memory, compute or quality
+    kind: str = "time"  # time, rate, memory, compute or quality
 
     @property
     def lower_is_better(self) -> bool:
@@ -51,8 +51,8 @@ _RUN = (
     # Streaming (autoregressive) runs only; None for a bidirectional run.
     Metric("first_frames_s", "time to first frames", "s"),
     Metric("steady_chunk_s", "chunk time (steady state)", "s"),
-    Metric("stream_fps", "FPS after the first chunk", "frames/s", HIGHER_IS_BETTER),
-    Metric("overall_fps", "FPS overall", "frames/s", HIGHER_IS_BETTER),
+    Metric("stream_fps", "FPS after the first chunk", "frames/s", HIGHER_IS_BETTER, "rate"),
+    Metric("overall_fps", "FPS overall", "frames/s", HIGHER_IS_BETTER, "rate"),
     Metric("kv_cache_gib", "KV cache", "GiB", kind="memory"),
 )
 STREAM_METRICS = ("first_frames_s", "steady_chunk_s", "stream_fps", "overall_fps", "kv_cache_gib")

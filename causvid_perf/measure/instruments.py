@@ -126,52 +126,19 @@ class Meter:
         values = [getattr(r, attribute) for r in self.stages.values() if getattr(r, attribute) is not None]
         return max(values) if values else None
 
+    def vram_peaks(self) -> tuple[float | None, float | None, float | None]:
+        """The run's allocated, reserved and device peaks in GiB (Metrics' field order)."""
+        return tuple(self.peak(f"peak_{kind}_gib") for kind in _PEAK_KINDS)  # type: ignore[return-value]
 
-@dataclass
-class StepTimer:
-    """Per-step seconds from the pipeline's step-end callback.
+    def stage_memory(self) -> dict[str, dict[str, float | None]]:
+        """Per stage: {"allocated_gib", "reserved_gib", "device_gib"}."""
+        return {
+            name: {f"{kind}_gib": getattr(record, f"peak_{kind}_gib") for kind in _PEAK_KINDS}
+            for name, record in self.stages.items()
+        }
 
-    A step starts at the first transformer forward of that step (a forward pre-hook) and ends at
-    the step-end callback, so step 0 excludes the pipeline's set-up before the loop. On a GPU the
-    marks are CUDA events, read once after the run.
-    """
 
-    cuda: bool
-    _marks: list[Any] = field(default_factory=list)
-    _started: bool = False
-
-    def _mark(self) -> None:
-        if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            self._marks.append(event)
-        else:
-            self._marks.append(time.perf_counter())
-
-    def pre_forward_hook(self, module: Any, args: Any) -> None:
-        if not self._started:
-            self._started = True
-            self._mark()
-
-    def callback(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        self._mark()
-        return kwargs
-
-    @contextmanager
-    def attached(self, transformer: torch.nn.Module) -> Iterator[StepTimer]:
-        handle = transformer.register_forward_pre_hook(self.pre_forward_hook)
-        try:
-            yield self
-        finally:
-            handle.remove()
-
-    def step_seconds(self) -> list[float]:
-        if len(self._marks) < 2:
-            return []
-        if self.cuda:
-            self._marks[-1].synchronize()
-            return [a.elapsed_time(b) / 1000.0 for a, b in itertools.pairwise(self._marks)]
-        return [b - a for a, b in itertools.pairwise(self._marks)]
+_PEAK_KINDS = ("allocated", "reserved", "device")
 
 
 class Clock:
@@ -201,6 +168,46 @@ class Clock:
             self._points[-1].synchronize()
             return [first.elapsed_time(point) / 1000.0 for point in self._points]
         return [point - first for point in self._points]
+
+
+@dataclass
+class StepTimer:
+    """Per-step seconds from the pipeline's step-end callback.
+
+    A step starts at the first transformer forward of that step (a forward pre-hook) and ends at
+    the step-end callback, so step 0 excludes the pipeline's set-up before the loop. On a GPU the
+    marks are CUDA events, read once after the run.
+    """
+
+    cuda: bool
+    _clock: Clock = field(init=False)
+    _started: bool = False
+
+    def __post_init__(self) -> None:
+        self._clock = Clock(self.cuda)
+
+    def _mark(self) -> None:
+        self._clock.mark()
+
+    def pre_forward_hook(self, module: Any, args: Any) -> None:
+        if not self._started:
+            self._started = True
+            self._mark()
+
+    def callback(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        self._mark()
+        return kwargs
+
+    @contextmanager
+    def attached(self, transformer: torch.nn.Module) -> Iterator[StepTimer]:
+        handle = transformer.register_forward_pre_hook(self.pre_forward_hook)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+    def step_seconds(self) -> list[float]:
+        return [b - a for a, b in itertools.pairwise(self._clock.seconds())]
 
 
 class CallTimer:

@@ -93,7 +93,7 @@ def run_case(
     family_config = transformer_config(config.spec.family, tiny=config.weights == "tiny")
     tflop = flops.step_tflop(config.dit_tokens, family_config, config.uses_cfg)
     achieved, mfu = flops.mfu(tflop, s_per_it, device_name(config.device))
-    stages = meter.stages
+    stages, peaks = meter.stages, meter.vram_peaks()
     metrics = Metrics(
         load_s=loaded.load_s if include_load else None,
         text_encode_s=stages["text_encode"].seconds,
@@ -103,20 +103,13 @@ def run_case(
         decode_s=stages["decode"].seconds,
         frames_out_s=stages["frames_out"].seconds,
         prompt_to_output_s=prompt_to_output,
-        peak_vram_allocated_gib=meter.peak("peak_allocated_gib"),
-        peak_vram_reserved_gib=meter.peak("peak_reserved_gib"),
-        peak_vram_device_gib=meter.peak("peak_device_gib"),
+        peak_vram_allocated_gib=peaks[0],
+        peak_vram_reserved_gib=peaks[1],
+        peak_vram_device_gib=peaks[2],
         tflop_per_step=tflop,
         achieved_tflops=achieved,
         mfu=mfu,
-        stage_memory={
-            name: {
-                "allocated_gib": r.peak_allocated_gib,
-                "reserved_gib": r.peak_reserved_gib,
-                "device_gib": r.peak_device_gib,
-            }
-            for name, r in stages.items()
-        },
+        stage_memory=meter.stage_memory(),
     )
     output = OutputInfo(
         shape=list(frames.shape), dtype=str(frames.dtype), finite=nan == 0 and inf == 0, nan_count=nan, inf_count=inf

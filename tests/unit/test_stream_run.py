@@ -3,6 +3,7 @@ are one-line errors."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -156,3 +157,18 @@ def test_stream_command_refuses_bad_settings_in_one_line(capsys, argv, fragment)
     code = cli.main(["stream", "--device", "cpu", *argv])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == ExitCode.USAGE and len(errors) == 1 and fragment in errors[0]
+
+
+def test_compare_varies_the_step_list_and_judges_first_frames_and_fps(tmp_path, capsys):
+    out = tmp_path / "ab.json"
+    argv = ["compare", "--model", "causvid-ar-1.3b", "--device", "cpu", "--weights", "tiny"]
+    argv += ["--height", "16", "--width", "16", "--frames", "21", "--rounds", "2", "--quiet", "--json", str(out)]
+    code = cli.main([*argv, "--b", "timesteps=1000,750,500,250,window_frames=3"])
+    captured = capsys.readouterr()
+    assert code in (ExitCode.OK, ExitCode.REGRESSION), captured.err
+    assert "timesteps=[1000;750;500;250]" in captured.out and "window_frames=3" in captured.out
+    for row in ("| time to first frames (s) |", "| FPS after the first chunk (frames/s) |"):
+        assert row in captured.out
+    report = json.loads(out.read_text())
+    runs_b = [r for r in report["runs"] if r["side"] == "B"]
+    assert all(r["first_frames_s"] > 0 and r["stream_fps"] > 0 for r in runs_b)
