@@ -1,9 +1,10 @@
 """`causvid-perf stream`: run a streaming model chunk by chunk and print a line as each chunk lands.
 
-Each line: the chunk, its latency (the first: time to first frames, prompt encoding included) and
-the frames per second so far. Then the run's table and the streaming summary: steady-state chunk
-time, FPS after the first chunk, transformer calls, the KV cache (measured and analytic bytes) and
-whether chunk boundaries change the picture more than the transitions inside chunks.
+After --warmup unmeasured runs (default 1), one measured run. Each line: the chunk, its latency (the
+first: time to first frames, prompt encoding included) and the frames per second so far. Then the
+run's table and the streaming summary: steady-state chunk time, FPS after the first chunk,
+transformer calls, the KV cache (measured and analytic bytes) and whether chunk boundaries change
+the picture more than the transitions inside chunks.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def add_parser(sub: Any) -> None:
     group.add_argument("--timesteps", help="denoising steps of every chunk, e.g. 1000,750,500,250")
     group.add_argument("--window-frames", type=int, help="local attention window in latent frames (default: all)")
     group.add_argument("--sink-frames", type=int, help="first latent frames kept in the window (needs --window-frames)")
+    stream.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured runs first, so one-off costs stay out (default 1)"
+    )
     stream.add_argument("--json", help="write the RunResult JSON here")
     stream.add_argument("--mp4", help="save the video here")
     stream.add_argument("--quiet", action="store_true", help="no per-chunk lines")
@@ -85,6 +89,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     log(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir)
     log(f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}")
+    if args.warmup < 0:
+        raise ConfigError(f"--warmup must be >= 0; got {args.warmup}")
+    for index in range(args.warmup):
+        log(f"warm-up {index + 1}/{args.warmup} ...")
+        run_stream(loaded, config, keep_frames=False)
     on_chunk = None if args.quiet else (lambda event: print(chunk_line(event), flush=True))
     result = run_stream(loaded, config, on_chunk=on_chunk)
     print(result_table({loaded.config.model: result}))

@@ -172,3 +172,13 @@ def test_compare_varies_the_step_list_and_judges_first_frames_and_fps(tmp_path, 
     report = json.loads(out.read_text())
     runs_b = [r for r in report["runs"] if r["side"] == "B"]
     assert all(r["first_frames_s"] > 0 and r["stream_fps"] > 0 for r in runs_b)
+
+
+def test_fp8_weight_storage_streams_with_a_bf16_cache():
+    loaded = load_pipeline(
+        RunConfig(model="causvid-ar-1.3b", **{**TINY, "frames": 21}, dtype="bfloat16", memory=("fp8-storage",))
+    )
+    result = run_stream(loaded)
+    assert result.output.finite and result.output.shape == [21, 32, 32, 3]
+    layers, heads, head_dim, tokens = 2, 2, 12, 6 * 4
+    assert result.stream["kv_cache_bytes"] == layers * 2 * tokens * heads * head_dim * 2  # bf16: 2 bytes
