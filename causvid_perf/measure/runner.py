@@ -159,6 +159,11 @@ def run_continuous(
 def time_plain_call(loaded: LoadedPipeline, config: RunConfig | None = None) -> float:
     """Seconds of an uninstrumented ``pipe(prompt, ...)`` to numpy frames, for overhead checks."""
     config = case_config(loaded, config)
+    if config.spec.is_streaming:
+        raise ConfigError(
+            f"{config.model} streams chunk by chunk; it has no plain pipeline call to compare the "
+            "instrumented run with: measure it with `causvid-perf stream`"
+        )
     pipe = loaded.pipe
     pipe.scheduler = build_scheduler(config)
     sync = (lambda: torch.cuda.synchronize(config.device)) if config.device.startswith("cuda") else (lambda: None)
