@@ -11,3 +11,5 @@ $CLI run --model causvid-1.3b --weights synthetic --height 480 --width 832 --fra
 $CLI run --model wan2.1-t2v-1.3b --weights synthetic --height 480 --width 832 --frames 81 --quiet --json $OUT/wan-1.3b.json 2>&1
 $CLI overhead --model causvid-1.3b --weights synthetic --height 480 --width 832 --frames 81 --rounds 3 2>&1 | grep -v "^round"
 $CLI run --profile study --weights synthetic --quiet --json $OUT/causvid-14b-study.json 2>&1
+$CLI stream --model causvid-ar-1.3b --weights synthetic --height 480 --width 832 --frames 81 --json $OUT/causvid-ar-1.3b.json 2>&1
+$CLI stream --model self-forcing-1.3b --weights synthetic --height 480 --width 832 --frames 81 --json $OUT/self-forcing-1.3b.json 2>&1
