@@ -16,7 +16,10 @@ from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.stream_runner import run_stream
 from causvid_perf.metrics import GIB
 from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.plugin.cases import PerfCase
+from causvid_perf.plugin.fixture import PerfRunner
 from causvid_perf.quality.chunk_boundaries import chunk_boundary_flicker, latent_transitions
+from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.result import RunResult
 
 TINY = dict(weights="tiny", height=32, width=32, frames=33, device="cpu")
@@ -182,3 +185,17 @@ def test_fp8_weight_storage_streams_with_a_bf16_cache():
     assert result.output.finite and result.output.shape == [21, 32, 32, 3]
     layers, heads, head_dim, tokens = 2, 2, 12, 6 * 4
     assert result.stream["kv_cache_bytes"] == layers * 2 * tokens * heads * head_dim * 2  # bf16: 2 bytes
+
+
+@pytest.mark.parametrize(
+    "weights, ratio, fails", [("tiny", 0.9, False), ("tiny", 2.0, True), ("synthetic", 2.0, False)]
+)
+def test_the_perf_fixture_fails_a_case_whose_chunks_do_not_join_up(weights, ratio, fails):
+    runner = PerfRunner(None, None, None)
+    record = CaseRecord("case", config={"weights": weights}, quality={"chunk_boundary_ratio": ratio})
+    case = PerfCase("case", RunConfig(model="causvid-ar-1.3b"))
+    if fails:
+        with pytest.raises(AssertionError, match="do not join up"):
+            runner._check_chunk_boundaries(case, record)
+    else:
+        runner._check_chunk_boundaries(case, record)
