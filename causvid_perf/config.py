@@ -11,6 +11,7 @@ import torch
 
 from causvid_perf.errors import ConfigError
 from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, WEIGHT_SOURCES, ModelSpec
+from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -50,7 +51,14 @@ class RunConfig:
     guidance: float | None = None
     sampler: str | None = None
     shift: float | None = None
-    timesteps: tuple[int, ...] | None = None  # explicit timesteps, for the "causvid" sampler
+    timesteps: tuple[int, ...] | None = (
+        None  # explicit timesteps (causvid sampler; a streaming model's per-chunk steps)
+    )
+    # Streaming models only (stream_config.py): latent frames per chunk, local attention window
+    # and the frames pinned in it; None takes the model's recipe.
+    chunk_frames: int | None = None
+    window_frames: int | None = None
+    sink_frames: int | None = None
     seed: int = 0
     dtype: str = "auto"
     memory: tuple[str, ...] = ()
@@ -99,11 +107,14 @@ class RunConfig:
         if shift is None:
             # Wan 2.1 uses flow shift 5.0 at 720p for the teacher, 3.0 at 480p.
             shift = 5.0 if (spec.role == "teacher" and min(self.height, self.width) >= 720) else spec.default_shift
+        stream = resolved_stream_fields(spec.stream, self) if spec.stream else {}
         steps = self.steps if self.steps is not None else spec.default_steps
-        if self.timesteps:
-            steps = len(self.timesteps)  # an explicit timestep list decides the step count
+        timesteps = stream.get("timesteps", self.timesteps)
+        if timesteps:
+            steps = len(timesteps)  # an explicit timestep list decides the step count
         return dataclasses.replace(
             self,
+            **stream,
             steps=steps,
             guidance=self.guidance if self.guidance is not None else spec.default_guidance,
             sampler=self.sampler or spec.default_sampler,
@@ -140,7 +151,12 @@ class RunConfig:
         """Short human label, e.g. 'causvid-14b 832x480x81 6 steps cfg 1.0'."""
         steps = self.steps if self.steps is not None else self.spec.default_steps
         guidance = self.guidance if self.guidance is not None else self.spec.default_guidance
-        return f"{self.model} {self.width}x{self.height}x{self.frames} {steps} steps cfg {guidance:g}"
+        text = f"{self.model} {self.width}x{self.height}x{self.frames} {steps} steps cfg {guidance:g}"
+        if self.chunk_frames:
+            text += f" chunks of {self.chunk_frames}"
+        if self.window_frames:
+            text += f" window {self.window_frames} sink {self.sink_frames or 0}"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -224,6 +240,7 @@ class RunConfig:
             )
         if self.timesteps is not None and any(not (0 < t <= 1000) for t in self.timesteps):
             raise ConfigError(f"timesteps must lie in (0, 1000]; got {list(self.timesteps)}")
+        validate_stream(self)
         self._validate_for_device(resolve_device(self.device))
         return self
 
@@ -295,14 +312,32 @@ def parse_overrides(text: str) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if not text.strip():
         return overrides
+    raw_values: dict[str, str] = {}
+    key = ""
     for part in _split_top_level(text):
         if "=" not in part:
+            if key in _LIST_FIELDS and _is_number(part):
+                raw_values[key] += "," + part  # timesteps=1000,750,500: the list goes on
+                continue
             raise ConfigError(f"override {part!r} is not key=value (e.g. sampler=euler,shift=8)")
         key, raw = (s.strip() for s in part.split("=", 1))
         if key not in _FIELD_TYPES:
             raise ConfigError(f"unknown field {key!r} in {text!r}; fields: {', '.join(_FIELD_TYPES)}")
-        overrides[key] = _coerce(key, _unquote(raw))
+        raw_values[key] = _unquote(raw)
+    for key, raw in raw_values.items():
+        overrides[key] = _coerce(key, raw)
     return overrides
+
+
+_LIST_FIELDS = ("timesteps",)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip().rstrip("]"))
+    except ValueError:
+        return False
+    return True
 
 
 _QUOTES = "\"'"

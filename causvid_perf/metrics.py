@@ -22,7 +22,7 @@ class Metric:
     label: str  # for people, e.g. "per-step time"
     unit: str
     direction: str = LOWER_IS_BETTER
-    kind: str = "time"  # time, memory, compute or quality
+    kind: str = "time"  # time, rate, memory, compute or quality
 
     @property
     def lower_is_better(self) -> bool:
@@ -48,7 +48,14 @@ _RUN = (
     Metric("tflop_per_step", "compute per step", "TFLOP", kind="compute"),
     Metric("achieved_tflops", "achieved", "TFLOP/s", HIGHER_IS_BETTER, "compute"),
     Metric("mfu", "MFU", "", HIGHER_IS_BETTER, "compute"),
+    # Streaming (autoregressive) runs only; None for a bidirectional run.
+    Metric("first_frames_s", "time to first frames", "s"),
+    Metric("steady_chunk_s", "chunk time (steady state)", "s"),
+    Metric("stream_fps", "FPS after the first chunk", "frames/s", HIGHER_IS_BETTER, "rate"),
+    Metric("overall_fps", "FPS overall", "frames/s", HIGHER_IS_BETTER, "rate"),
+    Metric("kv_cache_gib", "KV cache", "GiB", kind="memory"),
 )
+STREAM_METRICS = ("first_frames_s", "steady_chunk_s", "stream_fps", "overall_fps", "kv_cache_gib")
 # Not stored in a result: the device-level peak where NVML read one, else the allocator's.
 PEAK_VRAM = Metric("peak_vram_gib", "peak VRAM", "GiB", kind="memory")
 _QUALITY = (
@@ -58,13 +65,23 @@ _QUALITY = (
     Metric("psnr_vs_teacher", "PSNR vs teacher", "dB", HIGHER_IS_BETTER, "quality"),
     Metric("ssim_vs_teacher", "SSIM vs teacher", "", HIGHER_IS_BETTER, "quality"),
     Metric("ms_ssim_vs_teacher", "MS-SSIM vs teacher", "", HIGHER_IS_BETTER, "quality"),
+    # change into a chunk's first frame over the change at latent transitions inside chunks
+    Metric("chunk_boundary_ratio", "chunk boundary change ratio", "", kind="quality"),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in (*_RUN, PEAK_VRAM, *_QUALITY)}
 
 # The scalar metrics every RunResult carries (None where not measurable, e.g. VRAM on CPU).
 RUN_METRICS: tuple[str, ...] = tuple(m.name for m in _RUN)
 # Guarded by baselines and by --compare-to: medians over a case's measured rounds.
-GUARDED_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_allocated_gib", "peak_vram_device_gib")
+GUARDED_METRICS = (
+    "sampling_s",
+    "s_per_it",
+    "prompt_to_output_s",
+    "peak_vram_allocated_gib",
+    "peak_vram_device_gib",
+    "first_frames_s",
+    "stream_fps",
+)
 # Kept per case in the history besides the guarded ones.
 REPORTED_METRICS = GUARDED_METRICS + (
     "text_encode_s",
@@ -73,9 +90,12 @@ REPORTED_METRICS = GUARDED_METRICS + (
     "tflop_per_step",
     "achieved_tflops",
     "mfu",
+    "steady_chunk_s",
+    "overall_fps",
+    "kv_cache_gib",
 )
 # Times whose rounds a Mann-Whitney test can judge.
-TIME_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s")
+TIME_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "first_frames_s")
 
 
 def metric(name: str) -> Metric | None:

@@ -79,6 +79,24 @@ TEXT_TOKENS = 512  # max_sequence_length of the Wan pipeline; T in the FLOP mode
 
 
 @dataclass(frozen=True)
+class StreamRecipe:
+    """How an autoregressive (streaming) model denoises: chunk by chunk, each chunk in a few steps,
+    attending to the clean key/value cache of the chunks before it (pipeline/streaming.py).
+
+    ``warp``: the step list is mapped through the flow schedule shifted by ``shift`` before use
+    (Self-Forcing's ``warp_denoising_step``); without it the timesteps are used as written
+    (CausVid), and the shift does not change the result.
+    """
+
+    chunk_frames: int  # latent frames per chunk
+    timesteps: tuple[int, ...]  # denoising steps of every chunk, from 1000 down
+    shift: float
+    warp: bool
+    window_frames: int | None = None  # local attention window in latent frames (None: the whole video)
+    sink_frames: int = 0  # first latent frames kept in the window for ever (with window_frames)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model the suite can run: architecture family, role and default recipe."""
 
@@ -93,15 +111,52 @@ class ModelSpec:
     teacher: str | None = None  # the teacher this student was distilled from
     lora_repo: str | None = None
     lora_files: tuple[str, ...] = field(default_factory=tuple)
+    stream: StreamRecipe | None = None  # set for the autoregressive models
+    # Full checkpoints (pickled model.pt, original Wan layout) of a streaming model, and the keys
+    # its state dict may sit under, preferred first.
+    checkpoint_repo: str | None = None
+    checkpoint_files: tuple[str, ...] = field(default_factory=tuple)
+    checkpoint_keys: tuple[str, ...] = ("generator",)
 
     @property
     def is_student(self) -> bool:
         return self.role == "student"
 
+    @property
+    def is_streaming(self) -> bool:
+        return self.stream is not None
+
+
+# CausVid's released Wan-1.3B student denoises each block at these timesteps (shift 8); its
+# autoregressive version does the same per chunk. Self-Forcing and Krea Realtime 14B: 4 steps.
+CAUSVID_TIMESTEPS = (1000, 757, 522)
+SELF_FORCING_TIMESTEPS = (1000, 750, 500, 250)
+KREA_TIMESTEPS = (1000, 937, 833, 625)
+# The sampler of the streaming models: x0 prediction, re-noised to the next step with fresh noise.
+STREAM_SAMPLER = "causvid"
 
 _WAN_13B = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 _WAN_14B = "Wan-AI/Wan2.1-T2V-14B-Diffusers"
 _KIJAI = "Kijai/WanVideo_comfy"
+
+
+def _streaming(name: str, recipe: StreamRecipe, **checkpoint: Any) -> ModelSpec:
+    """A streaming student of the Wan size its name ends with, distilled from that Wan teacher."""
+    family = name.rsplit("-", 1)[-1]
+    return ModelSpec(
+        name,
+        family,
+        "student",
+        len(recipe.timesteps),
+        1.0,
+        STREAM_SAMPLER,
+        recipe.shift,
+        _WAN_14B if family == "14b" else _WAN_13B,
+        teacher=f"wan2.1-t2v-{family}",
+        stream=recipe,
+        **checkpoint,
+    )
+
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -139,16 +194,32 @@ MODELS: dict[str, ModelSpec] = {
             lora_repo=_KIJAI,
             lora_files=("Wan21_CausVid_14B_T2V_lora_rank32.safetensors",),
         ),
+        # Autoregressive students (REFERENCE section 7): chunks of 3 latent frames, no CFG.
+        _streaming(
+            "causvid-ar-1.3b",
+            StreamRecipe(3, CAUSVID_TIMESTEPS, 8.0, warp=False),
+            checkpoint_repo="tianweiy/CausVid",
+            checkpoint_files=("autoregressive_checkpoint/model.pt",),
+        ),
+        _streaming(
+            "self-forcing-1.3b",
+            StreamRecipe(3, SELF_FORCING_TIMESTEPS, 5.0, warp=True),
+            checkpoint_repo="gdhe17/Self-Forcing",
+            checkpoint_files=("checkpoints/self_forcing_dmd.pt",),
+            checkpoint_keys=("generator_ema", "generator"),
+        ),
+        # Krea Realtime 14B is Self-Forcing at 14B; its published steps are Self-Forcing's list
+        # already warped with shift 5 (1000, 937.5, 833.3, 625), so they are used as written.
+        _streaming("krea-realtime-14b", StreamRecipe(3, KREA_TIMESTEPS, 5.0, warp=False)),
     )
 }
+STREAMING_MODELS = tuple(name for name, spec in MODELS.items() if spec.is_streaming)
 
 WEIGHT_SOURCES = ("tiny", "synthetic", "pretrained", "auto")
 
 # The samplers known by name (pipeline/samplers.py builds them); a user's own is named by a dotted
 # path, package.module:factory.
 SAMPLERS = ("unipc", "euler", "dpmpp", "causvid")
-# CausVid's released Wan-1.3B student denoises each block at these timesteps (shift 8).
-CAUSVID_TIMESTEPS = (1000, 757, 522)
 
 # Profiles are named settings a user can ask for instead of spelling out every option.
 PROFILES: dict[str, dict[str, Any]] = {
@@ -166,6 +237,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "study-1.3b": {"model": "causvid-1.3b", "height": 480, "width": 832, "frames": 81, "steps": 6, "guidance": 1.0},
     # Seconds on a laptop CPU with the tiny models.
     "tiny": {"weights": "tiny", "height": 32, "width": 32, "frames": 9},
+    # The streaming models on tiny weights: 9 latent frames, three chunks of 3.
+    "tiny-stream": {"weights": "tiny", "height": 32, "width": 32, "frames": 33},
 }
 
 

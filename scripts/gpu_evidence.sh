@@ -10,6 +10,7 @@
 #              a copy of the repository's file (never the repository's file itself);
 #   bench      `causvid-perf bench`: CausVid against its Wan 2.1 teacher at the study's setting;
 #   overhead   `causvid-perf overhead`: the harness's own cost on causvid-1.3b at 832x480x81;
+#   stream-*   `causvid-perf stream`: CausVid AR and Self-Forcing 1.3B at 832x480x81 (first frames, FPS, KV cache);
 #   gate-study `causvid-perf gate-study` on causvid-1.3b: false alarms and detection of the compare gate.
 #
 # Environment:
@@ -93,6 +94,10 @@ step baselines "$PY" -m pytest tests/perf -m "$MARKS" --weights "$WEIGHTS" --req
   --benchmark-autosave --benchmark-storage "file://$OUT/pytest-benchmark" -p no:cacheprovider
 step bench "$PY" -m causvid_perf.cli bench --weights "$WEIGHTS" --out "$OUT/bench"
 step overhead "$PY" -m causvid_perf.cli overhead --profile study-1.3b --weights "$WEIGHTS"
+step stream-causvid-ar "$PY" -m causvid_perf.cli stream --model causvid-ar-1.3b --weights "$WEIGHTS" \
+  --height 480 --width 832 --frames 81 --json "$OUT/stream-causvid-ar-1.3b.json"
+step stream-self-forcing "$PY" -m causvid_perf.cli stream --model self-forcing-1.3b --weights "$WEIGHTS" \
+  --height 480 --width 832 --frames 81 --json "$OUT/stream-self-forcing-1.3b.json"
 step gate-study "$PY" -m causvid_perf.cli gate-study --profile study-1.3b --weights "$WEIGHTS" --frames 13 --steps 3 \
   --aa-repeats 10 --rounds 6 --slowdowns 0.05,0.03 --rounds-grid 4,6,10 --repeats 10 \
   --json "$OUT/gate-study.json" --markdown "$OUT/gate-study.md"

@@ -2,7 +2,8 @@
 prompt-to-output and peak VRAM (ratio of medians, 95 % bootstrap CI, Mann-Whitney p).
 
 Exit codes: 0 no regression; 1 B is significantly slower than A beyond --threshold in per-step or
-sampling time, or uses more peak memory beyond --memory-tolerance; 2 bad input; 3 an output holds
+sampling time (for two streaming runs also in time to first frames or FPS after the first chunk),
+or uses more peak memory beyond --memory-tolerance; 2 bad input; 3 an output holds
 NaN/Inf; 4 CUDA out of memory.
 """
 

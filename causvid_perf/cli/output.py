@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from causvid_perf import fmt
+from causvid_perf.errors import ExitCode
 from causvid_perf.files import check_writable
-from causvid_perf.metrics import METRICS, RUN_METRICS
+from causvid_perf.metrics import METRICS, RUN_METRICS, STREAM_METRICS
 from causvid_perf.records.result import RunResult
 
 # Printed under every table measured with tiny weights.
@@ -43,7 +44,9 @@ TABLE_METRICS = tuple(name for name in RUN_METRICS if name != "frames_out_s")
 def result_table(results: Mapping[str, RunResult]) -> str:
     """Side-by-side metrics of named RunResults."""
     rows: list[list[Any]] = [
-        [METRICS[name].title] + [r.metric_values()[name] for r in results.values()] for name in TABLE_METRICS
+        [METRICS[name].title] + [r.metric_values()[name] for r in results.values()]
+        for name in TABLE_METRICS
+        if name not in STREAM_METRICS or any(r.metric_values()[name] is not None for r in results.values())
     ]
     rows.append(["output shape"] + ["x".join(map(str, r.output.shape)) for r in results.values()])
     rows.append(["finite"] + [r.output.finite for r in results.values()])
@@ -70,3 +73,14 @@ def check_outputs(*paths: str | None) -> None:
     for path in paths:
         if path:
             check_writable(path)
+
+
+def exit_code_for(result: RunResult) -> int:
+    """OK, or NONFINITE (with an error line) when the output holds NaN or Inf."""
+    if result.output.finite:
+        return ExitCode.OK
+    log(
+        f"error: output holds {result.output.nan_count} NaN and {result.output.inf_count} Inf values; "
+        "check the dtype (try --dtype float32) and the weights"
+    )
+    return ExitCode.NONFINITE

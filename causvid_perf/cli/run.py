@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from causvid_perf.cli.options import add_run_subcommand, check_count, ready, run_config
-from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, log, result_table
-from causvid_perf.errors import ExitCode
+from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, exit_code_for, log, result_table
 from causvid_perf.measure.runner import run_case, run_continuous
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.quality.media import save_mp4
@@ -49,10 +48,4 @@ def cmd_run(args: argparse.Namespace) -> int:
         log(f"wrote {result.save_json(args.json)}")
     if args.mp4 and result.frames is not None:
         log(f"wrote {save_mp4(result.frames, args.mp4)}")
-    if not result.output.finite:
-        log(
-            f"error: output holds {result.output.nan_count} NaN and {result.output.inf_count} Inf values; "
-            "check the dtype (try --dtype float32) and the weights"
-        )
-        return ExitCode.NONFINITE
-    return ExitCode.OK
+    return exit_code_for(result)

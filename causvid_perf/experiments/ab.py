@@ -34,10 +34,11 @@ import torch
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab_report import AB_METRICS, MDE_EFFECT, ABReport, metric_kind
+from causvid_perf.experiments.ab_report import MDE_EFFECT, ABReport, ab_metrics, metric_kind
 from causvid_perf.judge import power, stats
 from causvid_perf.measure.runner import case_config, run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
+from causvid_perf.metrics import METRICS
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.quality.scores import psnr_per_frame, ssim_per_frame
 from causvid_perf.records.result import RunResult
@@ -119,6 +120,8 @@ def _run_record(index: int, side: str, round_index: int, seed: int, result: Any)
         "step_s": list(m.step_s),
         "text_encode_s": m.text_encode_s,
         "decode_s": m.decode_s,
+        "first_frames_s": getattr(m, "first_frames_s", None),
+        "stream_fps": getattr(m, "stream_fps", None),
         "finite": result.output.finite,
     }
 
@@ -169,7 +172,8 @@ def run_ab(
         warmups = _warmups(measure, sides, progress) if warmup else []
         runs, frames, machine = _rounds(measure, sides, order, progress)
 
-    samples = {side: {key: [r[key] for r in runs if r["side"] == side] for key in AB_METRICS} for side in ("A", "B")}
+    keys = ab_metrics(config_a.spec.is_streaming and config_b.spec.is_streaming)
+    samples = {side: {key: [r[key] for r in runs if r["side"] == side] for key in keys} for side in ("A", "B")}
     comparisons, skipped, notes = {}, {}, []
     vram_sources = {r["peak_vram_source"] for r in runs}
     if vram_sources == {"allocated"} or (len(vram_sources) > 1 and None not in vram_sources):
@@ -177,7 +181,7 @@ def run_ab(
         for side in samples:
             samples[side]["peak_vram_gib"] = [r["peak_vram_allocated_gib"] for r in runs if r["side"] == side]
         notes.append("peak VRAM is torch's allocated peak (no device-level NVML reading)")
-    for key in AB_METRICS:
+    for key in keys:
         kind = metric_kind(key)
         a, b = samples["A"][key], samples["B"][key]
         if any(v is None for v in a + b):
@@ -187,6 +191,7 @@ def run_ab(
             a,
             b,
             metric=key,
+            lower_is_better=METRICS[key].lower_is_better,
             threshold=memory_tolerance if kind == "memory" else threshold,
             alpha=alpha,
             n_resamples=n_resamples,

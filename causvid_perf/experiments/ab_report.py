@@ -23,8 +23,10 @@ AB_SCHEMA_VERSION = 1
 # The metrics an A/B compares, in table order. Times use speed words and --threshold; the memory
 # row direction words and --memory-tolerance (see judge/stats.py).
 AB_METRICS = ("s_per_it", "sampling_s", "prompt_to_output_s", "peak_vram_gib")
+# Streaming runs are also judged on what their viewers see: time to first frames and FPS.
+STREAM_AB_METRICS = ("first_frames_s", "stream_fps")
 # The metrics whose regression fails the gate (prompt-to-output is reported, not gated).
-GATED_METRICS = ("s_per_it", "sampling_s", "peak_vram_gib")
+GATED_METRICS = ("s_per_it", "sampling_s", "peak_vram_gib") + STREAM_AB_METRICS
 MDE_EFFECT = 0.03  # the change the A/A report sizes rounds for
 
 
@@ -36,10 +38,17 @@ def metric_label(key: str) -> str:
     return METRIC_INFO[key].label
 
 
+def ab_metrics(streaming: bool) -> tuple[str, ...]:
+    """The metrics an A/B of these runs compares (both sides streaming: the stream's too)."""
+    return AB_METRICS + (STREAM_AB_METRICS if streaming else ())
+
+
 def value_text(value: float | None, kind: str) -> str:
-    """A median as the table shows it: GiB for memory, ms or s for times."""
+    """A median as the table shows it: GiB for memory, frames/s for rates, ms or s for times."""
     if value is None:
         return "n/a"
+    if kind == "rate":
+        return f"{fmt.number(value)} FPS"
     return f"{value:.2f} GiB" if kind == "memory" else fmt.duration(value)
 
 
@@ -171,7 +180,8 @@ class ABReport:
             "| metric | A median | B median | B/A | 95 % CI | p | verdict |",
             "| --- | ---: | ---: | ---: | :---: | ---: | --- |",
         ]
-        for key, label, kind in _rows():
+        compared = tuple(self.samples.get("A", {})) or AB_METRICS
+        for key, label, kind in _rows(compared):
             if key in self.comparisons:
                 cmp = self.comparisons[key]
                 verdict = cmp.verdict
@@ -191,7 +201,7 @@ class ABReport:
                 f"({self.rounds} rounds) | rounds for {MDE_EFFECT:.0%} |",
                 "| --- | ---: | ---: | ---: |",
             ]
-            for key, label, kind in _rows():
+            for key, label, kind in _rows(compared):
                 if kind == "time" and key in self.noise:
                     n = self.noise[key]
                     mde = n["mde"]
@@ -230,8 +240,8 @@ class ABReport:
         return f"**Result: no regression (exit {self.exit_code})**."
 
 
-def _rows() -> list[tuple[str, str, str]]:
-    return [(key, METRIC_INFO[key].title, metric_kind(key)) for key in AB_METRICS]
+def _rows(keys: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    return [(key, METRIC_INFO[key].title, metric_kind(key)) for key in keys]
 
 
 def _config_label(config: RunConfig, other: RunConfig, side: str) -> str:

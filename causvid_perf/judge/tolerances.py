@@ -7,7 +7,7 @@ values it starts from, and what `--compare-to` and the report use against an ear
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -23,9 +23,19 @@ STEP_TIME_TOLERANCE = (0.08, 0.05)
 VRAM_TOLERANCE = (0.05, 0.25)
 # Tiny CPU timings are milliseconds with scheduler noise: wide relative tolerances, small absolute
 # floors, so CI exercises the path and a 2x slowdown still fails.
+# A rate halves when a run takes twice as long (-50 %), so FPS gets a relative tolerance under 0.5.
 CPU_TOLERANCES: Mapping[str, tuple[float, float]] = MappingProxyType(
-    {"sampling_s": (0.5, 0.01), "s_per_it": (0.5, 0.001), "prompt_to_output_s": (0.5, 0.02)}
+    {
+        "sampling_s": (0.5, 0.01),
+        "s_per_it": (0.5, 0.001),
+        "prompt_to_output_s": (0.5, 0.02),
+        "first_frames_s": (0.5, 0.02),
+        "stream_fps": (0.4, 10.0),
+    }
 )
+# A streaming video's frame-to-frame change into a chunk's first frame may be at most this many times
+# the change at the latent-frame transitions inside chunks (quality/chunk_boundaries.py).
+CHUNK_BOUNDARY_LIMIT = 1.5
 # Flicker: lower is better; 25 % and half a grey level (0.002 of full scale) before it counts.
 FLICKER_TOLERANCE = (0.25, 0.002)
 
@@ -68,9 +78,15 @@ def default_for_metric(name: str) -> MetricDefaults | None:
     return _defaults(name, VRAM_TOLERANCE if info.kind == "memory" else TIME_TOLERANCE)
 
 
-def tolerances_for(gpu_class: str) -> Mapping[str, tuple[float, float]] | None:
-    """The tolerances recorded with a new baseline of this GPU class (None: the defaults)."""
-    return CPU_TOLERANCES if gpu_class == "cpu" else None
+def tolerances_for(gpu_class: str, metrics: Iterable[str] | None = None) -> Mapping[str, tuple[float, float]] | None:
+    """The tolerances recorded with a new baseline of this GPU class (None: the defaults), for the
+    `metrics` being recorded when given (a bidirectional case records no streaming metric)."""
+    if gpu_class != "cpu":
+        return None
+    if metrics is None:
+        return CPU_TOLERANCES
+    wanted = set(metrics)
+    return {name: tolerance for name, tolerance in CPU_TOLERANCES.items() if name in wanted}
 
 
 def against_earlier(name: str, earlier: float, gpu_class: str) -> MetricSpec | None:

@@ -126,6 +126,49 @@ class Meter:
         values = [getattr(r, attribute) for r in self.stages.values() if getattr(r, attribute) is not None]
         return max(values) if values else None
 
+    def vram_peaks(self) -> tuple[float | None, float | None, float | None]:
+        """The run's allocated, reserved and device peaks in GiB (Metrics' field order)."""
+        return tuple(self.peak(f"peak_{kind}_gib") for kind in _PEAK_KINDS)  # type: ignore[return-value]
+
+    def stage_memory(self) -> dict[str, dict[str, float | None]]:
+        """Per stage: {"allocated_gib", "reserved_gib", "device_gib"}."""
+        return {
+            name: {f"{kind}_gib": getattr(record, f"peak_{kind}_gib") for kind in _PEAK_KINDS}
+            for name, record in self.stages.items()
+        }
+
+
+_PEAK_KINDS = ("allocated", "reserved", "device")
+
+
+class Clock:
+    """Time points on the device's own timeline: CUDA events on a GPU (marking never waits for
+    the GPU; read once after the run), perf_counter on the CPU."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+        self._points: list[Any] = []
+
+    def mark(self) -> int:
+        """Records a point; returns its index."""
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self._points.append(event)
+        else:
+            self._points.append(time.perf_counter())
+        return len(self._points) - 1
+
+    def seconds(self) -> list[float]:
+        """Every point, in seconds after the first."""
+        if not self._points:
+            return []
+        first = self._points[0]
+        if self.cuda:
+            self._points[-1].synchronize()
+            return [first.elapsed_time(point) / 1000.0 for point in self._points]
+        return [point - first for point in self._points]
+
 
 @dataclass
 class StepTimer:
@@ -137,16 +180,14 @@ class StepTimer:
     """
 
     cuda: bool
-    _marks: list[Any] = field(default_factory=list)
+    _clock: Clock = field(init=False)
     _started: bool = False
 
+    def __post_init__(self) -> None:
+        self._clock = Clock(self.cuda)
+
     def _mark(self) -> None:
-        if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            self._marks.append(event)
-        else:
-            self._marks.append(time.perf_counter())
+        self._clock.mark()
 
     def pre_forward_hook(self, module: Any, args: Any) -> None:
         if not self._started:
@@ -166,9 +207,28 @@ class StepTimer:
             handle.remove()
 
     def step_seconds(self) -> list[float]:
-        if len(self._marks) < 2:
-            return []
-        if self.cuda:
-            self._marks[-1].synchronize()
-            return [a.elapsed_time(b) / 1000.0 for a, b in itertools.pairwise(self._marks)]
-        return [b - a for a, b in itertools.pairwise(self._marks)]
+        return [b - a for a, b in itertools.pairwise(self._clock.seconds())]
+
+
+class CallTimer:
+    """Start and end of every forward of a module, on a Clock shared with other marks."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.calls: list[tuple[int, int]] = []
+        self._start = -1
+
+    @contextmanager
+    def attached(self, module: torch.nn.Module) -> Iterator[CallTimer]:
+        def before(*args: Any) -> None:
+            self._start = self.clock.mark()
+
+        def after(*args: Any) -> None:
+            self.calls.append((self._start, self.clock.mark()))
+
+        handles = (module.register_forward_pre_hook(before), module.register_forward_hook(after))
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()

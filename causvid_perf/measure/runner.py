@@ -5,79 +5,31 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from causvid_perf.config import PIPELINE_FIELDS, RunConfig
+from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.measure import flops
 from causvid_perf.measure.instruments import Meter, StepTimer
 from causvid_perf.measure.machine import device_name, machine_info
+from causvid_perf.measure.stages import case_config, encode_prompt, frames_to_uint8, text_encoder_visit
+from causvid_perf.measure.stream_runner import run_stream
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.samplers import build_scheduler
+from causvid_perf.pipeline.stream_decode import unnormalize_latents
 from causvid_perf.quality.scores import to_uint8
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.specs import transformer_config
 from causvid_perf.torch_state import oom_error
 
 
-def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
-    """The case's resolved config, checked to be runnable on the pipeline already loaded."""
-    if config is None:
-        return loaded.config
-    config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device).validate()
-    clash = [f for f in PIPELINE_FIELDS if getattr(config, f) != getattr(loaded.config, f)]
-    if clash:
-        raise ConfigError(
-            f"case differs from the loaded pipeline in {', '.join(clash)}; load a pipeline for it "
-            "(models are shared only across size, frames, steps, guidance, sampler and seed)"
-        )
-    return config
-
-
 def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
     """The Wan pipeline's own decode: undo the latent normalisation, then the VAE."""
-    vae = pipe.vae
-    latents = latents.to(next(vae.parameters()).device, dtype=vae.dtype)
-    shape = (1, vae.config.z_dim, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
-    std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
-    return vae.decode(latents * std + mean, return_dict=False)[0]
-
-
-def frames_to_uint8(pipe: Any, video: torch.Tensor) -> np.ndarray:
-    """The pipeline's own post-processing to (F, H, W, 3) in [0, 1], then uint8; NaN becomes black
-    (the run has already counted it, and the frames must still be saved to be looked at)."""
-    frames = pipe.video_processor.postprocess_video(video, output_type="np")[0]
-    return to_uint8(np.nan_to_num(frames, nan=0.0, posinf=1.0, neginf=0.0))
-
-
-@contextmanager
-def _text_encoder_visit(loaded: LoadedPipeline, config: RunConfig) -> Iterator[None]:
-    """With te-offload the text encoder lives on the CPU and visits the GPU only to encode."""
-    if loaded.text_encoder_offloaded:
-        loaded.pipe.text_encoder.to(config.device)
-    try:
-        yield
-    finally:
-        if loaded.text_encoder_offloaded:
-            loaded.pipe.text_encoder.to("cpu")
-
-
-def _encode(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    with _text_encoder_visit(loaded, config):
-        return loaded.pipe.encode_prompt(
-            prompt=config.prompt,
-            negative_prompt=config.negative_prompt or None,
-            do_classifier_free_guidance=config.uses_cfg,
-            num_videos_per_prompt=1,
-            max_sequence_length=512,
-            device=torch.device(config.device),
-        )
+    return pipe.vae.decode(unnormalize_latents(pipe.vae, latents), return_dict=False)[0]
 
 
 def _sample(loaded: LoadedPipeline, config: RunConfig, embeds: tuple, timer: StepTimer) -> torch.Tensor:
@@ -105,8 +57,11 @@ def run_case(
     keep_frames: bool = True,
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Runs one case on a loaded pipeline and measures it. Raises StageOOMError on CUDA OOM."""
+    """Runs one case on a loaded pipeline and measures it. Raises StageOOMError on CUDA OOM.
+    A streaming model's case is run chunk by chunk (stream_runner.run_stream)."""
     config = case_config(loaded, config)
+    if config.spec.is_streaming:
+        return run_stream(loaded, config, include_load=include_load, keep_frames=keep_frames, on_stage=on_stage)
     pipe = loaded.pipe
     pipe.scheduler = build_scheduler(config)
     machine = machine_info(config.device)
@@ -128,7 +83,7 @@ def run_case(
     family_config = transformer_config(config.spec.family, tiny=config.weights == "tiny")
     tflop = flops.step_tflop(config.dit_tokens, family_config, config.uses_cfg)
     achieved, mfu = flops.mfu(tflop, s_per_it, device_name(config.device))
-    stages = meter.stages
+    stages, peaks = meter.stages, meter.vram_peaks()
     metrics = Metrics(
         load_s=loaded.load_s if include_load else None,
         text_encode_s=stages["text_encode"].seconds,
@@ -138,20 +93,13 @@ def run_case(
         decode_s=stages["decode"].seconds,
         frames_out_s=stages["frames_out"].seconds,
         prompt_to_output_s=prompt_to_output,
-        peak_vram_allocated_gib=meter.peak("peak_allocated_gib"),
-        peak_vram_reserved_gib=meter.peak("peak_reserved_gib"),
-        peak_vram_device_gib=meter.peak("peak_device_gib"),
+        peak_vram_allocated_gib=peaks[0],
+        peak_vram_reserved_gib=peaks[1],
+        peak_vram_device_gib=peaks[2],
         tflop_per_step=tflop,
         achieved_tflops=achieved,
         mfu=mfu,
-        stage_memory={
-            name: {
-                "allocated_gib": r.peak_allocated_gib,
-                "reserved_gib": r.peak_reserved_gib,
-                "device_gib": r.peak_device_gib,
-            }
-            for name, r in stages.items()
-        },
+        stage_memory=meter.stage_memory(),
     )
     output = OutputInfo(
         list(frames.shape),
@@ -186,7 +134,7 @@ def _stages(
     meter.sync()
     start = time.perf_counter()
     with meter.stage(_enter("text_encode", reached, on_stage)):
-        embeds = _encode(loaded, config)
+        embeds = encode_prompt(loaded, config)
     with meter.stage(_enter("sampling", reached, on_stage)):
         latents = _sample(loaded, config, embeds, timer)
     with meter.stage(_enter("decode", reached, on_stage)):
@@ -254,7 +202,7 @@ def time_plain_call(loaded: LoadedPipeline, config: RunConfig | None = None) -> 
     with torch.inference_mode():
         sync()
         start = time.perf_counter()
-        with _text_encoder_visit(loaded, config):
+        with text_encoder_visit(loaded, config):
             video = pipe(
                 prompt=config.prompt,
                 negative_prompt=config.negative_prompt or None,

@@ -94,30 +94,55 @@ def find_base(spec: ModelSpec, models_dir: Path | None) -> Path:
     )
 
 
-def find_lora(spec: ModelSpec, models_dir: Path | None) -> Path:
-    if spec.lora_repo is None:
-        raise WeightsNotFoundError(f"{spec.name} has no CausVid LoRA; it is a teacher, load it without one")
-    tried = []
-    for filename in spec.lora_files:
+def _find_file(repo: str, filenames: tuple[str, ...], models_dir: Path | None, tried: list[str]) -> Path | None:
+    """A file of a Hub repo: in --model-dir (flat, or under the repo's name), else the HF cache."""
+    for filename in filenames:
         if models_dir:
-            for candidate in (models_dir / filename, models_dir / spec.lora_repo.split("/")[-1] / filename):
+            for candidate in (models_dir / filename, models_dir / repo.split("/")[-1] / filename):
                 if candidate.is_file():
                     return candidate
                 tried.append(str(candidate))
-        cached = _from_hf_cache(spec.lora_repo, filename)
+        cached = _from_hf_cache(repo, filename)
         if cached:
             return cached
-        tried.append(f"HF cache {spec.lora_repo}/{filename}")
-    raise WeightsNotFoundError(
-        f"no CausVid LoRA for {spec.name} found (looked in: {'; '.join(tried)}); download "
-        f"{spec.lora_files[0]} from {spec.lora_repo} into --model-dir, or pass --checkpoint model.pt"
-    )
+        tried.append(f"HF cache {repo}/{filename}")
+    return None
+
+
+def find_lora(spec: ModelSpec, models_dir: Path | None) -> Path:
+    if spec.lora_repo is None:
+        raise WeightsNotFoundError(f"{spec.name} has no CausVid LoRA; it is a teacher, load it without one")
+    tried: list[str] = []
+    found = _find_file(spec.lora_repo, spec.lora_files, models_dir, tried)
+    if found is None:
+        raise WeightsNotFoundError(
+            f"no CausVid LoRA for {spec.name} found (looked in: {'; '.join(tried)}); download "
+            f"{spec.lora_files[0]} from {spec.lora_repo} into --model-dir, or pass --checkpoint model.pt"
+        )
+    return found
+
+
+def find_checkpoint(spec: ModelSpec, models_dir: Path | None) -> Path:
+    """The full checkpoint of a streaming model (its released model.pt)."""
+    tried: list[str] = []
+    found = _find_file(spec.checkpoint_repo, spec.checkpoint_files, models_dir, tried) if spec.checkpoint_repo else None
+    if found is None:
+        where = f" (looked in: {'; '.join(tried)})" if tried else ""
+        source = (
+            f"download {spec.checkpoint_files[0]} from {spec.checkpoint_repo} into --model-dir, or " if tried else ""
+        )
+        raise WeightsNotFoundError(
+            f"no checkpoint for {spec.name} found{where}; {source}pass --checkpoint model.pt or use --weights synthetic|tiny"
+        )
+    return found
 
 
 def pretrained_available(spec: ModelSpec, models_dir: Path | None, checkpoint: str | None = None) -> bool:
     try:
         find_base(spec, models_dir)
-        if spec.is_student and not checkpoint:
+        if spec.is_streaming and not checkpoint:
+            find_checkpoint(spec, models_dir)
+        elif spec.is_student and not checkpoint:
             find_lora(spec, models_dir)
         return True
     except WeightsNotFoundError:
@@ -138,9 +163,12 @@ def choose_weights(config: RunConfig, models_dir: Path | None, device: str) -> s
 # -- full CausVid checkpoints ----------------------------------------------------------------------
 
 
-def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> None:
-    """Loads a full CausVid ``model.pt`` (original Wan key layout under 'generator') into a
-    diffusers transformer. weights_only=True: a pickled checkpoint can run code otherwise."""
+def load_causvid_checkpoint(
+    transformer: torch.nn.Module, path: str | Path, keys: tuple[str, ...] = ("generator",)
+) -> None:
+    """Loads a full CausVid or Self-Forcing ``model.pt`` (original Wan key layout under the first of
+    `keys` it holds, e.g. 'generator_ema' then 'generator') into a diffusers transformer.
+    weights_only=True: a pickled checkpoint can run code otherwise."""
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"CausVid checkpoint {path} does not exist; pass the path of its model.pt")
@@ -151,7 +179,8 @@ def load_causvid_checkpoint(transformer: torch.nn.Module, path: str | Path) -> N
             f"{path} is not a weights-only torch checkpoint ({type(exc).__name__}); "
             "use the model.pt released with CausVid"
         ) from None
-    state = state.get("generator", state) if isinstance(state, dict) else state
+    if isinstance(state, dict):
+        state = next((state[key] for key in keys if key in state), state)
     if not isinstance(state, dict):
         raise ConfigError(f"{path} holds no state dict; use the model.pt released with CausVid")
     # CausVid wraps the Wan model: keys look like 'model.blocks.0...' in its training checkpoints.
@@ -183,7 +212,7 @@ def _load_tiny(config: RunConfig, dtype: torch.dtype) -> tuple[Any, dict[str, An
     components = build_components(spec, tiny=True, device="cpu", dtype=dtype, seed=TINY_WEIGHTS_SEED)
     pipe = _assemble(components, config)
     details: dict[str, Any] = {"weights": "tiny random (diffusers test sizes)"}
-    if spec.is_student:
+    if spec.is_student and not spec.is_streaming:  # a streaming student is a full model, no LoRA
         # The student is the teacher plus a LoRA, through the same code path as real CausVid.
         lora = make_kijai_lora(transformer_config(spec.family, tiny=True), seed=TINY_LORA_SEED, scale=0.3)
         apply_causvid_lora(pipe, lora)
@@ -201,15 +230,18 @@ def _load_pretrained(config: RunConfig, dtype: torch.dtype, models_dir: Path | N
     spec = config.spec
     base = find_base(spec, models_dir)
     details: dict[str, Any] = {"weights": "pretrained", "base": str(base)}
-    lora = None
-    if spec.is_student and not config.checkpoint:
-        lora = find_lora(spec, models_dir)  # before the slow base load, so a missing file fails fast
+    lora, checkpoint = None, config.checkpoint
+    # Files are found before the slow base load, so a missing one fails fast.
+    if spec.is_streaming and not checkpoint:
+        checkpoint = str(find_checkpoint(spec, models_dir))
+    elif spec.is_student and not checkpoint:
+        lora = find_lora(spec, models_dir)
     vae = AutoencoderKLWan.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32, local_files_only=True)
     pipe = WanPipeline.from_pretrained(base, vae=vae, torch_dtype=dtype, local_files_only=True)
     pipe.scheduler = build_scheduler(config)
-    if config.checkpoint:
-        load_causvid_checkpoint(pipe.transformer, config.checkpoint)
-        details["checkpoint"] = str(config.checkpoint)
+    if checkpoint:
+        load_causvid_checkpoint(pipe.transformer, checkpoint, spec.checkpoint_keys)
+        details["checkpoint"] = checkpoint
     elif lora is not None:
         apply_causvid_lora(pipe, Path(lora))
         details["lora"] = f"{lora} (fused)"

@@ -7,6 +7,7 @@ cases run everywhere, CI included, against the `cpu` baselines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from causvid_perf.config import RunConfig
 from causvid_perf.specs import PROFILES
@@ -30,6 +31,7 @@ class PerfCase:
 _STUDY = {k: v for k, v in PROFILES["study"].items() if k != "model"}
 _STUDY_13B = {k: v for k, v in PROFILES["study-1.3b"].items() if k != "model"}
 _H100 = ("gpu", "h100")
+_STREAM: dict[str, Any] = {"height": 480, "width": 832, "frames": 81}
 
 GPU_CASES: tuple[PerfCase, ...] = (
     PerfCase(
@@ -65,6 +67,31 @@ GPU_CASES: tuple[PerfCase, ...] = (
         _H100 + ("slow",),
         note="teacher at its full recipe: 50 steps, cfg 5",
     ),
+    # Streaming: the student as it was made to run, chunk by chunk with a KV cache.
+    PerfCase(
+        "causvid-ar-1.3b-stream",
+        RunConfig(model="causvid-ar-1.3b", **_STREAM),
+        _H100,
+        note="CausVid autoregressive: 7 chunks of 3 latent frames, steps 1000/757/522",
+    ),
+    PerfCase(
+        "self-forcing-1.3b-stream",
+        RunConfig(model="self-forcing-1.3b", **_STREAM),
+        _H100,
+        note="Self-Forcing: 7 chunks, steps 1000/750/500/250 warped with shift 5",
+    ),
+    PerfCase(
+        "self-forcing-1.3b-window-129f",
+        RunConfig(model="self-forcing-1.3b", **{**_STREAM, "frames": 129, "window_frames": 21, "sink_frames": 3}),
+        _H100,
+        note="a longer video (11 chunks) in a 21-frame window with 3 sink frames: the cache of an 81-frame one",
+    ),
+    PerfCase(
+        "krea-realtime-14b-stream",
+        RunConfig(model="krea-realtime-14b", **_STREAM, memory=("fp8-storage", "te-offload")),
+        _H100,
+        note="Krea-class 14B streaming (synthetic or pretrained weights), fp8 weight storage",
+    ),
 )
 
 # Tiny models on CPU: big enough that a step takes milliseconds, so a 2x slowdown shows.
@@ -72,5 +99,15 @@ CPU_CASES: tuple[PerfCase, ...] = (
     PerfCase("tiny-causvid-1.3b", RunConfig(model="causvid-1.3b", weights="tiny", height=64, width=64, frames=17)),
     PerfCase(
         "tiny-wan-1.3b", RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", height=64, width=64, frames=17, steps=20)
+    ),
+    # Streaming on tiny weights: 3 chunks; 4 chunks through a 6-frame window with a sink frame.
+    PerfCase(
+        "tiny-causvid-ar-1.3b", RunConfig(model="causvid-ar-1.3b", weights="tiny", height=64, width=64, frames=33)
+    ),
+    PerfCase(
+        "tiny-self-forcing-1.3b-window",
+        RunConfig(
+            model="self-forcing-1.3b", weights="tiny", height=64, width=64, frames=45, window_frames=6, sink_frames=1
+        ),
     ),
 )

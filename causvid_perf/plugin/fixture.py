@@ -12,7 +12,7 @@ from causvid_perf.errors import StageOOMError, WriteError
 from causvid_perf.judge.baselines import baseline_key, check_case
 from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.previous import Observation, judge
-from causvid_perf.judge.tolerances import DEFAULT_METRICS, tolerances_for
+from causvid_perf.judge.tolerances import CHUNK_BOUNDARY_LIMIT, DEFAULT_METRICS, tolerances_for
 from causvid_perf.judge.validity import Validity, run_validity
 from causvid_perf.measure.machine import memory_state, nvml_used_gib
 from causvid_perf.measure.repeats import medians_of
@@ -73,6 +73,7 @@ class PerfRunner:
             f"{last.output.first_bad_frame}; this run is not a reference"
         )
         self._check_ceiling(case, medians)
+        self._check_chunk_boundaries(case, record)
         if options.update_baselines:
             self._update_baselines(outcome, rounds)
             return outcome
@@ -105,6 +106,8 @@ class PerfRunner:
         previous_frames = previous.output_path(FRAMES) if previous else None
         if frames is not None:
             record.quality = case_quality(frames)
+            if outcome.result.stream:
+                record.quality["chunk_boundary_ratio"] = outcome.result.stream["chunk_boundaries"]["ratio"]
             try:
                 record.output = save_case_output(
                     state.options.history_dir,
@@ -138,6 +141,17 @@ class PerfRunner:
                 f"peak VRAM {peak_gb:.2f} GB is over the study's ceiling of {case.vram_ceiling_gb} GB for {case.id}"
             )
 
+    def _check_chunk_boundaries(self, case: PerfCase, record: CaseRecord) -> None:
+        """A streaming case's chunk boundaries must not change the picture much more than the
+        transitions inside chunks do (the ratio is kept with the case's quality numbers). Not judged
+        on synthetic weights: full-size random weights make no coherent video to judge."""
+        ratio = record.quality.get("chunk_boundary_ratio")
+        if ratio is not None and record.config.get("weights") != "synthetic":
+            assert ratio <= CHUNK_BOUNDARY_LIMIT, (
+                f"chunk boundaries of {case.id} change the picture {ratio:.2f}x as much as the transitions inside "
+                f"chunks (limit {CHUNK_BOUNDARY_LIMIT}x): the chunks do not join up"
+            )
+
     def _update_baselines(self, outcome: CaseOutcome, rounds: int) -> None:
         validity = outcome.record.validity
         if not validity.fit:
@@ -149,7 +163,7 @@ class PerfRunner:
             key,
             guarded,
             provenance(outcome.result, record.samples, rounds, current_commit()),
-            tolerances_for(key["gpu_class"]),
+            tolerances_for(key["gpu_class"], guarded),
         )
         self.state.recorded.append(diff.render())
         self.state.reload_store()

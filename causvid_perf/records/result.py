@@ -42,6 +42,12 @@ class Metrics:
     achieved_tflops: float | None
     mfu: float | None
     stage_memory: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # Streaming runs only (RunResult.stream holds the per-chunk detail); None otherwise.
+    first_frames_s: float | None = None
+    steady_chunk_s: float | None = None
+    stream_fps: float | None = None
+    overall_fps: float | None = None
+    kv_cache_gib: float | None = None
 
     @property
     def peak_vram_source(self) -> str | None:
@@ -76,6 +82,7 @@ class RunResult:
     metrics: Metrics
     continuous: dict[str, Any] | None = None
     created: str = ""
+    stream: dict[str, Any] | None = None  # a streaming run's chunks, cache and calls
     frames: np.ndarray | None = field(default=None, repr=False, compare=False)  # not serialised
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ optionally pytest-benchmark's storage, a baselines file and a steps x guidance s
     <out>/report.md     the same tables; plots as PNG files beside it
 
 Sections: summary, the latest run against baselines and against the run before it, CausVid
-against its teacher, metric trends across runs, pytest-benchmark timings, the sweep, contact
+against its teacher, the streaming cases (when there are some), metric trends across runs, pytest-benchmark timings, the sweep, contact
 sheets and the machine state of every run. Every file is written atomically (files.atomic_write).
 """
 
@@ -33,6 +33,7 @@ from causvid_perf.report.sections_latest import (
     teacher_blocks,
 )
 from causvid_perf.report.sections_series import benchmark_blocks, machine_blocks, sweep_blocks, trend_blocks
+from causvid_perf.report.sections_stream import stream_blocks
 
 TITLE = "causvid-perf report"
 REPORT_HTML = "report.html"
@@ -89,6 +90,7 @@ def build_blocks(
     blocks += baseline_blocks(latest, checks, store_label)
     blocks += before_after_blocks(main_runs)
     blocks += teacher_blocks(latest)
+    blocks += stream_blocks(latest)
     blocks += trend_blocks(main_runs)
     if benchmark_dir is not None:
         blocks += benchmark_blocks(bench_runs, str(benchmark_dir))

@@ -380,3 +380,43 @@ def test_checkpoint_with_arbitrary_objects_is_refused(base_only_dir, tmp_path):
     handle = torch.load(path, weights_only=False)["generator"]
     handle.close()
     assert marker.exists()
+
+
+# -- streaming models: full checkpoints found by their released file names --------------------------
+
+
+def stream_config(model: str, **changes) -> RunConfig:
+    return RunConfig(**{"model": model, "weights": "pretrained", **SIZE, "seed": 3, **changes})
+
+
+def test_self_forcing_checkpoint_is_found_and_its_ema_weights_preferred(base_only_dir, tmp_path):
+    spec = MODELS["self-forcing-1.3b"]
+    regular, ema = random_tiny_transformer("1.3b", 11).state_dict(), random_tiny_transformer("1.3b", 12).state_dict()
+    path = base_only_dir / spec.checkpoint_files[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            name: {f"model.{k}": v for k, v in to_original_layout(w).items()}
+            for name, w in (("generator", regular), ("generator_ema", ema))
+        },
+        path,
+    )
+    try:
+        assert loading.choose_weights(stream_config(spec.name, weights="auto"), base_only_dir, "cpu") == "pretrained"
+        loaded = loading.load_pipeline(stream_config(spec.name), models_dir=base_only_dir)
+        got = loaded.pipe.transformer.state_dict()
+        assert loaded.details["checkpoint"] == str(path) and "lora" not in loaded.details
+        assert all(torch.equal(got[k], ema[k]) for k in ema)
+        result = run_case(loaded)  # streams: 9 frames are one chunk of 3 latent frames
+        assert result.stream is not None and result.stream["chunks"] == 1 and result.output.shape[0] == 9
+    finally:
+        path.unlink()
+
+
+def test_missing_streaming_checkpoint_names_the_file_and_the_option(base_only_dir):
+    spec = MODELS["causvid-ar-1.3b"]
+    assert loading.choose_weights(stream_config(spec.name, weights="auto"), base_only_dir, "cpu") == "tiny"
+    with pytest.raises(WeightsNotFoundError) as info:
+        loading.load_pipeline(stream_config(spec.name), models_dir=base_only_dir)
+    message = str(info.value)
+    assert "\n" not in message and spec.checkpoint_files[0] in message and "--checkpoint" in message
