@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.specs import transformer_config
+from causvid_perf.torch_state import torch_threads
 
 
 def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
@@ -168,6 +170,19 @@ def run_case(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         frames=frames if keep_frames else None,
     )
+
+
+def measure_run(loaded: LoadedPipeline, config: RunConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
+    """One run as every A/B measures it (compare in-process, or a revision's worker)."""
+    if config.device.startswith("cuda"):
+        # Return the other side's cached blocks, so each run's device-level peak is its own.
+        gc.collect()
+        torch.cuda.empty_cache()
+        return run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
+    # One thread on CPU, as in the pytest suite: on a busy machine a second OpenMP thread makes a
+    # tiny step 2 or 10 ms at random, noise that hides even a 2x slowdown.
+    with torch_threads(1):
+        return run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
 
 
 def _oom(stage: str, config: RunConfig) -> StageOOMError:

@@ -18,6 +18,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments import ab
 from causvid_perf.judge import power, stats
+from causvid_perf.measure import runner as measure_runner
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
@@ -276,7 +277,7 @@ class FakeRunner:
 def test_abba_order_warmups_and_seeds(monkeypatch):
     config_a, config_b = _config(sampler="euler", seed=10), _config(sampler="unipc", seed=10)
     runner = FakeRunner("unipc")
-    monkeypatch.setattr(ab, "run_case", runner)  # the default `run` goes through it
+    monkeypatch.setattr(measure_runner, "run_case", runner)  # the default `run` (measure_run) goes through it
     report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=5, n_resamples=200)
     # One warm-up per side first, then ABBA; the k-th A and the k-th B share seed 10 + k.
     assert runner.calls[:2] == [("A", 10, False), ("B", 10, False)]
