@@ -12,8 +12,8 @@ from causvid_perf.cli.output import log, render_table, result_table
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.bench import bench_defaults, measure, summary_rows, teacher_config
-from causvid_perf.files import write_json_atomic
 from causvid_perf.quality.media import save_mp4
+from causvid_perf.records.bench_file import write_bench_file
 
 
 def add_parser(sub: Any) -> None:
@@ -60,7 +60,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if len(results) == 2:
         print()
         print(render_table(["CausVid vs teacher", "value"], summary_rows(*results.values())))
-    write_json_atomic(out / "bench.json", {name: r.to_dict() for name, r in results.items()})
+    write_bench_file(out / "bench.json", results)
     log(f"wrote {out / 'bench.json'}")
     if not args.no_video:
         _save_videos(results, out)

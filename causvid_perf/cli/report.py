@@ -29,9 +29,17 @@ def add_parser(sub: Any) -> None:
     report.add_argument(
         "--baselines",
         default=None,
-        help="judge the latest run against this baselines file (default: the verdicts stored with it)",
+        help="judge the latest run against this baselines file and draw its baselines and pass bands in the "
+        "trend plots (default: the verdicts stored with the run, no bands)",
     )
     report.add_argument("--sweep", default=None, help="steps x guidance sweep JSON to tabulate")
+    report.add_argument(
+        "--bench",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a bench.json written by `causvid-perf bench` (repeatable); reported on its own, and plotted when there is no history",
+    )
     report.add_argument("--out", default=str(DEFAULT_OUT_DIR), help=f"output folder (default {DEFAULT_OUT_DIR})")
     report.add_argument(
         "--summary",
@@ -45,7 +53,11 @@ def add_parser(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     try:
         subtitle, blocks = build_blocks(
-            args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep
+            args.history,
+            benchmark_dir=args.benchmarks,
+            baselines=args.baselines,
+            sweep=args.sweep,
+            bench_files=args.bench,
         )
     except ReportError as exc:
         log(f"error: {exc}")
