@@ -90,16 +90,17 @@ def catalog(history_dir: str | os.PathLike) -> list[RunEntry]:
 
 def _output_folders(folder: Path, run: Run) -> list[Path]:
     """The run's output folders: those its cases point into, and outputs/*_<run id>_* (a case may have saved none)."""
-    root = (folder / "outputs").resolve()
-    found: set[Path] = set()
+    outputs = folder / "outputs"
+    root = outputs.resolve()
+    names: set[str] = set()
     for case in run.cases.values():
         for name in case.output:
             path = case.output_path(name)
             if path is not None and path.resolve().parent.parent == root:
-                found.add(path.resolve().parent)
-    if run.run_id and root.is_dir():
-        found.update(p.resolve() for p in root.glob(f"*_{run.run_id[:8]}_*") if p.is_dir())
-    return sorted(p for p in found if p.is_dir())
+                names.add(path.resolve().parent.name)
+    if run.run_id and outputs.is_dir():
+        names.update(p.name for p in outputs.glob(f"*_{run.run_id[:8]}_*") if p.is_dir())
+    return sorted(outputs / name for name in names if (outputs / name).is_dir())
 
 
 def find_entry(entries: list[RunEntry], spec: str) -> RunEntry:

@@ -5,7 +5,7 @@ The rules, each enough to keep a run:
 - it is among the newest N runs of its branch and GPU class (runs without a stored branch form
   one group of their own per GPU class);
 - a measured baseline was recorded from it: baselines.json provenance names its commit, and its
-  date is the time of one of the run's cases (or falls within the run); when no run of that
+  date is the time of one of the run's cases (else falls within the run); when no run of that
   commit matches the date, every run of the commit is kept, as the safe side;
 - a person labelled it.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from causvid_perf.errors import HistoryError
@@ -67,20 +67,28 @@ def same_commit(a: str, b: str) -> bool:
     return shorter >= 7 and base_a[:shorter] == base_b[:shorter] and dirty_a == dirty_b
 
 
-def recorded_from(entry: RunEntry, source: BaselineSource) -> bool:
-    """Whether the baseline was recorded in this run: same commit, and its date one of the run's case
-    times or inside the run's span."""
-    if not same_commit(entry.run.commit, source.commit):
-        return False
-    date = parse_time(source.date)
+def _times(entry: RunEntry) -> list[dt.datetime]:
+    """When the run started, and when each of its cases' last round was measured."""
     times = [parse_time(entry.run.created)] + [
         parse_time((c.result or {}).get("created")) for c in entry.run.cases.values()
     ]
-    known = [t for t in times if t is not None]
-    if date is None or not known:
-        return False
+    return [t for t in times if t is not None]
+
+
+def source_runs(entries: Sequence[RunEntry], source: BaselineSource) -> list[RunEntry]:
+    """The runs a baseline was recorded from: of its commit, the one with a case measured at its date
+    (the suite stores the last round's time as both), else those whose span holds the date (within
+    TIME_SLACK_S), else every run of the commit."""
+    same = [e for e in entries if same_commit(e.run.commit, source.commit)]
+    date = parse_time(source.date)
+    if date is None:
+        return same
+    exact = [e for e in same if date in _times(e)[1:]]
+    if exact:
+        return exact
     slack = dt.timedelta(seconds=TIME_SLACK_S)
-    return min(known) - slack <= date <= max(known) + slack
+    spanning = [e for e in same if _times(e) and min(_times(e)) - slack <= date <= max(_times(e)) + slack]
+    return spanning or same
 
 
 def plan_prune(entries: Iterable[RunEntry], keep_newest: int, sources: Iterable[BaselineSource] = ()) -> PrunePlan:
@@ -98,10 +106,7 @@ def plan_prune(entries: Iterable[RunEntry], keep_newest: int, sources: Iterable[
         for entry in members[-keep_newest:]:
             reasons[entry.number].append(NEWEST)
     for source in sources:
-        matched = [e for e in entries if recorded_from(e, source)]
-        if not matched:  # the date fits no run of that commit: keep them all rather than guess
-            matched = [e for e in entries if same_commit(e.run.commit, source.commit)]
-        for entry in matched:
+        for entry in source_runs(entries, source):
             if BASELINE not in reasons[entry.number]:
                 reasons[entry.number].append(BASELINE)
     for entry in entries:
