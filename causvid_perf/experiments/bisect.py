@@ -150,6 +150,7 @@ def bisect(
         progress(f"step {len(result.steps)}: {commits[index].short} is {step.verdict} ({step.why})")
         return step.verdict
 
+    pool.loaded([(GOOD_NAME, good, config), (STEP_NAME, bad, config)])  # the two ends start side by side
     verdict = measure(len(commits) - 1)
     if verdict == SKIP:
         raise RevisionError(f"--bad {bad.short} could not be measured: {result.steps[-1].why}", STEP_NAME)
@@ -190,13 +191,14 @@ def _step(
     progress: Callable[[str], None],
     gate: dict[str, Any],
 ) -> BisectStep:
-    """One A/B of `revision` against good; a failure of the revision's own worker is a skip."""
+    """One A/B of `revision` against good; a failure of the revision's own worker is a skip, of good's an error."""
+    (good_worker,) = pool.loaded([(GOOD_NAME, good, config)])  # RevisionError here: good cannot be measured
     try:
         report = compare_revisions(
             pool, (good, config), (revision, config), rounds, names=(GOOD_NAME, STEP_NAME), progress=progress, **gate
         )
     except RevisionError as exc:
-        if exc.worker.startswith(GOOD_NAME):
+        if exc.worker == good_worker.name:
             raise
         return BisectStep(revision, SKIP, why=f"skipped: {exc}")
     finally:

@@ -58,9 +58,14 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pool(repo):
+    """One pool for the library-level tests. The workers they use are started together up front:
+    start-up is CPU-bound importing, so on 2 cores four side by side take about half as long as
+    four one after another."""
+    _, commits = repo
     messages: list[str] = []
     with RevisionPool(repo[0], timeout_s=300, log=messages.append) as shared:
         shared.messages = messages
+        shared.loaded([(f"worker {i}", shared.revision(commits[i]), CONFIG) for i in (0, 1, 2, 4)])
         yield shared
 
 
@@ -89,22 +94,28 @@ def test_compare_a_slower_revision_is_a_regression_with_exit_1(pool, repo):
 def test_a_and_a_across_two_commits_with_the_same_code_is_no_change(pool, repo):
     _, commits = repo
     fast, docs = pool.revision(commits[0]), pool.revision(commits[1])
-    verdicts = []
+    outcomes = []
     for _ in range(3):  # a false alarm at alpha 0.05 in three tries in a row: ~1e-4
         report = compare_revisions(pool, (fast, CONFIG), (docs, CONFIG), 6, **GATE)
-        assert report.exit_code == ExitCode.OK and not report.regression, report.to_markdown()
-        verdicts.append(report.comparisons["s_per_it"].verdict)
-        if verdicts[-1] == stats.NO_CHANGE:
+        outcomes.append((report.exit_code, report.comparisons["s_per_it"].verdict))
+        if outcomes[-1] == (ExitCode.OK, stats.NO_CHANGE):
             break
-    assert verdicts[-1] == stats.NO_CHANGE, verdicts
+    assert outcomes[-1] == (ExitCode.OK, stats.NO_CHANGE), outcomes
     assert report.agreement["identical_frames"] == 9
 
 
 def test_bisect_over_five_commits_names_the_slow_one_and_reuses_the_good_worker(pool, repo):
     _, commits = repo
     good, bad = pool.revision(commits[0]), pool.revision(commits[4])
-    result = bisect(pool, good, bad, CONFIG, metric="s_per_it", rounds=ROUNDS, **GATE)
-    assert result.first_bad is not None and result.first_bad.commit == commits[2], result.to_markdown()
+    # Two tries: with a load average of 7 on 2 cores one step's verdict flipped once here; the
+    # tables of both tries are kept for the message.
+    tries = []
+    for _ in range(2):
+        result = bisect(pool, good, bad, CONFIG, metric="s_per_it", rounds=ROUNDS, **GATE)
+        tries.append(result.to_markdown())
+        if result.first_bad is not None and result.first_bad.commit == commits[2]:
+            break
+    assert result.first_bad is not None and result.first_bad.commit == commits[2], "\n\n".join(tries)
     assert result.exit_code == ExitCode.OK and [r.commit for r in result.candidates] == [commits[2]]
     assert [(s.revision.commit, s.verdict) for s in result.steps] == [
         (commits[4], BAD),  # the bad end is checked first
@@ -115,7 +126,7 @@ def test_bisect_over_five_commits_names_the_slow_one_and_reuses_the_good_worker(
     table = result.to_markdown()
     assert f"the first bad commit is {commits[2][:12]} “slow sampler”" in table and "| 3 |" in table
     started = [m for m in pool.messages if "starting a worker" in m]
-    assert sum(commits[0][:10] in m for m in started) == 1  # good's worker served the A/A test and every step
+    assert sum(commits[0][:10] in m for m in started) == 1  # good's worker served the other tests and every step
 
 
 def test_a_crashing_revision_is_one_line_naming_the_side_and_its_last_output(pool, repo):
