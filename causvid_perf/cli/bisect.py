@@ -43,7 +43,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def cmd_bisect(args: argparse.Namespace) -> int:
     config = run_config(args).validate()
     check_gate_options(args.rounds, args.threshold, 0.05, args.alpha)
-    check_metric(args.metric)
+    check_metric(args.metric, config.resolved().device)
     if not args.worker_timeout > 0:
         raise ConfigError(f"--worker-timeout must be > 0 seconds; got {args.worker_timeout:g}")
     progress = quiet_or_log(args.quiet)

@@ -19,7 +19,7 @@ from typing import Any
 from causvid_perf import fmt, vcs
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, ExitCode, RevisionError
-from causvid_perf.experiments.ab_report import AB_METRICS, metric_label
+from causvid_perf.experiments.ab_report import AB_METRICS, metric_kind, metric_label
 from causvid_perf.experiments.revisions import Revision, RevisionPool, compare_revisions
 from causvid_perf.files import ReportFiles, json_safe
 
@@ -117,9 +117,12 @@ class BisectResult(ReportFiles):
         )
 
 
-def check_metric(metric: str) -> str:
+def check_metric(metric: str, device: str = "cpu") -> str:
+    """A metric bisect can judge on this device (peak VRAM is not measured on a CPU)."""
     if metric not in AB_METRICS:
         raise ConfigError(f"--metric {metric!r}: choose one of {', '.join(AB_METRICS)}")
+    if metric_kind(metric) == "memory" and not device.startswith("cuda"):
+        raise ConfigError(f"--metric {metric}: peak VRAM is not measured on {device}; choose a time metric")
     return metric
 
 
@@ -135,7 +138,7 @@ def bisect(
     **gate: Any,
 ) -> BisectResult:
     """Walks the range and returns the result; RevisionError when good or bad cannot be measured."""
-    check_metric(metric)
+    check_metric(metric, config.resolved().device)
     progress = progress or (lambda message: None)
     between = vcs.commits_between(pool.repo, good.commit, bad.commit)
     commits = [Revision(commit, commit, subject, good.python) for commit, subject in between]

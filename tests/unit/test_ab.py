@@ -482,3 +482,22 @@ def test_slowdown_b_needs_a_transformer_and_bad_option_exits_2(capsys):
     lines = captured.err.strip().splitlines()
     assert captured.out == "" and len(lines) == 1
     assert lines[0].startswith("error: the slowdown of B must be a finite factor >= 1"), captured.err
+
+
+def test_separate_processes_judge_each_sides_own_allocator_peak_not_the_shared_device_peak():
+    """Revision workers (compare --a-rev/--b-rev) are two processes on one GPU: NVML's device peak
+    counts both (the same ~30 GiB on either side), each allocator peak is the side's own."""
+    config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
+    rng = np.random.default_rng(1)
+
+    def run(loaded, config, *, include_load, keep_frames):
+        own = 10.0 * (1.2 if config.sampler == "unipc" else 1.0) * (1 + 0.001 * rng.random())
+        return _result([0.01] * 6, 0.06, 0.1, own, device_vram=30.0 + 0.001 * rng.random())
+
+    sides = (_fake_loaded(config_a), _fake_loaded(config_b))
+    shared = ab.run_ab(sides, config_a, config_b, rounds=6, run=run, n_resamples=200)
+    assert not shared.comparisons["peak_vram_gib"].regression  # the device peak hides B's +20 %
+    apart = ab.run_ab(sides, config_a, config_b, rounds=6, run=run, n_resamples=200, separate_processes=True)
+    assert apart.regressions == ["peak_vram_gib"] and apart.comparisons["peak_vram_gib"].ratio > 1.15
+    assert any("each worker's own allocator peak" in note for note in apart.notes)
+    assert all(r["peak_vram_device_shared"] and r["peak_vram_device_gib"] >= 30 for r in apart.runs + apart.warmups)

@@ -262,5 +262,7 @@ def test_bad_revisions_and_ranges_are_one_line_errors(repo, capsys):
     argv = ["bisect", "--repo", str(path), "--good", commits[3], "--bad", commits[1], "--sampler", SAMPLER, *TINY]
     assert cli.main(argv) == ExitCode.USAGE
     assert "is not an ancestor of" in capsys.readouterr().err
+    assert cli.main([*argv, "--metric", "peak_vram_gib"]) == ExitCode.USAGE
+    assert "peak VRAM is not measured on cpu" in capsys.readouterr().err
     assert cli.main(["compare", "--repo", str(path.parent), "--a-rev", "HEAD", *TINY]) == ExitCode.USAGE
     assert "not inside a git repository" in capsys.readouterr().err
