@@ -16,7 +16,7 @@ from typing import IO, Any
 import numpy as np
 
 from causvid_perf.config import RunConfig
-from causvid_perf.errors import RevisionError
+from causvid_perf.errors import ExitCode, RevisionError
 from causvid_perf.records.result import RunResult
 
 WORKER_MODULE = "causvid_perf.experiments.worker"
@@ -158,7 +158,12 @@ class WorkerClient:
             if not isinstance(answer, dict):
                 continue
             if not answer.get("ok"):
-                raise RevisionError(f"{self.name}: {what} failed: {answer.get('error', 'no reason given')}", self.name)
+                error = RevisionError(
+                    f"{self.name}: {what} failed: {answer.get('error', 'no reason given')}", self.name
+                )
+                if answer.get("exit_code") == ExitCode.OUT_OF_MEMORY:
+                    error.exit_code = ExitCode.OUT_OF_MEMORY  # measured, and did not fit: compare's exit 4
+                raise error
             return answer
 
     def _exit_text(self) -> str:
