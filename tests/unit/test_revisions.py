@@ -186,6 +186,17 @@ def test_a_worker_that_dies_or_refuses_is_one_line(tmp_path):
     with pytest.raises(RevisionError, match=r"^side B \(test\): load failed: cannot import sampler module$"):
         refusing.finish_load()
     refusing.close()
+    oom = _client(
+        tmp_path,
+        f"import sys; print({hello!r}, flush=True); sys.stdin.readline(); "
+        'print(\'{"ok": false, "error": "CUDA out of memory in stage sampling", "exit_code": 4}\', flush=True)',
+    )
+    oom.wait_hello()
+    oom.send_load(CONFIG, None)
+    with pytest.raises(RevisionError, match="load failed: CUDA out of memory") as info:
+        oom.finish_load()
+    assert info.value.exit_code == ExitCode.OUT_OF_MEMORY  # compare's exit 4, not "could not be measured"
+    oom.close()
     old = _client(tmp_path, 'print(\'{"ok": true, "op": "hello", "protocol": 0}\', flush=True)')
     with pytest.raises(RevisionError, match="speaks protocol 0"):
         old.wait_hello()
