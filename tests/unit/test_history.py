@@ -225,3 +225,19 @@ def test_the_commands_of_docs_revisions_parse_and_the_history_ones_run(tmp_path,
     out = capsys.readouterr().out
     assert "before-fa3" in out and "would delete 1 run(s)" in out and "nothing deleted" in out
     assert (tmp_path / "causvid-perf-out" / "report" / "trend-s_per_it.csv").is_file()
+
+
+def test_session_versions_1_2_and_3_load_and_3_round_trips_branch_and_label(tmp_path):
+    session = Session("2026-12-01T10:00:00+00:00", "abc1234def56", "main", "r", {}, [CaseRecord("c")], branch="b")
+    session.label = "x"
+    path = write_session(tmp_path, session)
+    data = json.loads(path.read_text())
+    assert data["version"] == 3 and (data["branch"], data["label"]) == ("b", "x")
+    assert (load_session(path).branch, load_session(path).label) == ("b", "x")
+    for key in ("branch", "label"):
+        del data[key]
+    data["version"] = 2
+    path.write_text(json.dumps(data))
+    assert (load_session(path).branch, load_session(path).label) == ("", "")
+    old = load_session(sorted(OLD.glob("*.json"))[0])  # version 1
+    assert (old.branch, old.label, old.commit) == ("", "", "92ab2735425b")
