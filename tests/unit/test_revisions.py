@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,10 @@ import pytest
 from causvid_perf.cli import main as cli
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode, GitError, RevisionError
+from causvid_perf.experiments import bisect as bisect_module
 from causvid_perf.experiments import worker as worker_module
 from causvid_perf.experiments.bisect import BAD, GOOD, SKIP, bisect, search
-from causvid_perf.experiments.revisions import RevisionPool, compare_revisions
+from causvid_perf.experiments.revisions import Revision, RevisionPool, compare_revisions
 from causvid_perf.experiments.worker_client import WorkerClient
 from causvid_perf.judge import stats
 
@@ -277,3 +279,52 @@ def test_bad_revisions_and_ranges_are_one_line_errors(repo, capsys):
     assert "peak VRAM is not measured on cpu" in capsys.readouterr().err
     assert cli.main(["compare", "--repo", str(path.parent), "--a-rev", "HEAD", *TINY]) == ExitCode.USAGE
     assert "not inside a git repository" in capsys.readouterr().err
+
+
+def test_bisect_skips_a_commit_that_cannot_be_measured_and_names_the_candidates(repo, monkeypatch):
+    """bisect's own flow on the demo range with a stand-in A/B: the slow commit's worker fails (as an
+    import error would), so the first bad commit is one of it and the next one; a failure of good's
+    worker is an error, not a skip."""
+    path, commits = repo
+    slow_from = 2  # commits[2] and later are slower than commits[0]
+
+    class Pool:
+        repo = path
+        good_name = "good (x)"
+
+        def loaded(self, sides):
+            return [types.SimpleNamespace(name=self.good_name if n == "good" else f"{n} (y)") for n, _, _ in sides]
+
+        def release(self, revision):
+            pass
+
+    def fake_compare(pool, side_a, side_b, rounds, *, names, **gate):
+        index = commits.index(side_b[0].commit)
+        if index == 2:
+            raise RevisionError("step (y): load failed: cannot import sampler module 'fastsched.sched'", "step (y)")
+        slower = index >= slow_from
+        comparison = types.SimpleNamespace(
+            regression=slower, ratio=2.0 if slower else 1.0, ci_low=0.9, ci_high=2.1, p_value=0.01, verdict="x"
+        )
+        return types.SimpleNamespace(comparisons={"s_per_it": comparison}, skipped={})
+
+    monkeypatch.setattr(bisect_module, "compare_revisions", fake_compare)
+    good = Revision("HEAD~4", commits[0], "fast sampler")
+    bad = Revision("HEAD", commits[4], "docs: link the guide")
+    result = bisect(Pool(), good, bad, CONFIG, rounds=4)
+    assert [(s.revision.commit, s.verdict) for s in result.steps] == [
+        (commits[4], BAD),
+        (commits[2], SKIP),
+        (commits[1], GOOD),
+        (commits[3], BAD),
+    ]
+    assert result.steps[1].why.startswith("skipped: step (y): load failed")
+    assert [r.commit for r in result.candidates] == [commits[2], commits[3]]
+    assert "the first bad commit is one of" in result.to_markdown()
+
+    def good_fails(pool, side_a, side_b, rounds, *, names, **gate):
+        raise RevisionError("good (x): the worker exited with status 9 during run", "good (x)")
+
+    monkeypatch.setattr(bisect_module, "compare_revisions", good_fails)
+    with pytest.raises(RevisionError, match="good"):
+        bisect(Pool(), good, bad, CONFIG, rounds=4)
