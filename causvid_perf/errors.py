@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad input: options, files, weights; nothing was measured
     NONFINITE = 3  # an output held NaN or Inf
     OUT_OF_MEMORY = 4  # CUDA ran out of memory; the message names the stage and the fill
+    REVISION = 6  # a revision could not be measured: its worker crashed, hung or failed to load
     WRITE_FAILED = 7  # the run was measured (and printed) but a file could not be written
     INTERRUPTED = 130  # Ctrl-C
 
@@ -74,6 +75,21 @@ class WriteError(CausvidPerfError, OSError):
 
 class ReportError(CausvidPerfError, ValueError):
     """The inputs cannot make a report."""
+
+
+class RevisionError(CausvidPerfError, RuntimeError):
+    """A revision's worker (compare --a-rev/--b-rev, bisect) crashed, hung or could not load its
+    code; the message names the side and the worker's last output."""
+
+    exit_code = ExitCode.REVISION
+
+    def __init__(self, message: str, worker: str = ""):
+        super().__init__(message)
+        self.worker = worker  # the failing worker's name ("side B (HEAD, 3f2a9c1d0e)"); "" when none
+
+
+class GitError(CausvidPerfError, ValueError):
+    """A repository or revision that git cannot use (not a repository, an unknown revision)."""
 
 
 class StageOOMError(CausvidPerfError, RuntimeError):

@@ -75,3 +75,13 @@ def duration(seconds: float | None) -> str:
     if seconds < 1.0:
         return f"{seconds * 1000:.3g} ms"
     return f"{seconds:.3g} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+def size(n_bytes: int) -> str:
+    """Bytes on disk: '812 B', '3.4 kB', '12.5 MB' (powers of 1000, as `du --si`)."""
+    value = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
+        value /= 1000
+    return f"{value:.3g} TB"

@@ -4,7 +4,7 @@ says about its memory when it has run out."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import torch
@@ -28,6 +28,12 @@ def _scoped(get: Callable[[], T], set_: Callable[[T], Any], value: T) -> Iterato
 def torch_threads(count: int) -> AbstractContextManager[None]:
     """The block runs with torch on `count` CPU threads."""
     return _scoped(torch.get_num_threads, torch.set_num_threads, count)
+
+
+def one_thread_on_cpu(device: str) -> AbstractContextManager[None]:
+    """One torch thread on CPU: on a busy 2-core machine a second OpenMP thread makes a tiny step
+    2 or 10 ms at random, noise that hides even a 2x slowdown. GPU runs are left alone."""
+    return nullcontext() if device.startswith("cuda") else torch_threads(1)
 
 
 def default_dtype(dtype: torch.dtype) -> AbstractContextManager[None]:

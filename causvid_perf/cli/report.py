@@ -30,9 +30,17 @@ def add_parser(sub: Any) -> None:
     report.add_argument(
         "--baselines",
         default=None,
-        help="judge the latest run against this baselines file (default: the verdicts stored with it)",
+        help="judge the latest run against this baselines file and draw its baselines and pass bands in the "
+        "trend plots (default: the verdicts stored with the run, no bands)",
     )
     report.add_argument("--sweep", default=None, help="steps x guidance sweep JSON to tabulate")
+    report.add_argument(
+        "--bench",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a bench.json written by `causvid-perf bench` (repeatable); reported on its own, and plotted when there is no history",
+    )
     report.add_argument("--out", default=str(DEFAULT_OUT_DIR), help=f"output folder (default {DEFAULT_OUT_DIR})")
     report.add_argument(
         "--summary",
@@ -46,7 +54,7 @@ def add_parser(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     check_outputs(str(Path(args.out) / "report.html"), args.summary)
     subtitle, blocks = build_blocks(
-        args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep
+        args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep, bench_files=args.bench
     )
     html_path, md_path = write_report(subtitle, blocks, args.out)
     if args.summary:

@@ -21,28 +21,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import math
 import os
 import statistics
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
-import torch
-
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab_report import MDE_EFFECT, ABReport, ab_metrics, metric_kind
+from causvid_perf.experiments.ab_analysis import noise_table, output_agreement
+from causvid_perf.experiments.ab_report import ABReport, ab_metrics, metric_kind
 from causvid_perf.judge import power, stats
-from causvid_perf.measure.runner import case_config, run_case
+from causvid_perf.measure.runner import case_config, measure_run
 from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.metrics import METRICS
 from causvid_perf.pipeline.loading import load_pipeline
-from causvid_perf.quality.scores import psnr_per_frame, ssim_per_frame
 from causvid_perf.records.result import RunResult
-from causvid_perf.torch_state import torch_threads
 
 Loaded = Any  # a LoadedPipeline, or anything with a resolved ``.config`` (tests)
 RunFn = Callable[..., RunResult]  # run_case's signature: (loaded, config, *, include_load, keep_frames)
@@ -81,18 +76,6 @@ def load_for_ab(
 
 
 # -- running ---------------------------------------------------------------------------------------
-
-
-def _default_run(loaded: Any, config: RunConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
-    if config.device.startswith("cuda"):
-        # Return the other side's cached blocks, so each run's device-level peak is its own.
-        gc.collect()
-        torch.cuda.empty_cache()
-        return run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
-    # One thread on CPU, as in the pytest suite: on a busy machine a second OpenMP thread makes a
-    # tiny step 2 or 10 ms at random, noise that hides even a 2x slowdown.
-    with torch_threads(1):
-        return run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
 
 
 def _per_step(result: Any) -> float | None:
@@ -141,6 +124,7 @@ def run_ab(
     progress: Callable[[str], None] | None = None,
     run: RunFn | None = None,
     slowdown_b: float = 1.0,
+    separate_processes: bool = False,
 ) -> ABReport:
     """Measures A and B in interleaved ABBA rounds on loaded pipelines and judges every metric.
 
@@ -150,7 +134,9 @@ def run_ab(
     ``slowdown_b`` > 1 stretches every transformer forward of B's runs (warm-up included) by that
     factor (:class:`causvid_perf.measure.slowdown.SlowdownInjector` on ``loaded_b.pipe.transformer``,
     active only while B runs, detached at the end): a known regression, to check the gate; such a
-    report is never an A/A. Raises ConfigError for bad input (rounds < 2, a config that does not
+    report is never an A/A. ``separate_processes``: each side runs in a process of its own (a
+    revision's worker), so memory is judged on each side's own allocator peak; the device-level
+    (NVML) peak counts both processes and is kept in the runs only. Raises ConfigError for bad input (rounds < 2, a config that does not
     fit its pipeline, ...).
     """
     check_gate_options(rounds, threshold, memory_tolerance, alpha)
@@ -162,7 +148,7 @@ def run_ab(
         loaded_b = loaded_a
     # An injected slowdown makes B a known regression, even on the same config and pipeline.
     aa = (aa or (config_a == config_b and loaded_a is loaded_b)) and slowdown_b == 1.0
-    run = run or _default_run
+    run = run or measure_run
     progress = progress or (lambda message: None)
     sides = {"A": (loaded_a, config_a), "B": (loaded_b, config_b)}
 
@@ -176,7 +162,14 @@ def run_ab(
     samples = {side: {key: [r[key] for r in runs if r["side"] == side] for key in keys} for side in ("A", "B")}
     comparisons, skipped, notes = {}, {}, []
     vram_sources = {r["peak_vram_source"] for r in runs}
-    if vram_sources == {"allocated"} or (len(vram_sources) > 1 and None not in vram_sources):
+    if separate_processes and any(r["peak_vram_allocated_gib"] is not None for r in runs):
+        for side in samples:
+            samples[side]["peak_vram_gib"] = [r["peak_vram_allocated_gib"] for r in runs if r["side"] == side]
+        notes.append(
+            "peak VRAM is each worker's own allocator peak; the device-level (NVML) peak is shared by "
+            "both workers' processes and is kept, labelled shared, in the JSON runs only"
+        )
+    elif vram_sources == {"allocated"} or (len(vram_sources) > 1 and None not in vram_sources):
         # Without NVML the device peak is missing: fall back to torch's allocated peak for all runs.
         for side in samples:
             samples[side]["peak_vram_gib"] = [r["peak_vram_allocated_gib"] for r in runs if r["side"] == side]
@@ -197,7 +190,7 @@ def run_ab(
             n_resamples=n_resamples,
             time_metric=kind == "time",
         )
-    if loaded_a is not loaded_b and config_a.device.startswith("cuda"):
+    if loaded_a is not loaded_b and config_a.device.startswith("cuda") and not separate_processes:
         notes.append(
             "A and B use separate pipelines, both resident on the GPU: each side's peak VRAM includes "
             "the other side's weights, so the memory row shows working-memory differences only"
@@ -207,7 +200,10 @@ def run_ab(
             f"with {rounds} rounds per side no change can be significant at alpha {alpha:g}; "
             f"use --rounds {stats.minimum_rounds(alpha)} or more"
         )
-    noise = _noise(samples, rounds, alpha, comparisons)
+    noise = noise_table(samples, rounds, alpha, comparisons)
+    if separate_processes:
+        for record in runs + warmups:
+            record["peak_vram_device_shared"] = True  # NVML reads the whole device: both workers
     finite = {side: all(r["finite"] for r in runs if r["side"] == side) for side in ("A", "B")}
     for side, ok in finite.items():
         if not ok:
@@ -332,53 +328,3 @@ def check_slowdown(factor: Any) -> None:
         raise ConfigError(
             f"the slowdown of B must be a finite factor >= 1 (1.05 = 5 % slower, 1 = none); got {factor!r}"
         )
-
-
-def _noise(
-    samples: dict[str, dict[str, list[float]]], rounds: int, alpha: float, comparisons: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """Relative noise of each compared metric (pooled over the sides, each about its own centre),
-    the effect detectable with these rounds and the rounds a 3 % change needs."""
-    noise = {}
-    for key in comparisons:
-        a, b = samples["A"][key], samples["B"][key]
-        cv = power.relative_noise(a, b)
-        mde = power.minimum_detectable_effect(a, b, alpha=alpha, rounds=rounds)
-        noise[key] = {
-            "relative_noise": cv,
-            "mde": None if math.isinf(mde) else mde,
-            "rounds": rounds,
-            "effect": MDE_EFFECT,
-            "rounds_needed": power.rounds_needed(cv, MDE_EFFECT, alpha=alpha),
-        }
-    return noise
-
-
-def output_agreement(frames_a: Any, frames_b: Any, *, seed_a: int, seed_b: int) -> dict[str, Any]:
-    """Per-frame PSNR/SSIM of B's first-round frames against A's (JSON-safe: an identical frame's
-    infinite PSNR is stored as None and counted in identical_frames)."""
-    if frames_a is None or frames_b is None:
-        return {"compared": False, "reason": "no frames kept"}
-    if seed_a != seed_b:
-        return {"compared": False, "reason": f"A and B use different seeds ({seed_a} vs {seed_b})"}
-    if frames_a.shape != frames_b.shape:
-        return {
-            "compared": False,
-            "reason": f"outputs differ in shape ({'x'.join(map(str, frames_a.shape))} vs "
-            f"{'x'.join(map(str, frames_b.shape))})",
-        }
-    psnr = psnr_per_frame(frames_b, frames_a)
-    ssim = ssim_per_frame(frames_b, frames_a)
-    finite = psnr[np.isfinite(psnr)]
-    return {
-        "compared": True,
-        "seed": seed_a,
-        "frames": int(psnr.size),
-        "identical_frames": int(psnr.size - finite.size),
-        "psnr_per_frame": [None if math.isinf(v) else float(v) for v in psnr],
-        "psnr_mean": float(finite.mean()) if finite.size else None,
-        "psnr_min": float(finite.min()) if finite.size else None,
-        "ssim_per_frame": [float(v) for v in ssim],
-        "ssim_mean": float(ssim.mean()),
-        "ssim_min": float(ssim.min()),
-    }

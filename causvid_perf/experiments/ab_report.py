@@ -6,15 +6,13 @@ the Mann-Whitney p and a verdict; then output agreement, the A/A noise and the g
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
-from causvid_perf.files import json_safe, write_json_atomic, write_text_atomic
+from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.metrics import METRICS as METRIC_INFO
 
 AB_SCHEMA_ID = "causvid-perf/ab-report"
@@ -53,7 +51,7 @@ def value_text(value: float | None, kind: str) -> str:
 
 
 @dataclass
-class ABReport:
+class ABReport(ReportFiles):
     """Everything one A/B comparison measured and decided; ``to_dict`` is its JSON form."""
 
     config_a: RunConfig  # resolved
@@ -78,16 +76,19 @@ class ABReport:
     overrides: dict[str, str] | None = None
     created: str = ""
     slowdown_b: float = 1.0  # B's transformer forwards stretched by this factor (1 = none)
+    # Revision A/B (experiments/revisions.py): side -> {"rev", "commit", "subject", "python"}; each
+    # side ran in a worker process on a checkout of its commit.
+    revisions: dict[str, dict[str, str]] | None = None
 
     # -- decisions --------------------------------------------------------------------------------
 
     @property
     def label_a(self) -> str:
-        return _config_label(self.config_a, self.config_b, "A")
+        return self._revision_label("A") or _config_label(self.config_a, self.config_b, "A")
 
     @property
     def label_b(self) -> str:
-        label = _config_label(self.config_b, self.config_a, "B")
+        label = self._revision_label("B") or _config_label(self.config_b, self.config_a, "B")
         if self.slowdown_b != 1.0:
             label += f" (+{fmt.percent(self.slowdown_b - 1.0)} injected)"
         return label
@@ -113,6 +114,16 @@ class ABReport:
             return ExitCode.NONFINITE
         return ExitCode.OK
 
+    def _revision_label(self, side: str) -> str:
+        """'HEAD~1 (3f2a9c1d0e)' for a revision side; '' for an in-process A/B."""
+        if not self.revisions or side not in self.revisions:
+            return ""
+        rev = self.revisions[side]
+        commit = rev["commit"][:10]
+        named = rev["rev"] if not commit.startswith(rev["rev"]) and not rev["rev"].startswith(commit) else ""
+        python = f" on {rev['python']}" if rev.get("python") else ""
+        return (f"{named} ({commit})" if named else commit) + python
+
     # -- output -----------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +137,7 @@ class ABReport:
                 "label_a": self.label_a,
                 "label_b": self.label_b,
                 "overrides": self.overrides,
+                "revisions": self.revisions,
                 "config_a": self.config_a.to_dict(),
                 "config_b": self.config_b.to_dict(),
                 "shared_pipeline": self.shared_pipeline,
@@ -152,12 +164,6 @@ class ABReport:
             }
         )
 
-    def write_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    def write_markdown(self, path: str | os.PathLike) -> Path:
-        return write_text_atomic(path, self.to_markdown() + "\n")
-
     def to_markdown(self) -> str:
         c = self.config_a
         title = "A/A noise check" if self.aa else f"{self.label_a} → {self.label_b}"
@@ -175,6 +181,8 @@ class ABReport:
                 else ""
             )
         )
+        if self.revisions:
+            lines += ["", self._revisions_line()]
         lines += [
             "",
             "| metric | A median | B median | B/A | 95 % CI | p | verdict |",
@@ -214,6 +222,15 @@ class ABReport:
             lines += ["", f"> note: {note}"]
         lines += ["", self._verdict_line()]
         return "\n".join(lines)
+
+    def _revisions_line(self) -> str:
+        revisions = self.revisions or {}
+        parts = [
+            f"{side} = {revisions[side]['commit'][:10]} “{revisions[side]['subject']}”" for side in sorted(revisions)
+        ]
+        return (
+            "Revisions, each measured in its own worker process on a checkout of its commit: " + "; ".join(parts) + "."
+        )
 
     def _agreement_line(self) -> str:
         a = self.agreement

@@ -7,10 +7,8 @@ JSON need nothing that measures.
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from causvid_perf import fmt
@@ -18,7 +16,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options
 from causvid_perf.experiments.ab_report import metric_label
-from causvid_perf.files import json_safe, write_json_atomic, write_text_atomic
+from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.judge import power
 from causvid_perf.judge.stats import NO_CHANGE, SLOWER
 
@@ -161,7 +159,7 @@ class Cell:
 
 
 @dataclass
-class GateStudy:
+class GateStudy(ReportFiles):
     """Everything the study measured; ``to_dict`` is its JSON form, ``to_markdown`` its summary."""
 
     config: RunConfig  # resolved
@@ -271,12 +269,6 @@ class GateStudy:
             "predicted_rounds": self.predicted_rounds(slowdown),
             "cells": [c.to_dict() for c in self.cells_for(slowdown)],
         }
-
-    def write_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    def write_markdown(self, path: str | os.PathLike) -> Path:
-        return write_text_atomic(path, self.to_markdown() + "\n")
 
     def to_markdown(self) -> str:
         return "\n".join([*self._header(), "", *self._aa_table(), "", *self._detection_table(), "", *self._notes()])

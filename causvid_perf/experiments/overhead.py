@@ -15,10 +15,10 @@ from typing import Any
 
 from causvid_perf.judge.power import abba_order
 from causvid_perf.judge.stats import Comparison, compare_samples
-from causvid_perf.measure.repeats import one_thread_on_cpu
 from causvid_perf.measure.runner import run_case, time_plain_call
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.records.history import current_commit, utc_now
+from causvid_perf.torch_state import one_thread_on_cpu
 
 SCHEMA_ID = "causvid-perf/overhead"
 SCHEMA_VERSION = 1
@@ -64,7 +64,7 @@ def measure_overhead(
     """(the overhead, the machine state of the instrumented runs)."""
     result = Overhead(rounds)
     machine: dict[str, Any] = {}
-    with one_thread_on_cpu(loaded.config):
+    with one_thread_on_cpu(loaded.config.device):
         run_case(loaded, keep_frames=False)  # warm-up of both sides: kernels, allocator, caches
         time_plain_call(loaded)
         for index, side in enumerate(abba_order(rounds)):

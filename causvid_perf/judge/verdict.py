@@ -90,6 +90,13 @@ class MetricSpec:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def pass_band(self) -> tuple[float, float]:
+        """The values judged a pass against this baseline (check_metric's rule: a change is a
+        regression or improvement only beyond both tolerances, so within the larger of the two)."""
+        margin = max(self.rel_tol * abs(self.value), self.abs_tol)
+        return self.value - margin, self.value + margin
+
 
 @dataclass(frozen=True)
 class Check:

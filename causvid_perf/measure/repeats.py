@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 
 from causvid_perf.config import RunConfig
 from causvid_perf.measure.runner import run_case
 from causvid_perf.metrics import REPORTED_METRICS
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.records.result import RunResult
-from causvid_perf.torch_state import torch_threads
-
-
-def one_thread_on_cpu(config: RunConfig) -> AbstractContextManager[None]:
-    """One torch thread on CPU: on a busy 2-core machine a second OpenMP thread makes a tiny step
-    2 or 10 ms at random, noise that hides even a 2x slowdown. GPU runs are left alone."""
-    return nullcontext() if config.device.startswith("cuda") else torch_threads(1)
+from causvid_perf.torch_state import one_thread_on_cpu
 
 
 def repeat_runs(
@@ -31,7 +24,7 @@ def repeat_runs(
     """`warmup_rounds` runs that do not count, then `rounds` measured ones; the last keeps its frames.
     `on_round` hears "warm-up 1/1", "round 2/3", ... as each starts."""
     results = []
-    with one_thread_on_cpu(config):
+    with one_thread_on_cpu(config.device):
         for index in range(warmup_rounds):
             on_round(f"warm-up {index + 1}/{warmup_rounds}")
             run_case(loaded, config, include_load=False, keep_frames=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from causvid_perf.pipeline.stream_decode import unnormalize_latents
 from causvid_perf.quality.scores import to_uint8
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 from causvid_perf.specs import transformer_config
-from causvid_perf.torch_state import oom_error
+from causvid_perf.torch_state import one_thread_on_cpu, oom_error
 
 
 def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
@@ -159,6 +160,16 @@ def non_finite(video: torch.Tensor) -> tuple[int, int, int | None]:
     frames_bad = bad.flatten(3).any(dim=-1).any(dim=1).any(dim=0)  # per frame
     first = int(frames_bad.nonzero()[0, 0]) if bool(frames_bad.any()) else None
     return int(torch.isnan(video).sum()), int(torch.isinf(video).sum()), first
+
+
+def measure_run(loaded: LoadedPipeline, config: RunConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
+    """One run as every A/B measures it (compare in-process, or a revision's worker)."""
+    if config.device.startswith("cuda"):
+        # Return the other side's cached blocks, so each run's device-level peak is its own.
+        gc.collect()
+        torch.cuda.empty_cache()
+    with one_thread_on_cpu(config.device):
+        return run_case(loaded, config, include_load=include_load, keep_frames=keep_frames)
 
 
 def run_continuous(

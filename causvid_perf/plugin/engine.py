@@ -17,7 +17,7 @@ from causvid_perf.judge.baselines import case_context
 from causvid_perf.judge.validity import machine_validity
 from causvid_perf.judge.verdict import IMPROVEMENT, MEASURED, NO_BASELINE, PASS, REGRESSION
 from causvid_perf.measure.machine import gpu_class, machine_info
-from causvid_perf.measure.repeats import one_thread_on_cpu, repeat_runs, spread_of
+from causvid_perf.measure.repeats import repeat_runs, spread_of
 from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.metrics import GUARDED_METRICS
@@ -26,6 +26,7 @@ from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.plugin.options import SuiteOptions
 from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.result import RunResult
+from causvid_perf.torch_state import one_thread_on_cpu
 
 # pytest-benchmark's --benchmark-timer for the perf cases (set by the plugin unless the user set one).
 SYNCED_TIMER = "causvid_perf.plugin.engine.synced_perf_counter"
@@ -189,6 +190,6 @@ def measure_rounds(
     def one_round() -> None:
         results.append(run_case(loaded, config, include_load=False, keep_frames=len(results) == total - 1))
 
-    with one_thread_on_cpu(config):
+    with one_thread_on_cpu(config.device):
         benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
     return results[warmup_rounds:]

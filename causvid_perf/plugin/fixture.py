@@ -24,9 +24,10 @@ from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import make_provenance
 from causvid_perf.records.benchmark import extra_info
 from causvid_perf.records.case import FRAMES, CaseRecord
-from causvid_perf.records.history import current_commit, new_session
+from causvid_perf.records.history import new_session
 from causvid_perf.records.outputs import case_quality, save_case_output
 from causvid_perf.records.result import RunResult, peak_vram
+from causvid_perf.vcs import current_commit
 
 
 class PerfRunner:
@@ -171,7 +172,9 @@ class PerfRunner:
     def _record_for_history(self, outcome: CaseOutcome) -> None:
         state = self.state
         if state.session is None:
-            state.session = new_session(outcome.result.machine, worker=state.worker, run_id=state.run_id)
+            state.session = new_session(
+                outcome.result.machine, worker=state.worker, run_id=state.run_id, label=state.options.label
+            )
         state.session.cases.append(outcome.record)
         state.outcomes.append(outcome)
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from causvid_perf.config import ATTENTION_BACKENDS
-from causvid_perf.errors import CausvidPerfError
+from causvid_perf.errors import CausvidPerfError, HistoryError
 from causvid_perf.files import check_writable
 from causvid_perf.pipeline.samplers import check_sampler
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.records.history import default_history_dir
+from causvid_perf.records.history import clean_label, default_history_dir
 from causvid_perf.specs import WEIGHT_SOURCES
 
 WEIGHTS_ENV = "CAUSVID_PERF_WEIGHTS"
@@ -56,6 +56,12 @@ def add_options(parser: pytest.Parser) -> None:
         help="the suite's JSON history (default <rootdir>/.benchmarks/causvid-perf, env CAUSVID_PERF_HISTORY)",
     )
     group.addoption(
+        "--label",
+        default="",
+        metavar="NAME",
+        help="name this run in the history (shown by `causvid-perf history list` and in report plots)",
+    )
+    group.addoption(
         "--inject-slowdown",
         type=float,
         default=1.0,
@@ -77,6 +83,7 @@ class SuiteOptions:
     compare_to: str | None = None
     history_dir: Path = Path(".benchmarks/causvid-perf")
     inject_slowdown: float = 1.0
+    label: str = ""
 
     def rounds_for(self, case: PerfCase) -> int:
         return self.rounds or (3 if case.on_gpu else 7)
@@ -100,6 +107,7 @@ class SuiteOptions:
             compare_to=opt.compare_to,
             history_dir=Path(opt.history_dir) if opt.history_dir else default_history_dir(root),
             inject_slowdown=opt.inject_slowdown,
+            label=check_label(opt.label),
         )
 
 
@@ -126,3 +134,10 @@ def _check_options(opt: Any) -> None:
             check(value)
         except CausvidPerfError as exc:
             raise pytest.UsageError(f"{option} {value}: {exc}") from None
+
+
+def check_label(label: str) -> str:
+    try:
+        return clean_label(label)
+    except HistoryError as exc:
+        raise pytest.UsageError(f"--label: {exc}") from None

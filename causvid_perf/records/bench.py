@@ -6,6 +6,7 @@
      "failed": {"<model>": "<one-line reason>"}}
 
 Keys are model names, so a script can read `models["causvid-14b"]["medians"]["sampling_s"]`.
+The report reads a bench file as a Run (bench_run) whose cases are its models.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from typing import Any
 from causvid_perf.errors import HistoryError
 from causvid_perf.files import write_json_atomic
 from causvid_perf.judge.validity import Validity
+from causvid_perf.records.case import CaseRecord
+from causvid_perf.records.history import Run
 
 SCHEMA_ID = "causvid-perf/bench"
 SCHEMA_VERSION = 1
+BENCH_SOURCE = "bench"  # Run.source of a bench file
 
 
 @dataclass
@@ -91,3 +95,19 @@ def load_bench(path: str | os.PathLike) -> BenchRecord:
             f"cannot read the bench file {path} ({exc}); give the bench.json `causvid-perf bench` wrote"
         ) from None
     return BenchRecord.from_dict(data, str(path))
+
+
+def bench_run(record: BenchRecord, path: str | os.PathLike) -> Run:
+    """A bench file as a Run: one case per model, with its medians over the rounds and its validity."""
+    cases = {
+        name: CaseRecord(
+            name,
+            config=dict(model.config),
+            medians=dict(model.medians),
+            samples=dict(model.samples),
+            result=model.result,
+            validity=model.validity,
+        )
+        for name, model in record.models.items()
+    }
+    return Run(BENCH_SOURCE, record.commit, record.created, dict(record.machine), cases, files=[str(path)])

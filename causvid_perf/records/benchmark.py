@@ -101,6 +101,7 @@ def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Ru
         machine,
         cases,
         files=[str(path)],
+        branch=str(commit_info.get("branch") or ""),  # pytest-benchmark's; "(unknown)" in a detached checkout
     )
 
 

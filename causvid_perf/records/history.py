@@ -4,13 +4,16 @@ pytest-benchmark keeps time statistics (and disables itself under xdist); these 
 metric of every case, so reports and `--compare-to` work either way. Layout:
 
     <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 3,
-        "created", "commit", "worker", "run_id", "machine", "cases": [CaseRecord.to_dict(), ...]}
+        "created", "commit", "branch", "label", "worker", "run_id", "machine",
+        "cases": [CaseRecord.to_dict(), ...]}
     <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (records/outputs.py)
 
 "run_id" is shared by the xdist workers of one pytest run (xdist's testrunuid), so their files are
 read back as one run; files written before it existed are grouped by commit and start time.
-Older files are read as well: version 1 kept the contact sheet under "artifacts" too, and before
-version 3 no case carried its validity (it is judged from what the record still tells).
+Older files are read as well: version 1 kept the contact sheet under "artifacts" too; before
+version 3 no case carried its validity (it is judged from what the record still tells) and no
+run its "branch" and "label" (read as ""). "label" is a name a person gives a run (pytest --label,
+`causvid-perf history label`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from causvid_perf.errors import HistoryError
 from causvid_perf.files import sweep_stale_temps, write_json_atomic
 from causvid_perf.judge.validity import Validity
 from causvid_perf.records.case import CaseRecord
+from causvid_perf.vcs import current_branch, current_commit
 
 SESSION_SCHEMA = "causvid-perf/session"
 SESSION_VERSION = 3
@@ -45,22 +48,15 @@ def default_history_dir(root: Path | None = None) -> Path:
     return (root or Path()) / DEFAULT_HISTORY_DIR
 
 
-def current_commit(cwd: str | os.PathLike | None = None) -> str:
-    """Short commit of the checkout ("unknown" outside git); '+dirty' when files are modified."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return commit + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+LABEL_MAX = 80
+
+
+def clean_label(label: str) -> str:
+    """A run label as stored: one line of at most LABEL_MAX characters, no surrounding blanks."""
+    label = (label or "").strip()
+    if "\n" in label or "\r" in label or len(label) > LABEL_MAX:
+        raise HistoryError(f"a run label is one line of at most {LABEL_MAX} characters; got {label[:40]!r}...")
+    return label
 
 
 def new_run_id() -> str:
@@ -91,6 +87,8 @@ class Session:
     machine: dict[str, Any]
     cases: list[CaseRecord] = field(default_factory=list)
     path: Path | None = None  # where it was read from
+    branch: str = ""  # "" where unknown (a detached checkout, a version 1 or 2 file)
+    label: str = ""  # a person's name for the run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +96,8 @@ class Session:
             "version": SESSION_VERSION,
             "created": self.created,
             "commit": self.commit,
+            "branch": self.branch,
+            "label": self.label,
             "worker": self.worker,
             "run_id": self.run_id,
             "machine": self.machine,
@@ -127,11 +127,19 @@ class Session:
             run_id=data.get("run_id") or None,
             machine=dict(data.get("machine") or {}),
             cases=[CaseRecord.from_dict(raw, folder) for raw in data["cases"]],
+            branch=str(data.get("branch") or ""),
+            label=str(data.get("label") or ""),
         )
 
 
 def new_session(
-    machine: dict[str, Any], *, worker: str = "main", commit: str | None = None, run_id: str | None = None
+    machine: dict[str, Any],
+    *,
+    worker: str = "main",
+    commit: str | None = None,
+    run_id: str | None = None,
+    label: str = "",
+    branch: str | None = None,
 ) -> Session:
     return Session(
         created=utc_now(),
@@ -139,6 +147,8 @@ def new_session(
         worker=worker,
         run_id=run_id or new_run_id(),
         machine=machine,
+        branch=current_branch() if branch is None else branch,
+        label=label,
     )
 
 
@@ -229,6 +239,8 @@ class Run:
     workers: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     run_id: str | None = None
+    branch: str = ""
+    label: str = ""  # a person's name for the run ("" for none)
 
     @property
     def short_commit(self) -> str:
@@ -253,14 +265,17 @@ class Run:
     def why_unfit(self) -> str:
         """Every reason once; which cases, when not all of them are unfit."""
         unfit = self.unfit_cases
+        if not unfit:
+            return ""
         reasons = dict.fromkeys(r for validity in unfit.values() for r in validity.reasons)
         cases = "" if len(unfit) == len(self.cases) else f" ({', '.join(unfit)})"
         return "; ".join(reasons) + cases
 
     @property
-    def label(self) -> str:
-        """Short, for tables and plots: 'abc123def0 (2026-11-22 10:00)'."""
-        return f"{self.short_commit} ({self.when})"
+    def caption(self) -> str:
+        """Short, for tables and plots: 'abc123def0 (2026-11-22 10:00)', 'abc123def0 "nightly" (2026-11-22 10:00)'."""
+        named = f' "{self.label}"' if self.label else ""
+        return f"{self.short_commit}{named} ({self.when})"
 
     @property
     def title(self) -> str:
@@ -282,6 +297,8 @@ def run_of(sessions: list[Session]) -> Run:
         workers=[s.worker for s in sessions],
         files=[str(s.path) for s in sessions if s.path],
         run_id=first.run_id,
+        branch=next((s.branch for s in sessions if s.branch), ""),
+        label=next((s.label for s in sessions if s.label), ""),
     )
 
 

@@ -7,8 +7,11 @@ optionally pytest-benchmark's storage, a baselines file and a steps x guidance s
     <out>/report.md     the same tables; plots as PNG files beside it
 
 Sections: summary, the latest run against baselines and against the run before it, CausVid
-against its teacher, the streaming cases (when there are some), metric trends across runs, pytest-benchmark timings, the sweep, contact
-sheets and the machine state of every run. Every file is written atomically (files.atomic_write).
+against its teacher, the streaming cases (when there are some), metric trends across runs (with
+each case's baseline and pass band when a baselines file is given; unfit runs drawn apart; the
+data of every plot as CSV beside report.md), pytest-benchmark timings, `causvid-perf bench`
+results, the sweep, contact sheets and the machine state of every run. Every file is written
+atomically (files.atomic_write).
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from causvid_perf.errors import ReportError
 from causvid_perf.files import atomic_write, write_text_atomic
 from causvid_perf.judge.baselines import BaselineStore
 from causvid_perf.report.document import Block, render_html, render_markdown
-from causvid_perf.report.load import baseline_store, benchmark_runs, history_runs, subfolder_hint, sweep_data
+from causvid_perf.report.load import (
+    baseline_store,
+    bench_file_runs,
+    benchmark_runs,
+    history_runs,
+    subfolder_hint,
+    sweep_data,
+)
 from causvid_perf.report.sections_latest import (
     baseline_blocks,
     before_after_blocks,
@@ -32,8 +42,9 @@ from causvid_perf.report.sections_latest import (
     summary_blocks,
     teacher_blocks,
 )
-from causvid_perf.report.sections_series import benchmark_blocks, machine_blocks, sweep_blocks, trend_blocks
+from causvid_perf.report.sections_series import bench_file_blocks, benchmark_blocks, machine_blocks, sweep_blocks
 from causvid_perf.report.sections_stream import stream_blocks
+from causvid_perf.report.trends import trend_blocks
 
 TITLE = "causvid-perf report"
 REPORT_HTML = "report.html"
@@ -60,14 +71,17 @@ def build_blocks(
     benchmark_dir: str | os.PathLike | None = None,
     baselines: str | os.PathLike | BaselineStore | None = None,
     sweep: str | os.PathLike | Mapping[str, Any] | None = None,
+    bench_files: Sequence[str | os.PathLike] = (),
 ) -> tuple[str, list[Block]]:
     """(subtitle, blocks) of the report; raises ReportError with a one-line message."""
     history_dir = Path(history_dir)
     runs = history_runs(history_dir)
     bench_runs = benchmark_runs(benchmark_dir) if benchmark_dir is not None else []
+    bench_file_list = bench_file_runs(bench_files)
     store = baseline_store(baselines)
     sweep_rows = sweep_data(sweep) if sweep is not None else None
-    main_runs = runs or bench_runs  # pytest-benchmark's extra_info carries the metrics when no history exists
+    # pytest-benchmark's extra_info, else `bench` results, carry the metrics when no history exists
+    main_runs = runs or bench_runs or bench_file_list
     if not main_runs:
         where = str(history_dir) + (f" or {benchmark_dir}" if benchmark_dir is not None else "")
         raise ReportError(
@@ -83,6 +97,8 @@ def build_blocks(
         sources.append(("baselines", f"{store_label} ({len(store)} entries)"))
     if sweep is not None:
         sources.append(("sweep", "given in memory" if isinstance(sweep, Mapping) else str(sweep)))
+    if bench_files:
+        sources.append(("bench results", ", ".join(map(str, bench_files))))
 
     latest = main_runs[-1]
     checks = latest_checks(latest, store)
@@ -91,15 +107,17 @@ def build_blocks(
     blocks += before_after_blocks(main_runs)
     blocks += teacher_blocks(latest)
     blocks += stream_blocks(latest)
-    blocks += trend_blocks(main_runs)
+    blocks += trend_blocks(main_runs, store)
     if benchmark_dir is not None:
         blocks += benchmark_blocks(bench_runs, str(benchmark_dir))
+    if bench_files:
+        blocks += bench_file_blocks(bench_file_list)
     if sweep_rows is not None:
         blocks += sweep_blocks(sweep_rows, "the given sweep" if isinstance(sweep, Mapping) else str(sweep))
     blocks += contact_blocks(latest)
     blocks += machine_blocks(main_runs)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    subtitle = f"Generated {generated} from {len(main_runs)} run(s); latest {latest.label} UTC."
+    subtitle = f"Generated {generated} from {len(main_runs)} run(s); latest {latest.caption} UTC."
     return subtitle, blocks
 
 
@@ -113,23 +131,20 @@ def write_report(subtitle: str, blocks: Sequence[Block], out_dir: str | os.PathL
     for block in blocks:
         if block.kind == "img":
             _write_png(out / block.name, block.image)
+        elif block.kind == "csv":
+            write_text_atomic(out / block.name, block.data)
     md_path = write_text_atomic(out / REPORT_MD, render_markdown(TITLE, subtitle, blocks))
     html_path = write_text_atomic(out / REPORT_HTML, render_html(TITLE, subtitle, blocks))
     return html_path, md_path
 
 
-def build_report(
-    history_dir: str | os.PathLike,
-    *,
-    benchmark_dir: str | os.PathLike | None = None,
-    baselines: str | os.PathLike | BaselineStore | None = None,
-    sweep: str | os.PathLike | Mapping[str, Any] | None = None,
-    out_dir: str | os.PathLike,
-) -> tuple[Path, Path]:
-    """Write <out_dir>/report.html (self-contained) and <out_dir>/report.md (+ its PNGs); return both paths.
+def build_report(history_dir: str | os.PathLike, *, out_dir: str | os.PathLike, **inputs: Any) -> tuple[Path, Path]:
+    """Write <out_dir>/report.html (self-contained) and <out_dir>/report.md (+ its PNGs and the CSV
+    of every plot); return both paths. ``inputs`` are build_blocks' keywords (benchmark_dir,
+    baselines, sweep, bench_files).
 
     Raises ReportError (one line) for an empty or missing history, foreign files, a bad baselines
     or sweep file.
     """
-    subtitle, blocks = build_blocks(history_dir, benchmark_dir=benchmark_dir, baselines=baselines, sweep=sweep)
+    subtitle, blocks = build_blocks(history_dir, **inputs)
     return write_report(subtitle, blocks, out_dir)

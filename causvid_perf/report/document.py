@@ -21,12 +21,13 @@ class Cell:
 
 @dataclass
 class Block:
-    kind: str  # "h2", "h3", "p", "table", "img", "pre"
+    kind: str  # "h2", "h3", "p", "table", "img", "pre", "csv" (a plot's data, a file beside report.md)
     text: str = ""
     headers: Sequence[str] = ()
     rows: Sequence[Sequence[Cell | str]] = ()
     image: bytes = b""
-    name: str = ""  # image file name in the markdown folder
+    name: str = ""  # image or CSV file name in the markdown folder
+    data: str = ""  # the CSV text of a "csv" block
 
 
 STATE_CSS = {REGRESSION: "bad", IMPROVEMENT: "good", NO_BASELINE: "muted", NOT_MEASURED: "muted"}
@@ -88,6 +89,10 @@ def render_html(title: str, subtitle: str, blocks: Sequence[Block]) -> str:
         elif block.kind == "img":
             data = base64.b64encode(block.image).decode("ascii")
             parts.append(f'<img src="data:image/png;base64,{data}" alt="{esc(block.text)}">')
+        elif block.kind == "csv":  # embedded, so the page stays one self-contained file
+            data = base64.b64encode(block.data.encode("utf-8")).decode("ascii")
+            link = f'<a download="{esc(block.name)}" href="data:text/csv;base64,{data}">{esc(block.name)}</a>'
+            parts.append(f'<p class="meta">{esc(block.text)}: {link} (also beside report.md)</p>')
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 
@@ -121,4 +126,9 @@ def render_markdown(title: str, subtitle: str, blocks: Sequence[Block], *, image
                 lines += [f"![{block.text}]({block.name})", ""]
             else:
                 lines += [f"_({block.text}: see {block.name} in the report folder)_", ""]
+        elif block.kind == "csv":
+            lines += [
+                f"{block.text}: [{block.name}]({block.name})" if images else f"_({block.text}: {block.name})_",
+                "",
+            ]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import BaselineError, HistoryError, ReportError, SweepFileError
 from causvid_perf.judge.baselines import BaselineStore
 from causvid_perf.judge.baselines_file import load_baselines
+from causvid_perf.records.bench import bench_run, load_bench
 from causvid_perf.records.benchmark import is_benchmark_file, load_benchmark_dir
 from causvid_perf.records.history import SESSION_SCHEMA, Run, load_runs
 from causvid_perf.records.sweep import load_sweep
@@ -41,6 +42,13 @@ def benchmark_runs(directory: str | os.PathLike) -> list[Run]:
     """pytest-benchmark's saved runs, oldest first."""
     with report_errors(Path(directory)):
         return load_benchmark_dir(directory)
+
+
+def bench_file_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
+    """The bench.json files `causvid-perf bench` wrote, oldest first."""
+    with report_errors():
+        runs = [bench_run(load_bench(path), path) for path in paths]
+    return sorted(runs, key=lambda run: run.created)
 
 
 def sweep_data(sweep: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:

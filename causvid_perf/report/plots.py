@@ -5,8 +5,8 @@ so the global backend (pyplot's) is left alone."""
 from __future__ import annotations
 
 import io
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -37,45 +37,68 @@ def _axis_label(metric: str) -> str:
 
 
 def case_series(
-    runs: Sequence[Run], value_of: Callable[[CaseRecord], float | None], *, fit: bool = True
+    runs: Sequence[Run], value_of: Callable[[CaseRecord], float | None]
 ) -> dict[str, list[tuple[int, float]]]:
-    """case id -> [(run index, value)] of the cases fit to be references (fit=False: of the unfit
-    ones, drawn apart), skipping cases where value_of(case) is None."""
+    """case id -> [(run index, value)], skipping cases where value_of(case) is None."""
     series: dict[str, list[tuple[int, float]]] = {}
     for index, run in enumerate(runs):
         for case in run.cases.values():
             value = value_of(case)
-            if value is not None and case.validity.fit == fit:
+            if value is not None:
                 series.setdefault(case.id, []).append((index, value))
     return series
 
 
+@dataclass(frozen=True)
+class Band:
+    """A case's baseline for one metric and the values judged a pass around it (MetricSpec.pass_band)."""
+
+    value: float
+    low: float
+    high: float
+
+
 def series_plot(
-    runs: Sequence[Run],
+    ticks: Sequence[str],
     series: Mapping[str, list[tuple[int, float]]],
     ylabel: str,
     title: str,
     marker: str,
-    unfit: Mapping[str, list[tuple[int, float]]] | None = None,
+    *,
+    bands: Mapping[str, Band] | None = None,
+    unfit: Collection[int] = (),
 ) -> bytes | None:
-    """One line per case across runs (x: run, labelled commit and date), and the unfit cases as red
-    crosses apart from the lines; None for no series."""
-    if not series and not unfit:
+    """One line per case across runs, every run a labelled x position (``ticks``, unique); a case's
+    baseline as a dashed line in its colour with its pass band shaded; the points of runs in
+    ``unfit`` (indices) crossed out in red. None for no series."""
+    if not series:
         return None
-    figure = _figure(10, 4.2)
+    count = len(ticks)
+    figure = _figure(min(20.0, max(10.0, 0.55 * count)), 4.6)
     ax = figure.add_subplot(1, 1, 1)
+    crossed = False
     for case_id, points in series.items():
-        xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker=marker, linewidth=1.4, markersize=4, label=case_id)
-    crosses = [point for points in (unfit or {}).values() for point in points]
-    if crosses:
-        xs, ys = zip(*crosses, strict=True)
-        ax.scatter(xs, ys, marker="x", color="#c0392b", s=36, zorder=3, label="unfit run (not a reference)")
-    # at most ~14 labels, so long histories stay readable
-    step = max(1, math.ceil(len(runs) / 14))
-    ax.set_xticks(list(range(len(runs)))[::step])
-    ax.set_xticklabels([f"{r.short_commit}\n{r.when[5:]}" for r in runs][::step], fontsize=7)
-    ax.set_xlim(-0.5, len(runs) - 0.5)
+        fit = [(x, y) for x, y in points if x not in unfit]
+        bad = [(x, y) for x, y in points if x in unfit]
+        # the line joins references only; an unfit run's value is a red cross apart from it
+        (line,) = ax.plot(
+            *(zip(*fit, strict=True) if fit else ([], [])), marker=marker, linewidth=1.4, markersize=4, label=case_id
+        )
+        band = (bands or {}).get(case_id)
+        if band is not None:
+            colour = line.get_color()
+            ax.axhline(band.value, color=colour, linestyle="--", linewidth=1.0, alpha=0.8)
+            ax.axhspan(band.low, band.high, color=colour, alpha=0.12, linewidth=0)
+        if bad:
+            ax.plot(*zip(*bad, strict=True), linestyle="none", marker="x", color="#c0392b", markersize=9, mew=2)
+            crossed = True
+    if bands:
+        ax.plot([], [], color="grey", linestyle="--", label="baseline (band: pass)")
+    if crossed:
+        ax.plot([], [], linestyle="none", marker="x", color="#c0392b", mew=2, label="unfit run (not a reference)")
+    ax.set_xticks(list(range(count)))
+    ax.set_xticklabels(ticks, fontsize=7, rotation=45 if count > 8 else 0, ha="right" if count > 8 else "center")
+    ax.set_xlim(-0.5, count - 0.5)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
@@ -85,22 +108,28 @@ def series_plot(
     return _png(figure)
 
 
-def trend_plot(runs: Sequence[Run], metric: str) -> bytes | None:
-    """One line per case across runs for a suite metric; None when nothing was measured."""
-
-    def value_of(case: CaseRecord) -> float | None:
-        return case.metrics.get(metric)
-
-    series, unfit = case_series(runs, value_of), case_series(runs, value_of, fit=False)
+def trend_plot(
+    ticks: Sequence[str],
+    series: Mapping[str, list[tuple[int, float]]],
+    metric: str,
+    *,
+    bands: Mapping[str, Band] | None = None,
+    unfit: Collection[int] = (),
+) -> bytes | None:
+    """The trend of a suite metric (series from case_series); None when nothing was measured."""
     title = f"{METRICS[metric].label} across runs ({metric})"
-    return series_plot(runs, series, _axis_label(metric), title, marker="o", unfit=unfit)
+    return series_plot(ticks, series, _axis_label(metric), title, marker="o", bands=bands, unfit=unfit)
 
 
-def benchmark_plot(runs: Sequence[Run]) -> bytes | None:
+def benchmark_series(runs: Sequence[Run]) -> dict[str, list[tuple[int, float]]]:
+    """pytest-benchmark's median round time per benchmark across saved runs."""
+    return case_series(runs, lambda case: number((case.stats or {}).get("median")))
+
+
+def benchmark_plot(ticks: Sequence[str], series: Mapping[str, list[tuple[int, float]]]) -> bytes | None:
     """One line per benchmark across saved pytest-benchmark runs (median round time); None when empty."""
-    series = case_series(runs, lambda case: number((case.stats or {}).get("median")))
     return series_plot(
-        runs, series, "median round time (s)", "pytest-benchmark median round time across saved runs", marker="s"
+        ticks, series, "median round time (s)", "pytest-benchmark median round time across saved runs", marker="s"
     )
 
 
@@ -109,22 +138,33 @@ def _guidance_order(guidance: Any) -> tuple[bool, float]:
     return value is None, value or 0.0
 
 
-def sweep_plot(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
-    """Sampling time (and similarity to the teacher, when present) against steps, one line per guidance."""
+SweepSeries = dict[str, list[tuple[Any, list[tuple[float, float]]]]]  # panel -> [(guidance, [(steps, value)])]
+
+
+def sweep_series(rows: Sequence[Mapping[str, Any]]) -> SweepSeries:
+    """What the sweep plot draws: per panel metric with values, one (steps, value) line per guidance."""
     usable = [r for r in rows if number(r.get("steps")) is not None]
-    panels = [m for m in SWEEP_PANELS if any(number(r.get(m)) is not None for r in usable)]
-    if not panels:
-        return None
-    figure = _figure(5.2 * len(panels), 3.8)
-    for position, metric in enumerate(panels, start=1):
-        ax = figure.add_subplot(1, len(panels), position)
+    series: SweepSeries = {}
+    for metric in SWEEP_PANELS:
         by_guidance: dict[Any, list[tuple[float, float]]] = {}
         for row in usable:
             value = number(row.get(metric))
             if value is not None:
                 by_guidance.setdefault(row.get("guidance"), []).append((float(row["steps"]), value))
-        for guidance, points in sorted(by_guidance.items(), key=lambda item: _guidance_order(item[0])):
-            points.sort()
+        if by_guidance:
+            ordered = sorted(by_guidance.items(), key=lambda item: _guidance_order(item[0]))
+            series[metric] = [(guidance, sorted(points)) for guidance, points in ordered]
+    return series
+
+
+def sweep_plot(series: SweepSeries) -> bytes | None:
+    """Sampling time (and similarity to the teacher, when present) against steps, one line per guidance."""
+    if not series:
+        return None
+    figure = _figure(5.2 * len(series), 3.8)
+    for position, (metric, lines) in enumerate(series.items(), start=1):
+        ax = figure.add_subplot(1, len(series), position)
+        for guidance, points in lines:
             label = f"cfg {guidance:g}" if number(guidance) is not None else "cfg ?"
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
         ax.set_xlabel("steps")

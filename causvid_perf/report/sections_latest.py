@@ -36,7 +36,7 @@ def summary_blocks(
     gpu = latest.machine.get("gpu") or "CPU"
     rows: list[list[Cell | str]] = [
         ["latest run", f"commit {latest.short_commit}, {latest.when} UTC, {len(latest.cases)} case(s) on {gpu}"],
-        ["runs in the history", f"{len(runs)} (first: {runs[0].label})"],
+        ["runs in the history", f"{len(runs)} (first: {runs[0].caption})"],
         ["baseline verdicts", ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none stored"],
         ["latest run fit to be a reference", "yes" if latest.fit else Cell(f"no: {latest.why_unfit()}", "bad")],
         ["unfit runs (kept out of trends)", str(sum(not run.fit for run in runs))],
@@ -73,7 +73,7 @@ def baseline_blocks(run: Run, checks: Mapping[str, list[Check]], store_path: str
         Block("h2", "Latest run against baselines"),
         Block(
             "p",
-            f"Run {run.label}, verdicts {source}. A change is a regression or an improvement only when "
+            f"Run {run.caption}, verdicts {source}. A change is a regression or an improvement only when "
             "it exceeds both the relative and the absolute tolerance.",
         ),
     ]
@@ -154,7 +154,7 @@ def before_after_blocks(runs: Sequence[Run]) -> list[Block]:
     blocks.append(
         Block(
             "p",
-            f"Before: {before.label}. After: {after.label}. Verdicts as --compare-to reaches them "
+            f"Before: {before.caption}. After: {after.caption}. Verdicts as --compare-to reaches them "
             "from the medians, with its tolerances (relative / absolute; the wide CPU ones on CPU)"
             + (f": {used}." if used else "."),
         )
@@ -278,7 +278,7 @@ def teacher_blocks(run: Run) -> list[Block]:
         Block("h2", "CausVid against its teacher"),
         Block(
             "p",
-            f"Run {run.label}; each CausVid case paired with the Wan 2.1 teacher case of the same size "
+            f"Run {run.caption}; each CausVid case paired with the Wan 2.1 teacher case of the same size "
             "and frame count. Speedups are teacher / CausVid; the VRAM ratio is CausVid / teacher. When "
             "the teacher ran fewer steps than its recipe, its full-recipe sampling time is estimated as "
             "s/it x recipe steps (marked est.).",

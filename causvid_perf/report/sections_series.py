@@ -8,17 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf import fmt
-from causvid_perf.metrics import METRICS, PEAK_VRAM, unit
+from causvid_perf.metrics import unit
 from causvid_perf.records.case import number
 from causvid_perf.records.history import Run
 from causvid_perf.report.document import Block, Cell
-from causvid_perf.report.plots import benchmark_plot, sweep_plot, trend_plot
+from causvid_perf.report.export import run_series_block, sweep_block
+from causvid_perf.report.plots import benchmark_plot, benchmark_series, sweep_plot, sweep_series
+from causvid_perf.report.trends import run_ticks
 
-# Plotted across runs. Peak VRAM is the device-level (NVML) figure; when no run has one, the
-# allocator's peak is plotted instead. The switch is per plot, not per case (CaseRecord.peak_vram_gib),
-# so one line never mixes the two quantities.
-TREND_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_device_gib")
-VRAM_FALLBACK = "peak_vram_allocated_gib"
 SWEEP_FIRST = (
     "steps",
     "guidance",
@@ -34,43 +31,6 @@ SWEEP_FIRST = (
 SWEEP_GRIDS = ("sampling_s", "ssim_vs_teacher")
 
 
-def trend_blocks(runs: Sequence[Run]) -> list[Block]:
-    blocks = [
-        Block("h2", "Trends across runs"),
-        Block("p", f"{len(runs)} run(s), oldest on the left; one line per case; x labels are commit and date (UTC)."),
-    ]
-    unfit = [run for run in runs if not run.fit]
-    if unfit:
-        blocks.append(
-            Block(
-                "p",
-                f"Left out of the lines, drawn as red crosses: {len(unfit)} unfit run(s), not "
-                "references (" + "; ".join(f"{run.label}: {run.why_unfit()}" for run in unfit) + ").",
-            )
-        )
-    for metric in TREND_METRICS:
-        image = trend_plot(runs, metric)
-        if image is None and metric == TREND_METRICS[-1]:
-            metric = VRAM_FALLBACK
-            image = trend_plot(runs, metric)
-            if image is None:
-                blocks.append(
-                    Block(
-                        "p",
-                        f"{PEAK_VRAM.label} ({TREND_METRICS[-1]}, {VRAM_FALLBACK}): not measured "
-                        "in these runs (VRAM is measured on a GPU only).",
-                    )
-                )
-                continue
-        title = f"{METRICS[metric].label} ({metric})"
-        if image is None:
-            blocks.append(Block("p", f"{title}: no values in these runs."))
-            continue
-        blocks.append(Block("h3", title))
-        blocks.append(Block("img", text=f"trend of {metric}", image=image, name=f"trend-{metric}.png"))
-    return blocks
-
-
 def benchmark_blocks(runs: Sequence[Run], directory: str) -> list[Block]:
     blocks = [Block("h2", "pytest-benchmark timings")]
     if not runs:
@@ -79,7 +39,7 @@ def benchmark_blocks(runs: Sequence[Run], directory: str) -> list[Block]:
     blocks.append(
         Block(
             "p",
-            f"{len(runs)} saved run(s) in {directory}; the table is the newest, {latest.label} "
+            f"{len(runs)} saved run(s) in {directory}; the table is the newest, {latest.caption} "
             f"({Path(latest.files[0]).name}). Round times are whole measured rounds.",
         )
     )
@@ -99,10 +59,34 @@ def benchmark_blocks(runs: Sequence[Run], directory: str) -> list[Block]:
             rows=rows,
         )
     )
-    image = benchmark_plot(runs)
+    ticks, series = run_ticks(runs), benchmark_series(runs)
+    image = benchmark_plot(ticks, series)
     if image is not None:
         blocks.append(Block("img", text="pytest-benchmark median round time", image=image, name="benchmark-median.png"))
+        blocks.append(run_series_block("benchmark-median", runs, ticks, series))
     return blocks
+
+
+BENCH_COLUMNS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_gib", "load_s")
+
+
+def bench_file_blocks(runs: Sequence[Run]) -> list[Block]:
+    """The results of `causvid-perf bench` files: one row per model of each file."""
+    rows = []
+    for run in runs:
+        for case in run.cases.values():
+            metrics = {**case.metrics, "peak_vram_gib": case.peak_vram_gib}
+            output = (case.result or {}).get("output") or {}
+            rows.append(
+                [Path(run.files[0]).name if run.files else "?", case.id, case.describe()]
+                + [fmt.number(metrics.get(name), unit(name)) for name in BENCH_COLUMNS]
+                + ["x".join(map(str, output.get("shape") or [])), fmt.number(output.get("finite"))]
+            )
+    return [
+        Block("h2", "causvid-perf bench results"),
+        Block("p", f"{len(runs)} bench file(s), oldest first; each row one model's measured run."),
+        Block("table", headers=["file", "model", "setting", *BENCH_COLUMNS, "output", "finite"], rows=rows),
+    ]
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -186,9 +170,11 @@ def sweep_blocks(sweep: Mapping[str, Any], path: str) -> list[Block]:
     ordered = sorted(rows, key=lambda r: (number(r.get("steps")) or 0, number(r.get("guidance")) or 0))
     blocks.append(Block("table", headers=columns, rows=[[_sweep_cell(c, r.get(c)) for c in columns] for r in ordered]))
     blocks += _sweep_grids(rows)
-    image = sweep_plot(rows)
+    series = sweep_series(rows)
+    image = sweep_plot(series)
     if image is not None:
         blocks.append(Block("img", text="sweep: sampling time and SSIM against steps", image=image, name="sweep.png"))
+        blocks.append(sweep_block("sweep", series))
     return blocks
 
 

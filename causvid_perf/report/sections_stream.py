@@ -34,7 +34,7 @@ def stream_blocks(run: Run) -> list[Block]:
         Block("h2", "Streaming (autoregressive) cases"),
         Block(
             "p",
-            f"Run {run.label}. A streaming model makes the video chunk by chunk; its frames come out as each "
+            f"Run {run.caption}. A streaming model makes the video chunk by chunk; its frames come out as each "
             "chunk is decoded. Time to first frames runs from the prompt (text encoding included) to the first "
             "chunk's frames on the host; FPS after the first chunk counts the later frames over the time they "
             "took. The boundary ratio is the picture change into a chunk's first frame over the change at "

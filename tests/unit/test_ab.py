@@ -18,6 +18,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments import ab
 from causvid_perf.judge import power, stats
+from causvid_perf.measure import runner as measure_runner
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
@@ -276,7 +277,7 @@ class FakeRunner:
 def test_abba_order_warmups_and_seeds(monkeypatch):
     config_a, config_b = _config(sampler="euler", seed=10), _config(sampler="unipc", seed=10)
     runner = FakeRunner("unipc")
-    monkeypatch.setattr(ab, "run_case", runner)  # the default `run` goes through it
+    monkeypatch.setattr(measure_runner, "run_case", runner)  # the default `run` (measure_run) goes through it
     report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=5, n_resamples=200)
     # One warm-up per side first, then ABBA; the k-th A and the k-th B share seed 10 + k.
     assert runner.calls[:2] == [("A", 10, False), ("B", 10, False)]
@@ -481,3 +482,22 @@ def test_slowdown_b_needs_a_transformer_and_bad_option_exits_2(capsys):
     lines = captured.err.strip().splitlines()
     assert captured.out == "" and len(lines) == 1
     assert lines[0].startswith("error: the slowdown of B must be a finite factor >= 1"), captured.err
+
+
+def test_separate_processes_judge_each_sides_own_allocator_peak_not_the_shared_device_peak():
+    """Revision workers (compare --a-rev/--b-rev) are two processes on one GPU: NVML's device peak
+    counts both (the same ~30 GiB on either side), each allocator peak is the side's own."""
+    config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
+    rng = np.random.default_rng(1)
+
+    def run(loaded, config, *, include_load, keep_frames):
+        own = 10.0 * (1.2 if config.sampler == "unipc" else 1.0) * (1 + 0.001 * rng.random())
+        return _result([0.01] * 6, 0.06, 0.1, own, device_vram=30.0 + 0.001 * rng.random())
+
+    sides = (_fake_loaded(config_a), _fake_loaded(config_b))
+    shared = ab.run_ab(sides, config_a, config_b, rounds=6, run=run, n_resamples=200)
+    assert not shared.comparisons["peak_vram_gib"].regression  # the device peak hides B's +20 %
+    apart = ab.run_ab(sides, config_a, config_b, rounds=6, run=run, n_resamples=200, separate_processes=True)
+    assert apart.regressions == ["peak_vram_gib"] and apart.comparisons["peak_vram_gib"].ratio > 1.15
+    assert any("each worker's own allocator peak" in note for note in apart.notes)
+    assert all(r["peak_vram_device_shared"] and r["peak_vram_device_gib"] >= 30 for r in apart.runs + apart.warmups)

@@ -254,14 +254,20 @@ def test_command_is_real(command: Command, request: pytest.FixtureRequest):
 _RUNNABLE = list({c.argv: c for c in reversed(COMMANDS) if c.kind == "causvid-perf" and not c.gpu}.values())[::-1]
 
 
+DEMO_SCRIPT, DEMO_REPO = "scripts/make_revisions_demo.sh", "causvid-perf-demo"
+
+
 @pytest.fixture(scope="module")
 def docs_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder like a checkout after `make test`: baselines, a history, pytest-benchmark files, a sweep."""
+    """A folder like a checkout after `make test`: baselines, a history, pytest-benchmark files, a
+    sweep, and the demo repository docs/revisions.md makes."""
     workdir = tmp_path_factory.mktemp("docs-workdir")
     shutil.copy(REPO / "baselines.json", workdir / "baselines.json")
     shutil.copytree(FIXTURES / "hist", workdir / ".benchmarks" / "causvid-perf")
     shutil.copytree(FIXTURES / "pytest-benchmark", workdir / ".benchmarks" / "pytest-benchmark")
     shutil.copy(FIXTURES / "sweep.json", workdir / "sweep.json")
+    # docs/revisions.md's demo repository, made as the page makes it
+    subprocess.run([str(REPO / DEMO_SCRIPT), DEMO_REPO], cwd=workdir, check=True, capture_output=True, timeout=120)
     return workdir
 
 
@@ -312,6 +318,14 @@ def test_readme_links_every_docs_page_and_stays_short():
     for page in DOC_FILES[1:]:
         assert f"](docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
     assert len(readme.encode()) <= 6500, "README.md is the front door: keep it near 6 KB, move detail to docs/"
+
+
+def test_the_layout_page_names_every_module_and_script():
+    layout = (REPO / "docs" / "layout.md").read_text(encoding="utf-8")
+    modules = [p for p in (REPO / "causvid_perf").rglob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    missing = [str(p.relative_to(REPO)) for p in modules if f"`{p.name}`" not in layout]
+    missing += [f"scripts/{p.name}" for p in (REPO / "scripts").iterdir() if p.name not in layout]
+    assert not missing, f"docs/layout.md does not say what these are: {', '.join(sorted(missing))}"
 
 
 # -- the checks can fail ---------------------------------------------------------------------------

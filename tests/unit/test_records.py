@@ -43,7 +43,7 @@ def test_the_newest_old_run_is_a_compare_to_target():
 def test_old_pytest_benchmark_file_result_and_sweep_load():
     (bench,) = load_benchmark_dir(OLD / "pytest-benchmark")
     case = bench.cases["tiny-causvid-1.3b"]
-    assert bench.source == "pytest-benchmark" and case.stats["rounds"] == 3
+    assert bench.source == "pytest-benchmark" and case.stats["rounds"] == 3 and bench.branch == "main"
     assert case.medians["s_per_it"] > 0 and {c.state for c in case.checks} <= {PASS, "not-measured"}
     result = RunResult.load_json(OLD / "run-result.json")
     assert result.output.shape == [9, 32, 32, 3] and result.metrics.peak_vram_gib is None
