@@ -16,7 +16,7 @@ from causvid_perf.cli import compare as compare_cli
 from causvid_perf.cli import main as cli
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments import ab
+from causvid_perf.experiments import ab, ab_session
 from causvid_perf.judge import power, stats
 from causvid_perf.records.result import Metrics, OutputInfo, RunResult
 
@@ -66,7 +66,7 @@ def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys):
     failures = []
     for attempt in range(3):
         out = tmp_path / f"aa{attempt}.json"
-        code = compare([*TINY, "--aa", "--rounds", "8", "--json", str(out)])
+        code = compare([*TINY, "--aa", "--design", "fixed", "--rounds", "8", "--json", str(out)])
         captured = capsys.readouterr()
         report = json.loads(out.read_text())
         verdicts = report["verdicts"]
@@ -104,6 +104,8 @@ def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, cap
             "sampler=euler",
             "--b",
             f"sampler={slowmod}",
+            "--design",
+            "fixed",
             "--rounds",
             "6",
             "--markdown",
@@ -178,7 +180,11 @@ def test_agreement_metrics_of_different_samplers():
         (["--b", "sampler=slowmod:missing"], "error: 'slowmod' has no callable 'missing'"),
         (["--b", "bogus=1"], "error: unknown field 'bogus'"),
         (["--b", "steps=many"], "error: field 'steps' expects"),
-        (["--rounds", "1"], "error: rounds must be an integer >= 2"),
+        (["--design", "fixed", "--rounds", "1"], "error: rounds must be an integer >= 2"),
+        (["--rounds", "8"], "error: --rounds sets the fixed design; the sequential design takes --min-rounds"),
+        (["--max-rounds", "7"], "error: --max-rounds must be an even integer >= 4"),
+        (["--min-rounds", "8", "--max-rounds", "6"], "error: --max-rounds (6) must be at least --min-rounds (8)"),
+        (["--max-minutes", "0"], "error: --max-minutes must be a number of minutes > 0"),
         (["--aa", "--b", "sampler=euler"], "error: --aa compares A with itself"),
     ],
 )
@@ -276,7 +282,7 @@ class FakeRunner:
 def test_abba_order_warmups_and_seeds(monkeypatch):
     config_a, config_b = _config(sampler="euler", seed=10), _config(sampler="unipc", seed=10)
     runner = FakeRunner("unipc")
-    monkeypatch.setattr(ab, "run_case", runner)  # the default `run` goes through it
+    monkeypatch.setattr(ab_session, "run_case", runner)  # the default `run` goes through it
     report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=5, n_resamples=200)
     # One warm-up per side first, then ABBA; the k-th A and the k-th B share seed 10 + k.
     assert runner.calls[:2] == [("A", 10, False), ("B", 10, False)]
@@ -397,7 +403,7 @@ def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypat
 
 def test_slowdown_b_on_the_tiny_model_is_slower_and_exits_1(tmp_path, capsys):
     out = tmp_path / "ab.json"
-    code = compare([*TINY, "--slowdown-b", "2", "--rounds", "6", "--json", str(out)])
+    code = compare([*TINY, "--slowdown-b", "2", "--design", "fixed", "--rounds", "6", "--json", str(out)])
     captured = capsys.readouterr()
     report = json.loads(out.read_text())
     assert code == 1, captured.out
