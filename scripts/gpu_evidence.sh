@@ -94,7 +94,7 @@ step baselines "$PY" -m pytest tests/perf -m "$MARKS" --weights "$WEIGHTS" --req
 step bench "$PY" -m causvid_perf.cli bench --weights "$WEIGHTS" --out "$OUT/bench"
 step overhead "$PY" -m causvid_perf.cli overhead --profile study-1.3b --weights "$WEIGHTS" --rounds 3
 step gate-study "$PY" -m causvid_perf.cli gate-study --profile study-1.3b --weights "$WEIGHTS" --frames 13 --steps 3 \
-  --aa-repeats 10 --rounds 6 --slowdowns 0.05,0.03 --rounds-grid 4,6,10 --repeats 10 \
+  --aa-repeats 10 --rounds 6 --slowdowns 0.05,0.03 --rounds-grid 4,6,10 --repeats 10 --max-rounds 24 \
   --json "$OUT/gate-study.json" --markdown "$OUT/gate-study.md"
 step report "$PY" -m causvid_perf.cli report --history "$OUT/history" --benchmarks "$OUT/pytest-benchmark" \
   --baselines "$OUT/baselines.json" --out "$OUT/report"

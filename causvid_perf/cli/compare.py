@@ -1,12 +1,13 @@
 """Runs A and B in interleaved ABBA rounds on the same seeds and judges per-step time, sampling time,
 prompt-to-output and peak VRAM.
 
---design sequential (the default): after every ABBA block (2 rounds per side) an anytime-valid
+--design sequential (the default without --rounds): after every ABBA block (2 rounds per side) an anytime-valid
 confidence sequence for B/A; stops when every gated metric lies wholly below its tolerance (exit 0),
 one lies wholly beyond it (exit 1), or --max-rounds / --max-minutes run out first (exit 5,
 inconclusive). See docs/sequential.md.
---design fixed: --rounds rounds per side (default 6), then the ratio of medians with a 95 %% bootstrap
-CI and the Mann-Whitney p; a regression is significant and beyond the tolerance.
+--design fixed (the default with --rounds): --rounds rounds per side (default 6), then the ratio of
+medians with a 95 % bootstrap CI and the Mann-Whitney p; a regression is significant and beyond the
+tolerance.
 
 Exit codes: 0 no regression; 1 B is slower than A beyond --threshold in per-step or sampling time,
 or uses more peak memory beyond --memory-tolerance; 2 bad input; 3 an output holds NaN/Inf; 4 CUDA
@@ -55,8 +56,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     compare.add_argument(
         "--design",
         choices=DESIGNS,
-        default=SEQUENTIAL,
-        help="sequential: stop as soon as the answer is clear (default); fixed: --rounds rounds, judged once",
+        default=None,
+        help="sequential: stop as soon as the answer is clear (the default); fixed: --rounds rounds, judged "
+        "once (the default when --rounds is given)",
     )
     add_gate_options(compare, f"fixed design: measured runs per side (default {FIXED_ROUNDS})", None)
     add_sequential_options(compare)
@@ -91,7 +93,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, b
 def cmd_compare(args: argparse.Namespace) -> int:
     check_outputs(args.markdown, args.json)
     config_a, config_b, aa = configs_from_args(args)
-    sequential = args.design == SEQUENTIAL
+    sequential = args.design == SEQUENTIAL or (args.design is None and args.rounds is None)
     if sequential and args.rounds is not None:
         raise ConfigError("--rounds sets the fixed design; the sequential design takes --min-rounds/--max-rounds")
     rounds = FIXED_ROUNDS if args.rounds is None else args.rounds

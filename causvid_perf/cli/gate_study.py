@@ -46,6 +46,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="N,N,...",
         help="rounds per side of the fixed design, each judged on the same trials (default 6,10,16)",
     )
+    study.add_argument("--rounds", type=int, help="a fixed-design rounds value added to --rounds-grid (older usage)")
     study.add_argument("--repeats", type=int, default=10, help="trials per injected slowdown (default 10)")
     study.add_argument(
         "--target",
@@ -66,7 +67,7 @@ def plan_from_args(args: argparse.Namespace) -> StudyPlan:
     return StudyPlan(
         args.aa_repeats,
         parse_slowdowns(args.slowdowns),
-        parse_rounds_grid(args.rounds_grid),
+        parse_rounds_grid(args.rounds_grid) + (() if args.rounds is None else (args.rounds,)),
         args.repeats,
         args.target,
         args.threshold,

@@ -9,15 +9,13 @@ block; then output agreement, the A/A noise and the gate's verdict.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
-from causvid_perf.files import json_safe, write_json_atomic, write_text_atomic
+from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.metrics import METRICS as METRIC_INFO
 
 AB_SCHEMA_ID = "causvid-perf/ab-report"
@@ -48,7 +46,7 @@ def value_text(value: float | None, kind: str) -> str:
 
 
 @dataclass
-class ABReport:
+class ABReport(ReportFiles):
     """Everything one A/B comparison measured and decided; ``to_dict`` is its JSON form."""
 
     config_a: RunConfig  # resolved
@@ -160,12 +158,6 @@ class ABReport:
                 "machine": self.machine,
             }
         )
-
-    def write_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    def write_markdown(self, path: str | os.PathLike) -> Path:
-        return write_text_atomic(path, self.to_markdown() + "\n")
 
     def to_markdown(self) -> str:
         c = self.config_a

@@ -8,10 +8,8 @@ judged by every design: the fixed one at each rounds value of the grid and the s
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options
 from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
-from causvid_perf.files import json_safe, write_json_atomic, write_text_atomic
+from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.judge import power
 
 GATE_STUDY_SCHEMA_ID = "causvid-perf/gate-study"
@@ -159,19 +157,17 @@ class Tally:
     def p90_rounds(self) -> float:
         return float(np.percentile(self.rounds, 90, method="higher")) if self.rounds else math.nan
 
+    @property
+    def median_ratio(self) -> float | None:
+        return statistics.median(self.ratios) if self.ratios else None
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(
-            gate_fail_rate=self.gate_fail_rate,
-            mean_rounds=self.mean_rounds,
-            p90_rounds=self.p90_rounds,
-            median_ratio=statistics.median(self.ratios) if self.ratios else None,
-        )
-        return d
+        derived = ("gate_fail_rate", "mean_rounds", "p90_rounds", "median_ratio")
+        return {**asdict(self), **{name: getattr(self, name) for name in derived}}
 
 
 @dataclass
-class GateStudy:
+class GateStudy(ReportFiles):
     """Everything the study measured; ``to_dict`` is its JSON form, ``to_markdown`` its summary."""
 
     config: RunConfig  # resolved
@@ -245,12 +241,6 @@ class GateStudy:
             }
         )
 
-    def write_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    def write_markdown(self, path: str | os.PathLike) -> Path:
-        return write_text_atomic(path, self.to_markdown() + "\n")
-
     def to_markdown(self) -> str:
         lines = [*self._header(), "", *self._aa_table()]
         for slowdown in self.plan.slowdowns:
@@ -300,7 +290,7 @@ class GateStudy:
         ]
         for design in self.plan.designs:
             t = self.tally(design, slowdown)
-            median = f"{statistics.median(t.ratios):.3f}" if t.ratios else "n/a"
+            median = "n/a" if t.median_ratio is None else f"{t.median_ratio:.3f}"
             lines.append(
                 f"| {design} | {_count(t.gate_failed, n)} | {_count(t.slower, n)} | {_count(t.inconclusive, n)} "
                 f"| {_rounds(t.mean_rounds)} | {_rounds(t.p90_rounds)} | {median} |"

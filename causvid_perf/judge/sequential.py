@@ -43,12 +43,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from causvid_perf.judge.stats import FASTER, HIGHER, LOWER, NO_CHANGE, SLOWER, as_samples, check_fraction
+from causvid_perf.judge.stats import Comparison, as_samples, check_fraction, verdict_word
 
 BEYOND = "beyond"  # the interval lies wholly above 1 + threshold: a regression
 INSIDE = "inside"  # the interval lies wholly below 1 + threshold: no slowdown worth gating
@@ -152,36 +152,20 @@ class Step:
 
 
 @dataclass(frozen=True)
-class SequentialComparison:
-    """One metric judged by the sequential design; its attributes match stats.Comparison's where
-    they mean the same (ratio, ci_low/ci_high, p_value, verdict, regression, worse, better), so a
-    report can show either. ``steps`` is the whole sequence; the interval shown is the one at the
-    first decisive block, or at the last block when none decided (``decision`` None)."""
+class SequentialComparison(Comparison):
+    """One metric judged by the sequential design: a stats.Comparison whose interval is the
+    confidence sequence's and whose p is anytime-valid, so a report shows either kind alike, plus
+    the decision and the whole sequence (``steps``). The interval shown is the one at the first
+    decisive block, or at the last block when none decided (``decision`` None)."""
 
-    metric: str
-    n_a: int
-    n_b: int
-    median_a: float
-    median_b: float
-    ratio: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    verdict: str
-    threshold: float
-    alpha: float
-    decision: str | None
-    decided_at: int | None  # rounds per side at the decision
+    decision: str | None = None
+    decided_at: int | None = None  # rounds per side at the decision
     steps: tuple[Step, ...] = field(default=())
     phi: float = DEFAULT_PHI
-    lower_is_better: bool = True
-
-    @property
-    def confidence(self) -> float:
-        return 1.0 - self.alpha
 
     @property
     def worse(self) -> bool:
+        """The interval lies wholly on the worse side of 1 (no separate test: it is the test)."""
         return self.ci_low > 1.0 if self.lower_is_better else self.ci_high < 1.0
 
     @property
@@ -197,22 +181,8 @@ class SequentialComparison:
         """The gate: the interval wholly beyond the threshold."""
         return self.decision == BEYOND
 
-    @property
-    def change(self) -> float:
-        return self.ratio - 1.0
-
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(
-            design="sequential",
-            confidence=self.confidence,
-            significant=self.significant,
-            worse=self.worse,
-            better=self.better,
-            regression=self.regression,
-            change=self.change,
-        )
-        return d
+        return {**super().to_dict(), "design": "sequential"}
 
 
 def judge_sequence(
@@ -248,34 +218,25 @@ def judge_sequence(
             decided = i
     shown = steps[decided if decided is not None else -1]
     used = shown.rounds
-    med_a, med_b = float(np.median(xa[:used])), float(np.median(xb[:used]))
+    medians = float(np.median(xa[:used])), float(np.median(xb[:used]))
+    interval = (shown.ratio, shown.ci_low, shown.ci_high, shown.p_value)
+    verdict = verdict_word(shown.ci_low > 1.0, shown.ci_high < 1.0, lower_is_better, time_metric)
     return SequentialComparison(
         metric,
         used,
         used,
-        med_a,
-        med_b,
-        shown.ratio,
-        shown.ci_low,
-        shown.ci_high,
-        shown.p_value,
-        _verdict(shown, lower_is_better, time_metric),
+        *medians,
+        *interval,
+        verdict,
         float(threshold),
         float(alpha),
+        1.0 - float(alpha),
+        bool(lower_is_better),
         shown.decision,
         None if decided is None else used,
         tuple(steps),
         float(phi),
-        bool(lower_is_better),
     )
-
-
-def _verdict(step: Step, lower_is_better: bool, time_metric: bool) -> str:
-    above, below = step.ci_low > 1.0, step.ci_high < 1.0
-    if not time_metric:
-        return HIGHER if above else LOWER if below else NO_CHANGE
-    worse, better = (above, below) if lower_is_better else (below, above)
-    return SLOWER if worse else FASTER if better else NO_CHANGE
 
 
 def gate_decision(comparisons: Iterable[SequentialComparison]) -> str | None:

@@ -181,7 +181,7 @@ def test_agreement_metrics_of_different_samplers():
         (["--b", "bogus=1"], "error: unknown field 'bogus'"),
         (["--b", "steps=many"], "error: field 'steps' expects"),
         (["--design", "fixed", "--rounds", "1"], "error: rounds must be an integer >= 2"),
-        (["--rounds", "8"], "error: --rounds sets the fixed design; the sequential design takes --min-rounds"),
+        (["--design", "sequential", "--rounds", "8"], "error: --rounds sets the fixed design"),
         (["--max-rounds", "7"], "error: --max-rounds must be an even integer >= 4"),
         (["--min-rounds", "8", "--max-rounds", "6"], "error: --max-rounds (6) must be at least --min-rounds (8)"),
         (["--max-minutes", "0"], "error: --max-minutes must be a number of minutes > 0"),

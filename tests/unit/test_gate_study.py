@@ -281,7 +281,7 @@ def test_bad_plans_raise_config_errors_before_running(changes, message, fake):
 # -- the command line ------------------------------------------------------------------------------
 
 
-def test_cli_on_the_tiny_model_catches_plus_100_percent(tmp_path, capsys):
+def test_cli_on_the_tiny_model_judges_both_designs(tmp_path, capsys):
     out = tmp_path / "study.json"
     argv = ["--steps", "2", "--aa-repeats", "2", "--repeats", "2", "--rounds-grid", "4", "--max-rounds", "8"]
     code = cli.main(["gate-study", "--model", "causvid-1.3b", *TINY, *argv, "--slowdowns", "1.0", "--json", str(out)])
@@ -290,9 +290,11 @@ def test_cli_on_the_tiny_model_catches_plus_100_percent(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["complete"] is True and data["config"]["steps"] == 2 and data["config"]["weights"] == "tiny"
     assert data["machine"]["device"] == "cpu" and len(data["trials"]) == 4
+    # Wiring only (detection is judged on the fake clock above: this machine may be busy).
     doubled = data["summary"][1]
-    assert doubled["slowdown"] == 1.0 and doubled["designs"]["fixed 4"]["gate_failed"] == 2, captured.err
-    assert doubled["designs"]["fixed 4"]["median_ratio"] > 1.5
+    assert doubled["slowdown"] == 1.0 and set(doubled["designs"]) == {"fixed 4", "sequential"}
+    assert all(d["trials"] == 2 for d in doubled["designs"].values())
+    assert all(4 <= t["designs"]["sequential"]["rounds"] <= 8 for t in data["trials"])
     # stderr: the estimate first, then one line per trial; stdout: the markdown summary.
     err = captured.err.splitlines()
     assert err[0].startswith("gate study: 4 trials (2 A/A + 1 slowdowns x 2)")
