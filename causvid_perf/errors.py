@@ -2,7 +2,7 @@
 
 An error's message is one line that names the fix; the command line prints it as ``error: ...``
 and exits with the error's code, never with a traceback. The codes are documented in
-docs/reference.md; "regression" (1) is never used for an error, so a script can tell a slower
+docs/reference.md (5, inconclusive, in docs/sequential.md); "regression" (1) is never used for an error, so a script can tell a slower
 sampler from a broken run.
 """
 
@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     NONFINITE = 3  # an output held NaN or Inf
     OUT_OF_MEMORY = 4  # CUDA ran out of memory; the message names the stage and the fill
     REVISION = 6  # a revision could not be measured: its worker crashed, hung or failed to load
+    INCONCLUSIVE = 5  # a sequential A/B ran out of rounds or time before its interval decided
     WRITE_FAILED = 7  # the run was measured (and printed) but a file could not be written
     INTERRUPTED = 130  # Ctrl-C
 

@@ -99,7 +99,7 @@ step stream-causvid-ar "$PY" -m causvid_perf.cli stream --model causvid-ar-1.3b 
 step stream-self-forcing "$PY" -m causvid_perf.cli stream --model self-forcing-1.3b --weights "$WEIGHTS" \
   --height 480 --width 832 --frames 81 --json "$OUT/stream-self-forcing-1.3b.json"
 step gate-study "$PY" -m causvid_perf.cli gate-study --profile study-1.3b --weights "$WEIGHTS" --frames 13 --steps 3 \
-  --aa-repeats 10 --rounds 6 --slowdowns 0.05,0.03 --rounds-grid 4,6,10 --repeats 10 \
+  --aa-repeats 10 --rounds 6 --slowdowns 0.05,0.03 --rounds-grid 4,6,10 --repeats 10 --max-rounds 24 \
   --json "$OUT/gate-study.json" --markdown "$OUT/gate-study.md"
 step report "$PY" -m causvid_perf.cli report --history "$OUT/history" --benchmarks "$OUT/pytest-benchmark" \
   --baselines "$OUT/baselines.json" --out "$OUT/report"

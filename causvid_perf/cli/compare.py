@@ -1,14 +1,23 @@
 """Runs A and B in interleaved ABBA rounds on the same seeds and judges per-step time, sampling time,
-prompt-to-output and peak VRAM (ratio of medians, 95 % bootstrap CI, Mann-Whitney p).
+prompt-to-output and peak VRAM.
 
 With --a-rev/--b-rev (or --a-python/--b-python) A and B are git revisions of --repo (default: the
 repository of the current folder), each checked out into a temporary worktree and measured by a
 worker process that imports the code from there (see docs/revisions.md).
 
-Exit codes: 0 no regression; 1 B is significantly slower than A beyond --threshold in per-step or
-sampling time (for two streaming runs also in time to first frames or FPS after the first chunk),
-or uses more peak memory beyond --memory-tolerance; 2 bad input; 3 an output holds NaN/Inf; 4 CUDA
-out of memory; 6 a revision could not be measured (its worker crashed, hung or failed to load).
+--design sequential (the default without --rounds): after every ABBA block (2 rounds per side) an
+anytime-valid confidence sequence for B/A; stops when every gated metric lies wholly below its
+tolerance (exit 0), one lies wholly beyond it (exit 1), or --max-rounds / --max-minutes run out
+first (exit 5, inconclusive). See docs/sequential.md.
+--design fixed (the default with --rounds): --rounds rounds per side (default 6), then the ratio of
+medians with a 95 % bootstrap CI and the Mann-Whitney p; a regression is significant and beyond the
+tolerance.
+
+Exit codes: 0 no regression; 1 B is slower than A beyond --threshold in per-step or sampling time
+(for two streaming runs also in time to first frames or FPS after the first chunk), or uses more
+peak memory beyond --memory-tolerance; 2 bad input; 3 an output holds NaN/Inf; 4 CUDA out of
+memory; 5 inconclusive (sequential design only); 6 a revision could not be measured (its worker
+crashed, hung or failed to load).
 """
 
 from __future__ import annotations
@@ -16,12 +25,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, ready, run_config
+from causvid_perf.cli.options import (
+    add_gate_options,
+    add_report_options,
+    add_run_subcommand,
+    add_sequential_options,
+    ready,
+    run_config,
+    sequential_plan,
+)
 from causvid_perf.cli.output import check_outputs, emit_report, log, quiet_or_log
 from causvid_perf.cli.revisions import add_revision_options, cmd_compare_revisions, revision_mode
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options, check_slowdown, load_for_ab, run_ab
+from causvid_perf.experiments.ab_report import DESIGNS, SEQUENTIAL
+from causvid_perf.experiments.ab_sequential import run_ab_sequential
+
+FIXED_ROUNDS = 6  # the fixed design's rounds per side when --rounds is not given
 
 HELP = "judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds"
 
@@ -40,7 +61,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     compare.add_argument(
         "--aa", action="store_true", help="A/A: compare A with itself to measure noise and the detectable effect"
     )
-    add_gate_options(compare, "measured runs per side (default 6)")
+    compare.add_argument(
+        "--design",
+        choices=DESIGNS,
+        default=None,
+        help="sequential: stop as soon as the answer is clear (the default); fixed: --rounds rounds, judged "
+        "once (the default when --rounds is given)",
+    )
+    add_gate_options(compare, f"fixed design: measured runs per side (default {FIXED_ROUNDS})", None)
+    add_sequential_options(compare)
     compare.add_argument(
         "--memory-tolerance", type=float, default=0.05, help="tolerated increase of peak VRAM (default 0.05 = 5 %%)"
     )
@@ -75,28 +104,28 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, b
 def cmd_compare(args: argparse.Namespace) -> int:
     check_outputs(args.markdown, args.json)
     config_a, config_b, aa = configs_from_args(args)
-    check_gate_options(args.rounds, args.threshold, args.memory_tolerance, args.alpha)
+    sequential = args.design == SEQUENTIAL or (args.design is None and args.rounds is None)
+    if sequential and args.rounds is not None:
+        raise ConfigError("--rounds sets the fixed design; the sequential design takes --min-rounds/--max-rounds")
+    rounds = FIXED_ROUNDS if args.rounds is None else args.rounds
+    plan = sequential_plan(args) if sequential else None
+    check_gate_options(plan.min_rounds if plan else rounds, args.threshold, args.memory_tolerance, args.alpha)
     check_slowdown(args.slowdown_b)
     if revision_mode(args):
-        return cmd_compare_revisions(args, config_a, config_b)
+        return cmd_compare_revisions(args, config_a, config_b, rounds, plan)
     progress = quiet_or_log(args.quiet)
     loaded = load_for_ab(config_a, config_b, models_dir=args.model_dir, log=progress)
+    budget = f"up to {plan.max_rounds} rounds (sequential)" if plan else f"{rounds} rounds"
     if args.slowdown_b != 1.0:
         log(f"B's transformer forwards slowed ×{args.slowdown_b:g} on purpose: B is a known regression")
     elif aa:
-        log(f"A/A: comparing {loaded[0].config.describe()} with itself over {args.rounds} rounds")
-    report = run_ab(
-        loaded,
-        config_a,
-        config_b,
-        args.rounds,
-        threshold=args.threshold,
-        memory_tolerance=args.memory_tolerance,
-        alpha=args.alpha,
-        aa=aa,
-        progress=progress,
-        slowdown_b=args.slowdown_b,
-    )
+        log(f"A/A: comparing {loaded[0].config.describe()} with itself over {budget}")
+    gate = {"threshold": args.threshold, "memory_tolerance": args.memory_tolerance, "alpha": args.alpha}
+    common = {**gate, "aa": aa, "progress": progress, "slowdown_b": args.slowdown_b}
+    if plan is not None:
+        report = run_ab_sequential(loaded, config_a, config_b, plan, **common)
+    else:
+        report = run_ab(loaded, config_a, config_b, rounds, **common)
     report.overrides = {"a": args.a, "b": args.b}
     emit_report(report, args.markdown, args.json)
     return report.exit_code

@@ -1,5 +1,7 @@
-"""Runs repeated A/A comparisons (false alarms) and comparisons with B's transformer slowed on purpose
-(detection rate per rounds value) on one loaded pipeline, as `compare` would judge them.
+"""Runs repeated A/A trials (false alarms) and trials with B's transformer slowed on purpose (how
+often the gate catches it) on one loaded pipeline, and judges every trial by both `compare` designs:
+the fixed one at each --rounds-grid value and the sequential one (--min-rounds/--max-rounds), with
+the rounds each used. See docs/sequential.md.
 
 Exit 0 when the study ran, 2 on bad input.
 """
@@ -10,43 +12,52 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, ready, run_config
+from causvid_perf.cli.options import (
+    add_report_options,
+    add_run_subcommand,
+    add_sequential_options,
+    add_threshold_options,
+    ready,
+    run_config,
+)
 from causvid_perf.cli.output import check_outputs, emit_report, quiet_or_log
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.gate_study import run_gate_study
 from causvid_perf.experiments.gate_study_result import StudyPlan, parse_rounds_grid, parse_slowdowns
 from causvid_perf.pipeline.loading import load_pipeline
 
-HELP = "A/A false-alarm rate and detection rate of injected slowdowns of the compare gate"
+HELP = "A/A false alarms, caught injected slowdowns and rounds used of both compare designs"
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     study = add_run_subcommand(sub, "gate-study", HELP, __doc__)
-    study.add_argument("--aa-repeats", type=int, default=10, help="A/A comparisons (default 10)")
-    add_gate_options(study, "rounds per side of each A/A comparison (default 6)")
+    study.add_argument("--aa-repeats", type=int, default=10, help="A/A trials (default 10)")
+    add_threshold_options(study)
+    add_sequential_options(study, budget_minutes=False)
     study.add_argument(
         "--slowdowns",
         default="0.05,0.03",
         metavar="FRACTIONS",
-        help="injected slowdowns of B, comma-separated (default 0.05,0.03 = +5 %% and +3 %%)",
+        help="injected slowdowns of B, comma-separated (default 0.05,0.03 = +5 %% and +3 %%; '' for A/A only)",
     )
     study.add_argument(
         "--rounds-grid",
         default="6,10,16",
         metavar="N,N,...",
-        help="rounds per side to try for each slowdown, smallest first (default 6,10,16)",
+        help="rounds per side of the fixed design, each judged on the same trials (default 6,10,16)",
     )
-    study.add_argument("--repeats", type=int, default=10, help="comparisons per slowdown and rounds value (default 10)")
+    study.add_argument("--rounds", type=int, help="a fixed-design rounds value added to --rounds-grid (older usage)")
+    study.add_argument("--repeats", type=int, default=10, help="trials per injected slowdown (default 10)")
     study.add_argument(
         "--target",
         type=float,
         default=0.8,
-        help="detection rate that counts as enough rounds; larger values are then skipped (default 0.8)",
+        help="catch rate at which a rounds value of the fixed design counts as enough (default 0.8)",
     )
     add_report_options(
         study,
-        "write the full study (every comparison) as JSON here; kept current after every "
-        'comparison ("complete": false until the end), so a killed study leaves its data',
+        "write the full study (every trial) as JSON here; kept current after every trial "
+        '("complete": false until the end), so a killed study leaves its data',
     )
     study.set_defaults(func=cmd_gate_study)
     return study
@@ -54,14 +65,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def plan_from_args(args: argparse.Namespace) -> StudyPlan:
     return StudyPlan(
-        aa_repeats=args.aa_repeats,
-        rounds=args.rounds,
-        slowdowns=parse_slowdowns(args.slowdowns),
-        rounds_grid=parse_rounds_grid(args.rounds_grid),
-        repeats=args.repeats,
-        target=args.target,
-        threshold=args.threshold,
-        alpha=args.alpha,
+        args.aa_repeats,
+        parse_slowdowns(args.slowdowns),
+        parse_rounds_grid(args.rounds_grid) + (() if args.rounds is None else (args.rounds,)),
+        args.repeats,
+        args.target,
+        args.threshold,
+        args.alpha,
+        args.min_rounds,
+        args.max_rounds,
     ).checked()
 
 

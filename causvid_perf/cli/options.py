@@ -10,6 +10,7 @@ import torch
 
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
 from causvid_perf.errors import ConfigError
+from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
 from causvid_perf.pipeline.samplers import check_sampler
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
@@ -96,9 +97,14 @@ def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
     return dict(PROFILES["tiny"])
 
 
-def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str) -> None:
+def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str, rounds_default: int | None = 6) -> None:
     """The options of an A/B gate: rounds per side, the tolerated slowdown and the significance level."""
-    parser.add_argument("--rounds", type=int, default=6, help=rounds_help)
+    parser.add_argument("--rounds", type=int, default=rounds_default, help=rounds_help)
+    add_threshold_options(parser)
+
+
+def add_threshold_options(parser: argparse.ArgumentParser) -> None:
+    """The tolerated slowdown of a gate and its significance level."""
     parser.add_argument(
         "--threshold",
         type=float,
@@ -106,6 +112,37 @@ def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str) -> None:
         help="tolerated slowdown in per-step / sampling time (default 0.03 = 3 %%)",
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+
+
+def add_sequential_options(parser: argparse.ArgumentParser, *, budget_minutes: bool = True) -> None:
+    """The budget of the sequential design (experiments/ab_sequential.py), in rounds per side and
+    (with ``budget_minutes``) minutes."""
+    parser.add_argument(
+        "--min-rounds",
+        type=int,
+        default=DEFAULT_MIN_ROUNDS,
+        help=f"sequential design: rounds per side before any decision, even (default {DEFAULT_MIN_ROUNDS})",
+    )
+    parser.add_argument(
+        "--max-rounds",
+        type=int,
+        default=DEFAULT_MAX_ROUNDS,
+        help="sequential design: rounds per side after which an open question is inconclusive (exit 5), "
+        f"even (default {DEFAULT_MAX_ROUNDS})",
+    )
+    if not budget_minutes:
+        return
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="sequential design: stop, inconclusive (exit 5), before a block that would end past this many "
+        "minutes (warm-ups included; default: no time limit)",
+    )
+
+
+def sequential_plan(args: argparse.Namespace) -> SequentialPlan:
+    return SequentialPlan(args.min_rounds, args.max_rounds, args.max_minutes).checked()
 
 
 def add_report_options(parser: argparse.ArgumentParser, json_help: str) -> None:

@@ -8,6 +8,7 @@ import argparse
 from causvid_perf.cli.output import emit_report, log, quiet_or_log
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
+from causvid_perf.experiments.ab_sequential import SequentialPlan
 from causvid_perf.experiments.revisions import DEFAULT_TIMEOUT_S, RevisionPool, compare_revisions
 
 REVISION_OPTIONS = ("a_rev", "b_rev", "a_python", "b_python")
@@ -45,7 +46,10 @@ def revision_mode(args: argparse.Namespace) -> bool:
     return any(getattr(args, name, None) for name in REVISION_OPTIONS)
 
 
-def cmd_compare_revisions(args: argparse.Namespace, config_a: RunConfig, config_b: RunConfig) -> int:
+def cmd_compare_revisions(
+    args: argparse.Namespace, config_a: RunConfig, config_b: RunConfig, rounds: int, plan: SequentialPlan | None
+) -> int:
+    """Revisions A and B by the fixed design (``rounds``) or, given a ``plan``, the sequential one."""
     if args.aa:
         raise ConfigError("--aa measures one side against itself; for revisions give --a-rev X --b-rev X instead")
     if args.slowdown_b != 1.0:
@@ -61,7 +65,8 @@ def cmd_compare_revisions(args: argparse.Namespace, config_a: RunConfig, config_
             pool,
             (rev_a, config_a),
             (rev_b, config_b),
-            args.rounds,
+            rounds,
+            plan=plan,
             threshold=args.threshold,
             memory_tolerance=args.memory_tolerance,
             alpha=args.alpha,

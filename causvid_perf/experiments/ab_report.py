@@ -1,11 +1,14 @@
 """The record of one A/B comparison: what `compare` measured and decided, as JSON and as markdown.
 
-The markdown is ready for a PR comment: per metric the medians, B/A with its 95 % bootstrap CI,
-the Mann-Whitney p and a verdict; then output agreement, the A/A noise and the gate's verdict.
+The markdown is ready for a PR comment: per metric the medians, B/A with its 95 % interval (the
+fixed design's bootstrap CI, or the sequential design's anytime-valid confidence sequence), the p
+and a verdict; then, for the sequential design, why it stopped and the interval after every ABBA
+block; then output agreement, the A/A noise and the gate's verdict.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +19,8 @@ from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.metrics import METRICS as METRIC_INFO
 
 AB_SCHEMA_ID = "causvid-perf/ab-report"
-AB_SCHEMA_VERSION = 1
+AB_SCHEMA_VERSION = 2  # 2: "design" and "sequential" (how a sequential A/B stopped, its whole sequence)
+FIXED, SEQUENTIAL = DESIGNS = ("fixed", "sequential")
 
 # The metrics an A/B compares, in table order. Times use speed words and --threshold; the memory
 # row direction words and --memory-tolerance (see judge/stats.py).
@@ -79,6 +83,10 @@ class ABReport(ReportFiles):
     # Revision A/B (experiments/revisions.py): side -> {"rev", "commit", "subject", "python"}; each
     # side ran in a worker process on a checkout of its commit.
     revisions: dict[str, dict[str, str]] | None = None
+    design: str = FIXED
+    # Sequential design only: reason, decision, the budget, the rounds used and, per ABBA block,
+    # each gated metric's interval (ab_sequential.stop_record).
+    stop: dict[str, Any] | None = None
 
     # -- decisions --------------------------------------------------------------------------------
 
@@ -107,11 +115,18 @@ class ABReport(ReportFiles):
         return {m: c.verdict for m, c in self.comparisons.items()}
 
     @property
+    def decided(self) -> bool:
+        """False when a sequential A/B ran out of budget before its gate decided."""
+        return self.stop is None or self.stop.get("decision") is not None
+
+    @property
     def exit_code(self) -> ExitCode:
         if self.regression:
             return ExitCode.REGRESSION
         if not all(self.finite.values()):
             return ExitCode.NONFINITE
+        if not self.decided:
+            return ExitCode.INCONCLUSIVE
         return ExitCode.OK
 
     def _revision_label(self, side: str) -> str:
@@ -133,6 +148,9 @@ class ABReport(ReportFiles):
                 "version": AB_SCHEMA_VERSION,
                 "created": self.created,
                 "aa": self.aa,
+                "design": self.design,
+                "sequential": self.stop,
+                "decided": self.decided,
                 "slowdown_b": self.slowdown_b,
                 "label_a": self.label_a,
                 "label_b": self.label_b,
@@ -173,7 +191,7 @@ class ABReport(ReportFiles):
         seeds = f"seed {c.seed}" if self.rounds == 1 else f"seeds {c.seed}-{c.seed + self.rounds - 1}"
         lines.append(
             f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({where}); {self.rounds} rounds per side "
-            f"in ABBA order after 1 warm-up each, {seeds}; gate: time +{self.threshold:.0%}, "
+            f"in ABBA order after 1 warm-up each ({self.design} design), {seeds}; gate: time +{self.threshold:.0%}, "
             f"memory +{self.memory_tolerance:.0%}, alpha {self.alpha:g}"
             + (
                 f"; B's transformer forwards slowed ×{self.slowdown_b:g} on purpose (SlowdownInjector)"
@@ -183,16 +201,18 @@ class ABReport(ReportFiles):
         )
         if self.revisions:
             lines += ["", self._revisions_line()]
+        interval, p = ("95 % CI", "p") if self.stop is None else (f"{1 - self.alpha:.0%} CS (anytime)", "anytime p")
         lines += [
+            *([] if self.stop is None else ["", stop_line(self.stop, self.threshold)]),
             "",
-            "| metric | A median | B median | B/A | 95 % CI | p | verdict |",
+            f"| metric | A median | B median | B/A | {interval} | {p} | verdict |",
             "| --- | ---: | ---: | ---: | :---: | ---: | --- |",
         ]
         compared = tuple(self.samples.get("A", {})) or AB_METRICS
         for key, label, kind in _rows(compared):
             if key in self.comparisons:
                 cmp = self.comparisons[key]
-                verdict = cmp.verdict
+                verdict = cmp.verdict + _decision_text(getattr(cmp, "decision", None), cmp.threshold)
                 if cmp.regression:
                     verdict = f"**{verdict} (regression)**"
                 lines.append(
@@ -202,6 +222,8 @@ class ABReport(ReportFiles):
             elif key in self.skipped:
                 lines.append(f"| {label} | n/a | n/a | | | | skipped: {self.skipped[key]} |")
         lines += ["", self._agreement_line()]
+        if self.stop is not None:
+            lines += ["", *sequence_table(self.stop)]
         if self.aa:
             lines += [
                 "",
@@ -254,11 +276,57 @@ class ABReport(ReportFiles):
         if not all(self.finite.values()):
             bad = [side for side, ok in self.finite.items() if not ok]
             return f"**Result: non-finite output (exit {self.exit_code})** from side {', '.join(bad)}."
+        if not self.decided:
+            return (
+                f"**Result: inconclusive (exit {self.exit_code})**: after {self.rounds} rounds per side the interval "
+                f"still straddles +{self.threshold:.0%}; allow more rounds (--max-rounds, --max-minutes) or "
+                "measure on a quieter machine."
+            )
         return f"**Result: no regression (exit {self.exit_code})**."
 
 
 def _rows(keys: tuple[str, ...]) -> list[tuple[str, str, str]]:
     return [(key, METRIC_INFO[key].title, metric_kind(key)) for key in keys]
+
+
+def stop_line(stop: dict[str, Any], threshold: float) -> str:
+    """Why a sequential A/B stopped, and after how many rounds."""
+    budget = f"{stop['min_rounds']}-{stop['max_rounds']} rounds per side" + (
+        f", {stop['max_minutes']:g} min" if stop.get("max_minutes") else ""
+    )
+    return (
+        f"**Sequential design: stopped after {stop['rounds']} rounds per side ({stop['blocks']} ABBA blocks, "
+        f"{fmt.duration(stop['elapsed_s'])}): {stop['reason']}.** Budget {budget}; the interval after every "
+        f"block holds the true B/A with probability ≥ {1 - stop['alpha']:.0%} whenever the run stops; it stops "
+        f"when every gated time lies wholly below +{threshold:.0%} or one lies wholly above it."
+    )
+
+
+def _decision_text(decision: str | None, threshold: float) -> str:
+    if decision is None:
+        return ""
+    return f", {'beyond' if decision == 'beyond' else 'inside'} +{threshold:.0%}"
+
+
+def sequence_table(stop: dict[str, Any]) -> list[str]:
+    """The interval of each gated metric after every ABBA block, folded away in the markdown."""
+    metrics = list(stop["sequence"])
+    lines = [
+        "<details><summary>The sequence: B/A and its interval after every ABBA block</summary>",
+        "",
+        "| rounds per side | " + " | ".join(metric_label(m) for m in metrics) + " |",
+        "| ---: |" + " :---: |" * len(metrics),
+    ]
+    for i, rounds in enumerate(stop["rounds_at"]):
+        cells = []
+        for m in metrics:
+            step = stop["sequence"][m][i]
+            mark = f" ({step['decision']})" if step["decision"] else ""
+            high = step["ci_high"]
+            bounds = "unbounded" if high is None or math.isinf(high) else f"{step['ci_low']:.3f}–{high:.3f}"
+            cells.append(f"{step['ratio']:.3f} [{bounds}]{mark}")
+        lines.append(f"| {rounds} | " + " | ".join(cells) + " |")
+    return [*lines, "", "</details>"]
 
 
 def _config_label(config: RunConfig, other: RunConfig, side: str) -> str:

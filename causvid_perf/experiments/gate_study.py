@@ -1,20 +1,25 @@
-"""The gate study: how often the compare gate cries wolf, and how often it catches a known slowdown.
+"""The gate study: how often each A/B design cries wolf, how often it catches a known slowdown, and
+how many rounds it spends doing so.
 
-On one loaded pipeline it runs
+On one loaded pipeline it runs trials: ``aa_repeats`` A/A trials and, for each injected slowdown,
+``repeats`` trials with B's every transformer forward stretched by 1 + slowdown
+(:class:`causvid_perf.measure.slowdown.SlowdownInjector`). Trial k runs on base seed + 1000 k, in ABBA
+blocks, until both designs have their verdict on the same runs:
 
-* ``aa_repeats`` A/A comparisons (:func:`causvid_perf.experiments.ab.run_ab` with ``aa=True``), each on its own
-  base seed (config seed + 1000 * repeat): the **false-alarm rate** is the fraction in which a gated
-  time metric (per-step or sampling time) got a significant verdict in either direction, the
-  **gate-fail rate** the fraction that would have exited 1;
-* for each injected slowdown (B's every transformer forward stretched by 1 + slowdown, see
-  :class:`causvid_perf.measure.slowdown.SlowdownInjector`) and each rounds value of the grid, ``repeats``
-  comparisons: the **detection rate** is the fraction with per-step time significantly "slower",
-  the gate-fail rate the fraction that is also beyond the threshold. The **rounds needed** are the
-  smallest grid value whose detection rate reaches ``target``; larger values are then skipped.
+* the **sequential** design (ab_sequential.py) is judged after every block, as a live
+  `compare --design sequential` would be, and stops counting where it would have stopped (a decision,
+  or ``max_rounds``);
+* the **fixed** design is judged on the first R rounds per side for each R of ``rounds_grid``, as
+  `compare --design fixed --rounds R` would be (same order, seeds and warm-ups).
+
+So both designs see the same measurements, side by side, and a trial costs the larger of the two.
+A **false alarm** is an A/A trial whose gate failed (exit 1); a slowdown is **caught** when the gate
+failed; the tables also give the significant verdicts, the inconclusive ones (sequential only) and
+the mean and 90th percentile of the rounds used.
 
 Library use::
 
-    study = run_gate_study(loaded, aa_repeats=10, rounds=6, slowdowns=(0.05, 0.03), rounds_grid=(6, 10, 16))
+    study = run_gate_study(loaded, aa_repeats=300, slowdowns=(0.05,), repeats=100)
     print(study.to_markdown()); study.write_json("gate-study.json")
 """
 
@@ -23,87 +28,28 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
-from causvid_perf.experiments.ab import RunFn, run_ab
-from causvid_perf.experiments.ab_report import ABReport
+from causvid_perf.experiments.ab import Gate, fixed_comparisons, judged_samples
+from causvid_perf.experiments.ab_report import GATED_METRICS
+from causvid_perf.experiments.ab_sequential import BLOCK, judge_session
+from causvid_perf.experiments.ab_session import ABSession, RunFn, open_session
 from causvid_perf.experiments.gate_study_result import (
     SEED_STRIDE,
+    SEQUENTIAL,
     TIME_GATED,
-    Cell,
     GateStudy,
     StudyPlan,
-    runs_per_comparison,
+    fixed_design,
 )
+from causvid_perf.judge import power
+from causvid_perf.judge.sequential import BEYOND
 from causvid_perf.measure.runner import case_config
 
 Progress = Callable[[str], None]
-
-
-class _Tracker:
-    """Counts runs and prints one line per comparison with the time spent and an upper-bound ETA."""
-
-    def __init__(self, planned: int, progress: Progress):
-        self.planned, self.done, self.progress = planned, 0, progress
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def skip(self, runs: int) -> None:
-        self.planned -= runs
-
-    def note(self, message: str) -> None:
-        self.progress(message)
-
-    def comparison(self, label: str, report: ABReport) -> None:
-        self.done += runs_per_comparison(report.rounds)
-        elapsed = self.elapsed()
-        left = elapsed / self.done * (self.planned - self.done)
-        self.progress(
-            f"{label}: {_verdicts_text(report)} [{self.done}/{self.planned} runs, {elapsed:.0f} s, ≤ {left:.0f} s left]"
-        )
-
-
-def _verdicts_text(report: ABReport) -> str:
-    parts = []
-    for metric in TIME_GATED:
-        if metric in report.comparisons:
-            cmp = report.comparisons[metric]
-            gate = " (gate fails)" if cmp.regression else ""
-            parts.append(f"{'s/it' if metric == 's_per_it' else 'sampling'} ×{cmp.ratio:.3f} {cmp.verdict}{gate}")
-    return "; ".join(parts) or "no time metric compared"
-
-
-def summarise(report: ABReport, *, repeat: int, slowdown: float) -> dict[str, Any]:
-    """One comparison in the study's JSON: per metric ratio, CI, p, verdict, regression; the noise
-    and the samples of the gated time metrics (so the study can be re-judged later)."""
-    return {
-        "repeat": repeat,
-        "seed": report.config_a.seed,
-        "rounds": report.rounds,
-        "slowdown": slowdown,
-        "metrics": {
-            m: {
-                "ratio": c.ratio,
-                "ci_low": c.ci_low,
-                "ci_high": c.ci_high,
-                "p_value": c.p_value,
-                "verdict": c.verdict,
-                "regression": c.regression,
-            }
-            for m, c in report.comparisons.items()
-        },
-        "relative_noise": {m: report.noise[m]["relative_noise"] for m in TIME_GATED if m in report.noise},
-        "samples": {
-            m: {side: report.samples[side][m] for side in ("A", "B")} for m in TIME_GATED if m in report.comparisons
-        },
-        "regression": report.regression,
-        "exit_code": report.exit_code,
-        "finite": all(report.finite.values()),
-    }
 
 
 def run_gate_study(
@@ -111,131 +57,164 @@ def run_gate_study(
     config: RunConfig | None = None,
     *,
     aa_repeats: int = 10,
-    rounds: int = 6,
     slowdowns: Sequence[float] = (0.05, 0.03),
     rounds_grid: Sequence[int] = (6, 10, 16),
     repeats: int = 10,
     target: float = 0.8,
     threshold: float = 0.03,
     alpha: float = 0.05,
+    min_rounds: int | None = None,
+    max_rounds: int | None = None,
     n_resamples: int = 9999,
     progress: Progress | None = None,
     run: RunFn | None = None,
     on_partial: Callable[[GateStudy], object] | None = None,
 ) -> GateStudy:
-    """Runs the A/A comparisons, then the injected-slowdown grid, on one loaded pipeline.
+    """Runs the A/A trials, then each slowdown's, on one loaded pipeline.
 
     ``run`` replaces :func:`causvid_perf.measure.runner.run_case` (tests); with an injected slowdown B's
     runs go through hooks on ``loaded.pipe.transformer``, so a fake pipeline needs a module there.
-    ``on_partial`` gets a partial study (``complete=False``) after every comparison, e.g. to keep
-    the JSON current in case a time limit kills the study. Raises ConfigError for bad parameters
-    before running anything.
+    ``on_partial`` gets a partial study (``complete=False``) after every trial, e.g. to keep the JSON
+    current in case a time limit kills the study. Raises ConfigError for bad parameters before
+    running anything.
     """
+    defaults = StudyPlan()
     plan = StudyPlan(
-        aa_repeats, rounds, tuple(slowdowns), tuple(rounds_grid), repeats, target, threshold, alpha
+        aa_repeats,
+        tuple(slowdowns),
+        tuple(rounds_grid),
+        repeats,
+        target,
+        threshold,
+        alpha,
+        defaults.min_rounds if min_rounds is None else min_rounds,
+        defaults.max_rounds if max_rounds is None else max_rounds,
     ).checked()
-    study = _StudyRun(
-        loaded,
-        case_config(loaded, config),
-        plan,
-        n_resamples=n_resamples,
-        run=run,
-        progress=progress,
-        on_partial=on_partial,
-    )
-    study.run_aa()
+    study = _StudyRun(loaded, case_config(loaded, config), plan, n_resamples, run, progress, on_partial)
+    for repeat in range(plan.aa_repeats):
+        study.trial(repeat, 0.0, f"A/A {repeat + 1}/{plan.aa_repeats}")
     for slowdown in plan.slowdowns:
-        study.run_slowdown(slowdown)
+        for repeat in range(plan.repeats):
+            study.trial(repeat, slowdown, f"+{fmt.percent(slowdown)} {repeat + 1}/{plan.repeats}")
     return study.snapshot(complete=True)
 
 
 class _StudyRun:
-    """One study in progress: runs the comparisons, keeps their summaries, hands out snapshots."""
+    """One study in progress: runs the trials, keeps their records, hands out snapshots."""
 
     def __init__(
         self,
         loaded: Any,
         config: RunConfig,
         plan: StudyPlan,
-        *,
         n_resamples: int,
         run: RunFn | None,
         progress: Progress | None,
         on_partial: Callable[[GateStudy], object] | None,
     ):
         self.loaded, self.config, self.plan, self.n_resamples, self.run = loaded, config, plan, n_resamples, run
-        self.tracker = _Tracker(plan.aa_runs() + plan.detection_runs(), progress or (lambda message: None))
+        self.gate = Gate(plan.threshold, 0.05, plan.alpha)
+        self.sequential = plan.sequential_plan()
+        self.progress = progress or (lambda message: None)
         self.on_partial = on_partial or (lambda study: None)
-        self.aa: list[dict[str, Any]] = []
-        self.cells: list[Cell] = []
+        self.trials: list[dict[str, Any]] = []
         self.machine: dict[str, Any] = {}
+        self.runs = 0
+        self.start = time.perf_counter()
         self.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
-    def compare(self, repeat: int, rounds: int, slowdown: float, label: str) -> dict[str, Any]:
-        """One comparison on base seed + 1000 * repeat, B slowed by 1 + slowdown; its summary."""
+    def trial(self, repeat: int, slowdown: float, label: str) -> None:
+        """One trial on base seed + 1000 * repeat, B slowed by 1 + slowdown, judged by every design."""
         seeded = self.config.replace(seed=self.config.seed + SEED_STRIDE * repeat)
-        report = run_ab(
-            self.loaded,
-            seeded,
-            seeded,
-            rounds,
-            threshold=self.plan.threshold,
-            alpha=self.plan.alpha,
-            aa=True,
-            n_resamples=self.n_resamples,
-            run=self.run,
-            slowdown_b=1.0 + slowdown,
-        )
-        self.machine = self.machine or dict(report.machine)
-        self.tracker.comparison(f"{label} (seed {seeded.seed})", report)
-        return summarise(report, repeat=repeat, slowdown=slowdown)
+        fixed_rounds = max(self.plan.rounds_grid)
+        with open_session(self.loaded, seeded, seeded, aa=True, slowdown_b=1.0 + slowdown, run=self.run) as session:
+            session.warm_up(lambda message: None)
+            sequential = None
+            while sequential is None or session.rounds < fixed_rounds:
+                session.run(BLOCK, lambda message: None)
+                if sequential is None:
+                    sequential = self._sequential_verdict(session)
+        designs = {fixed_design(r): self._fixed_verdict(session, r) for r in self.plan.rounds_grid}
+        designs[SEQUENTIAL] = sequential
+        self.machine = self.machine or dict(session.machine)
+        self.runs += len(session.runs) + len(session.warmups)
+        self.trials.append(_trial_record(session, repeat, slowdown, designs))
+        self.progress(f"{label} (seed {seeded.seed}): {_verdicts_text(designs)} [{self._eta()}]")
+        self.on_partial(self.snapshot(complete=False))
 
-    def run_aa(self) -> None:
-        for repeat in range(self.plan.aa_repeats):
-            self.aa.append(self.compare(repeat, self.plan.rounds, 0.0, f"A/A {repeat + 1}/{self.plan.aa_repeats}"))
-            self.on_partial(self.snapshot(complete=False))
+    def _sequential_verdict(self, session: ABSession) -> dict[str, Any] | None:
+        """The sequential design's verdict once it would stop, else None."""
+        rounds = session.rounds
+        comparisons, decision = judge_session(session, rounds, self.gate, self.sequential)
+        if decision is None and rounds < self.sequential.max_rounds:
+            return None
+        verdict = _verdict(comparisons, rounds, decided=decision is not None, regression=decision == BEYOND)
+        verdict["decision"] = decision
+        verdict["sequence"] = {m: [asdict(s) for s in c.steps] for m, c in comparisons.items() if m in TIME_GATED}
+        return verdict
 
-    def run_slowdown(self, slowdown: float) -> None:
-        """The grid for one slowdown, cheapest rounds first, stopping once the target is reached."""
-        plan = self.plan
-        for index, rounds in enumerate(plan.rounds_grid):
-            cell = Cell(slowdown, rounds)
-            self.cells.append(cell)
-            for repeat in range(plan.repeats):
-                label = f"+{fmt.percent(slowdown)} x {rounds} rounds {repeat + 1}/{plan.repeats}"
-                cell.comparisons.append(self.compare(repeat, rounds, slowdown, label))
-                self.on_partial(self.snapshot(complete=False))
-            reached = cell.detection_rate >= plan.target
-            skipped = plan.rounds_grid[index + 1 :] if reached else ()
-            self.tracker.skip(plan.repeats * sum(runs_per_comparison(r) for r in skipped))
-            self.tracker.note(_cell_text(cell, plan.target, skipped))
-            if reached:
-                return
+    def _fixed_verdict(self, session: ABSession, rounds: int) -> dict[str, Any]:
+        samples, _ = judged_samples(session.runs, session.samples(rounds))
+        comparisons, _ = fixed_comparisons(samples, session.config_a.device, self.gate, self.n_resamples)
+        regression = any(c.regression for m, c in comparisons.items() if m in GATED_METRICS)
+        return _verdict(comparisons, rounds, decided=True, regression=regression)
+
+    def _eta(self) -> str:
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / len(self.trials) * (self.plan.trials() - len(self.trials))
+        return f"{self.runs} runs, {elapsed:.0f} s, about {left:.0f} s left"
 
     def snapshot(self, *, complete: bool) -> GateStudy:
         return GateStudy(
             config=self.config,
             plan=self.plan,
-            aa=list(self.aa),
-            cells=[c for c in self.cells if c.comparisons],
+            trials=list(self.trials),
             machine=self.machine,
-            runs=self.tracker.done,
-            elapsed_s=self.tracker.elapsed(),
+            runs=self.runs,
+            elapsed_s=time.perf_counter() - self.start,
             created=self.created,
             complete=complete,
         )
 
 
-def _cell_text(cell: Cell, target: float, skipped: Sequence[int]) -> str:
-    n = len(cell.comparisons)
-    text = (
-        f"+{fmt.percent(cell.slowdown)} at {cell.rounds} rounds: detected {cell.detected}/{n}, "
-        f"gate failed {cell.gate_failures}/{n}, median B/A s/it {cell.median_ratio:.3f}"
-    )
-    if cell.detection_rate < target:
-        return text + f" (below the {target:.0%} target)"
-    return (
-        text
-        + f" (target {target:.0%} reached"
-        + (f"; skipping {', '.join(map(str, skipped))} rounds)" if skipped else ")")
-    )
+def _verdict(comparisons: dict[str, Any], rounds: int, *, decided: bool, regression: bool) -> dict[str, Any]:
+    """One design's verdict on one trial: the gate, significance of the gated times, rounds used and
+    each metric's ratio and interval."""
+    gated = [c for m, c in comparisons.items() if m in TIME_GATED]
+    return {
+        "rounds": rounds,
+        "decided": decided,
+        "regression": regression,
+        "significant": any(c.significant for c in gated),
+        "slower": any(c.worse for c in gated),
+        "ratio": comparisons["s_per_it"].ratio,
+        "metrics": {
+            m: {"ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value, "verdict": c.verdict}
+            for m, c in comparisons.items()
+        },
+    }
+
+
+def _trial_record(session: ABSession, repeat: int, slowdown: float, designs: dict[str, Any]) -> dict[str, Any]:
+    """A trial in the study's JSON: the designs' verdicts, the noise and the gated samples (so the
+    study can be re-judged later)."""
+    rounds = session.rounds
+    samples = session.samples(rounds)
+    return {
+        "repeat": repeat,
+        "seed": session.config_a.seed,
+        "slowdown": slowdown,
+        "rounds_run": rounds,
+        "designs": designs,
+        "relative_noise": {m: power.relative_noise(samples["A"][m], samples["B"][m]) for m in TIME_GATED},
+        "samples": {m: {side: samples[side][m] for side in ("A", "B")} for m in TIME_GATED},
+        "finite": all(r["finite"] for r in session.runs),
+    }
+
+
+def _verdicts_text(designs: dict[str, Any]) -> str:
+    parts = []
+    for name, v in designs.items():
+        outcome = "gate fails" if v["regression"] else "pass" if v["decided"] else "inconclusive"
+        parts.append(f"{name} ×{v['ratio']:.3f} {outcome}" + (f" at {v['rounds']}" if name == SEQUENTIAL else ""))
+    return "; ".join(parts)

@@ -1,33 +1,36 @@
-"""What a gate study found: its plan, the A/A comparisons and the injected-slowdown cells, as JSON and markdown.
+"""What a gate study found, for both A/B designs side by side: its plan, every trial, the tables.
 
 The study itself runs in gate_study.py; this module holds its record, so the CLI and readers of the
-JSON need nothing that measures.
+JSON need nothing that measures. A trial is one A/B on one session (A/A, or B slowed on purpose),
+judged by every design: the fixed one at each rounds value of the grid and the sequential one.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options
-from causvid_perf.experiments.ab_report import metric_label
+from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
 from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.judge import power
-from causvid_perf.judge.stats import NO_CHANGE, SLOWER
 
 GATE_STUDY_SCHEMA_ID = "causvid-perf/gate-study"
-GATE_STUDY_SCHEMA_VERSION = 1
+GATE_STUDY_SCHEMA_VERSION = 2  # 2: trials judged by both designs (version 1: the fixed design only)
 
-# A false alarm is a significant verdict on one of these; detection is judged on per-step time,
-# the metric the injected slowdown stretches directly.
+# Significance either way on one of these counts as a significant A/A; the injected slowdown
+# stretches per-step time directly, so its ratio is the one shown.
 TIME_GATED = ("s_per_it", "sampling_s")
 DETECTION_METRIC = "s_per_it"
-SEED_STRIDE = 1000  # repeat k uses base seed + 1000 k, so no two comparisons share a seed
+SEED_STRIDE = 1000  # repeat k uses base seed + 1000 k, so no two trials share a seed
+SEQUENTIAL = "sequential"
 
 
 @dataclass(frozen=True)
@@ -35,25 +38,25 @@ class StudyPlan:
     """The study's parameters; ``checked()`` validates them (ConfigError naming the fix)."""
 
     aa_repeats: int = 10
-    rounds: int = 6
     slowdowns: tuple[float, ...] = (0.05, 0.03)
     rounds_grid: tuple[int, ...] = (6, 10, 16)
     repeats: int = 10
     target: float = 0.8
     threshold: float = 0.03
     alpha: float = 0.05
+    min_rounds: int = DEFAULT_MIN_ROUNDS
+    max_rounds: int = DEFAULT_MAX_ROUNDS
 
     def checked(self) -> StudyPlan:
-        _check_count("--aa-repeats", self.aa_repeats, "the A/A comparisons to run, e.g. 10")
-        _check_count("--repeats", self.repeats, "the comparisons per slowdown and rounds value, e.g. 10")
-        check_gate_options(self.rounds, self.threshold, 0.05, self.alpha)
-        if not self.slowdowns:
-            raise ConfigError("--slowdowns is empty; give fractions such as 0.05,0.03 (5 % and 3 %)")
+        _check_count("--aa-repeats", self.aa_repeats, "the A/A trials to run, e.g. 300")
+        _check_count("--repeats", self.repeats, "the trials per injected slowdown, e.g. 100")
+        check_gate_options(self.min_rounds, self.threshold, 0.05, self.alpha)
+        self.sequential_plan()
         for s in self.slowdowns:
             if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
                 raise ConfigError(f"--slowdowns must be fractions > 0, e.g. 0.05,0.03 (5 % and 3 %); got {s!r}")
         if not self.rounds_grid:
-            raise ConfigError("--rounds-grid is empty; give rounds per side such as 6,10,16")
+            raise ConfigError("--rounds-grid is empty; give the fixed design's rounds per side, such as 6,10,16")
         for r in self.rounds_grid:
             if isinstance(r, bool) or not isinstance(r, int) or r < 2:
                 raise ConfigError(
@@ -62,7 +65,6 @@ class StudyPlan:
                 )
         if not (isinstance(self.target, (int, float)) and 0 < self.target <= 1):
             raise ConfigError(f"--target must lie in (0, 1], e.g. 0.8 for 80 % detection; got {self.target!r}")
-        # Ascending and unique: the early stop relies on trying the cheapest grid value first.
         return StudyPlan(
             **{
                 **asdict(self),
@@ -71,25 +73,29 @@ class StudyPlan:
             }
         )
 
-    def aa_runs(self) -> int:
-        return self.aa_repeats * runs_per_comparison(self.rounds)
+    def sequential_plan(self) -> SequentialPlan:
+        return SequentialPlan(self.min_rounds, self.max_rounds).checked()
 
-    def detection_runs(self) -> int:
-        """Upper bound: every grid value tried for every slowdown (no early stop)."""
-        return len(self.slowdowns) * self.repeats * sum(runs_per_comparison(r) for r in self.rounds_grid)
+    @property
+    def designs(self) -> list[str]:
+        return [fixed_design(r) for r in self.rounds_grid] + [SEQUENTIAL]
+
+    def trials(self) -> int:
+        return self.aa_repeats + len(self.slowdowns) * self.repeats
 
     def estimate(self) -> str:
-        grid = " + ".join(f"({r}+1)" for r in self.rounds_grid)
+        most = max(self.max_rounds, max(self.rounds_grid))
+        least = max(self.min_rounds, max(self.rounds_grid))
         return (
-            f"gate study: {self.aa_runs()} A/A runs (2*({self.rounds}+1)*{self.aa_repeats}) + up to "
-            f"{self.detection_runs()} runs with an injected slowdown ({len(self.slowdowns)} slowdowns x "
-            f"2*[{grid}]*{self.repeats}) = at most {self.aa_runs() + self.detection_runs()} runs; "
-            f"fewer when a slowdown reaches {self.target:.0%} detection early"
+            f"gate study: {self.trials()} trials ({self.aa_repeats} A/A + {len(self.slowdowns)} slowdowns x "
+            f"{self.repeats}), each 2 warm-ups + {least}-{most} rounds per side in ABBA blocks, until the "
+            f"sequential design stops and the fixed one has its {max(self.rounds_grid)} rounds: "
+            f"{self.trials() * 2 * (least + 1)}-{self.trials() * 2 * (most + 1)} runs"
         )
 
 
-def runs_per_comparison(rounds: int) -> int:
-    return 2 * (rounds + 1)  # each side: one warm-up plus its rounds
+def fixed_design(rounds: int) -> str:
+    return f"fixed {rounds}"
 
 
 def _check_count(option: str, value: Any, what: str) -> None:
@@ -98,7 +104,7 @@ def _check_count(option: str, value: Any, what: str) -> None:
 
 
 def parse_slowdowns(text: str) -> tuple[float, ...]:
-    """'0.05,0.03' -> (0.05, 0.03); range checks are StudyPlan.checked's."""
+    """'0.05,0.03' -> (0.05, 0.03); '' -> () (A/A only); range checks are StudyPlan.checked's."""
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
@@ -115,47 +121,49 @@ def parse_rounds_grid(text: str) -> tuple[int, ...]:
         raise ConfigError(f"--rounds-grid must be comma-separated integers, e.g. 6,10,16; got {text!r}") from None
 
 
-@dataclass
-class Cell:
-    """``repeats`` comparisons with one injected slowdown at one rounds value."""
+@dataclass(frozen=True)
+class Tally:
+    """One design over a set of trials: gate failures, significant changes, undecided, rounds used."""
 
-    slowdown: float
-    rounds: int
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    trials: int
+    gate_failed: int
+    significant: int
+    slower: int
+    inconclusive: int
+    rounds: tuple[int, ...]
+    ratios: tuple[float, ...]
 
-    @property
-    def detected(self) -> int:
-        return sum(c["metrics"][DETECTION_METRIC]["verdict"] == SLOWER for c in self.comparisons)
-
-    @property
-    def gate_failures(self) -> int:
-        return sum(bool(c["metrics"][DETECTION_METRIC]["regression"]) for c in self.comparisons)
-
-    @property
-    def detection_rate(self) -> float:
-        return self.detected / len(self.comparisons)
+    @classmethod
+    def of(cls, verdicts: list[dict[str, Any]]) -> Tally:
+        return cls(
+            len(verdicts),
+            sum(bool(v["regression"]) for v in verdicts),
+            sum(bool(v["significant"]) for v in verdicts),
+            sum(bool(v["slower"]) for v in verdicts),
+            sum(not v["decided"] for v in verdicts),
+            tuple(int(v["rounds"]) for v in verdicts),
+            tuple(float(v["ratio"]) for v in verdicts),
+        )
 
     @property
     def gate_fail_rate(self) -> float:
-        return self.gate_failures / len(self.comparisons)
+        return self.gate_failed / self.trials if self.trials else math.nan
 
     @property
-    def median_ratio(self) -> float:
-        return statistics.median(c["metrics"][DETECTION_METRIC]["ratio"] for c in self.comparisons)
+    def mean_rounds(self) -> float:
+        return statistics.fmean(self.rounds) if self.rounds else math.nan
+
+    @property
+    def p90_rounds(self) -> float:
+        return float(np.percentile(self.rounds, 90, method="higher")) if self.rounds else math.nan
+
+    @property
+    def median_ratio(self) -> float | None:
+        return statistics.median(self.ratios) if self.ratios else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "slowdown": self.slowdown,
-            "factor": 1.0 + self.slowdown,
-            "rounds": self.rounds,
-            "repeats": len(self.comparisons),
-            "detected": self.detected,
-            "detection_rate": self.detection_rate,
-            "gate_failures": self.gate_failures,
-            "gate_fail_rate": self.gate_fail_rate,
-            "median_ratio": self.median_ratio,
-            "comparisons": self.comparisons,
-        }
+        derived = ("gate_fail_rate", "mean_rounds", "p90_rounds", "median_ratio")
+        return {**asdict(self), **{name: getattr(self, name) for name in derived}}
 
 
 @dataclass
@@ -164,44 +172,26 @@ class GateStudy(ReportFiles):
 
     config: RunConfig  # resolved
     plan: StudyPlan
-    aa: list[dict[str, Any]]  # per A/A comparison summaries
-    cells: list[Cell]  # in the order run; a slowdown's grid stops where it reached the target
+    trials: list[dict[str, Any]]  # in the order run: A/A first, then each slowdown's
     machine: dict[str, Any]
     runs: int  # runs executed, warm-ups included
     elapsed_s: float
     created: str = ""
     complete: bool = True  # False in the partial studies handed out while it runs
 
-    # -- A/A ----------------------------------------------------------------------------------------
+    def trials_of(self, slowdown: float) -> list[dict[str, Any]]:
+        return [t for t in self.trials if t["slowdown"] == slowdown]
 
-    @property
-    def false_alarms(self) -> int:
-        """A/A comparisons where a gated time metric was significant in either direction."""
-        return sum(_false_alarm(c) for c in self.aa)
-
-    @property
-    def false_alarm_rate(self) -> float:
-        return self.false_alarms / len(self.aa)
-
-    @property
-    def aa_gate_failures(self) -> int:
-        return sum(bool(c["regression"]) for c in self.aa)
-
-    @property
-    def aa_gate_fail_rate(self) -> float:
-        return self.aa_gate_failures / len(self.aa)
-
-    def significant(self, metric: str) -> int:
-        return sum(c["metrics"].get(metric, {}).get("verdict", NO_CHANGE) != NO_CHANGE for c in self.aa)
+    def tally(self, design: str, slowdown: float = 0.0) -> Tally:
+        return Tally.of([t["designs"][design] for t in self.trials_of(slowdown)])
 
     @property
     def relative_noise(self) -> dict[str, float]:
-        """Per time metric, the relative noise pooled over all A/A comparisons (by degrees of freedom)."""
+        """Per gated time, the relative noise pooled over all A/A trials (by degrees of freedom)."""
         pooled = {}
         for metric in TIME_GATED:
-            parts = [
-                (c["relative_noise"][metric], 2 * (c["rounds"] - 1)) for c in self.aa if metric in c["relative_noise"]
-            ]
+            parts = [(t["relative_noise"][metric], 2 * (t["rounds_run"] - 1)) for t in self.trials_of(0.0)]
+            parts = [(cv, dof) for cv, dof in parts if cv is not None]
             if parts:
                 pooled[metric] = math.sqrt(sum(cv * cv * dof for cv, dof in parts) / sum(dof for _, dof in parts))
         return pooled
@@ -211,18 +201,13 @@ class GateStudy(ReportFiles):
         cv = self.relative_noise.get(DETECTION_METRIC)
         return None if cv is None else power.rounds_needed(cv, slowdown, alpha=self.plan.alpha)
 
-    # -- detection ----------------------------------------------------------------------------------
-
-    def cells_for(self, slowdown: float) -> list[Cell]:
-        return [c for c in self.cells if c.slowdown == slowdown]
-
     def rounds_needed(self, slowdown: float) -> int | None:
-        """Smallest grid value whose detection rate reached the target over all its repeats; None
-        when none did (yet)."""
+        """Smallest rounds value of the fixed design whose gate failed in at least ``target`` of the
+        trials with this slowdown; None when none did (or no trial ran)."""
+        if not self.trials_of(slowdown):
+            return None
         reached = [
-            c.rounds
-            for c in self.cells_for(slowdown)
-            if len(c.comparisons) == self.plan.repeats and c.detection_rate >= self.plan.target
+            r for r in self.plan.rounds_grid if self.tally(fixed_design(r), slowdown).gate_fail_rate >= self.plan.target
         ]
         return min(reached) if reached else None
 
@@ -230,6 +215,7 @@ class GateStudy(ReportFiles):
 
     def to_dict(self) -> dict[str, Any]:
         plan = asdict(self.plan)
+        groups = [0.0, *self.plan.slowdowns]
         return json_safe(
             {
                 "schema": GATE_STUDY_SCHEMA_ID,
@@ -238,130 +224,115 @@ class GateStudy(ReportFiles):
                 "complete": self.complete,
                 "machine": self.machine,
                 "config": self.config.to_dict(),
-                "parameters": {
-                    **plan,
-                    "slowdowns": list(plan["slowdowns"]),
-                    "rounds_grid": list(plan["rounds_grid"]),
-                    "seed_stride": SEED_STRIDE,
-                    "detection_metric": DETECTION_METRIC,
-                    "false_alarm_metrics": list(TIME_GATED),
-                },
+                "parameters": {**plan, "seed_stride": SEED_STRIDE, "designs": self.plan.designs},
                 "runs": self.runs,
                 "elapsed_s": self.elapsed_s,
-                "aa": {
-                    "comparisons": self.aa,
-                    "false_alarms": self.false_alarms,
-                    "false_alarm_rate": self.false_alarm_rate,
-                    "significant": {m: self.significant(m) for m in TIME_GATED},
-                    "gate_failures": self.aa_gate_failures,
-                    "gate_fail_rate": self.aa_gate_fail_rate,
-                    "relative_noise": self.relative_noise,
-                },
-                "slowdowns": [self._slowdown_dict(s) for s in self.plan.slowdowns],
+                "relative_noise": self.relative_noise,
+                "summary": [
+                    {
+                        "slowdown": s,
+                        "rounds_needed_fixed": self.rounds_needed(s) if s else None,
+                        "predicted_rounds": self.predicted_rounds(s) if s else None,
+                        "designs": {d: self.tally(d, s).to_dict() for d in self.plan.designs},
+                    }
+                    for s in groups
+                ],
+                "trials": self.trials,
             }
         )
 
-    def _slowdown_dict(self, slowdown: float) -> dict[str, Any]:
-        return {
-            "slowdown": slowdown,
-            "factor": 1.0 + slowdown,
-            "rounds_needed": self.rounds_needed(slowdown),
-            "predicted_rounds": self.predicted_rounds(slowdown),
-            "cells": [c.to_dict() for c in self.cells_for(slowdown)],
-        }
-
     def to_markdown(self) -> str:
-        return "\n".join([*self._header(), "", *self._aa_table(), "", *self._detection_table(), "", *self._notes()])
+        lines = [*self._header(), "", *self._aa_table()]
+        for slowdown in self.plan.slowdowns:
+            lines += ["", *self._slowdown_table(slowdown)]
+        return "\n".join([*lines, "", *self._notes()])
 
     def _header(self) -> list[str]:
         c, p = self.config, self.plan
+        where = self.machine.get("gpu") or (
+            f"{self.machine.get('cpu', 'cpu')} CPU, {self.machine.get('cpu_threads', '?')} threads"
+        )
+        noise = ", ".join(f"{metric_label_short(m)} {cv:.2%}" for m, cv in self.relative_noise.items())
         return [
             f"### causvid-perf gate study: {c.model}",
             "",
-            f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({_where(self.machine)}); "
-            f"gate: time +{p.threshold:.0%}, alpha {p.alpha:g}; {self.runs} runs in {self.elapsed_s:.0f} s"
-            + ("." if self.complete else " (partial: the study did not finish)."),
+            f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({where}); gate: time +{p.threshold:.0%}, "
+            f"alpha {p.alpha:g}; fixed design at {', '.join(map(str, p.rounds_grid))} rounds per side, sequential "
+            f"design {p.min_rounds}-{p.max_rounds} rounds per side; {self.runs} runs in {self.elapsed_s:.0f} s"
+            + ("." if self.complete else " (partial: the study did not finish).")
+            + (f" Relative noise (A/A, pooled): {noise}." if noise else ""),
         ]
 
     def _aa_table(self) -> list[str]:
-        n, noise = len(self.aa), self.relative_noise
+        n = len(self.trials_of(0.0))
         lines = [
-            f"#### A/A false alarms: {n} comparisons, {self.plan.rounds} rounds per side",
+            f"#### A/A: {n} trials",
             "",
-            "| metric | significant (either way) | relative noise (pooled) |",
-            "| --- | ---: | ---: |",
+            "| design | gate failed (false alarm) | significant either way | inconclusive | rounds mean | rounds p90 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for metric in TIME_GATED:
-            cv = noise.get(metric)
+        for design in self.plan.designs:
+            t = self.tally(design)
             lines.append(
-                f"| {metric_label(metric)} | {self.significant(metric)}/{n} | {'n/a' if cv is None else f'{cv:.2%}'} |"
+                f"| {design} | {_count(t.gate_failed, n)} | {_count(t.significant, n)} | {_count(t.inconclusive, n)} "
+                f"| {_rounds(t.mean_rounds)} | {_rounds(t.p90_rounds)} |"
             )
-        lines += [
-            f"| **false alarm** (either metric) | **{self.false_alarms}/{n} = {self.false_alarm_rate:.0%}** | |",
-            f"| gate failed (exit 1) | {self.aa_gate_failures}/{n} = {self.aa_gate_fail_rate:.0%} | |",
-        ]
-        predicted = [
-            f"+{fmt.percent(s)}: {self.predicted_rounds(s)}"
-            for s in self.plan.slowdowns
-            if self.predicted_rounds(s) is not None
-        ]
-        if predicted:
-            lines += [
-                "",
-                "Rounds per side predicted from this noise for 80 % power (power.rounds_needed): "
-                + ", ".join(predicted)
-                + ".",
-            ]
         return lines
 
-    def _detection_table(self) -> list[str]:
-        p = self.plan
+    def _slowdown_table(self, slowdown: float) -> list[str]:
+        n = len(self.trials_of(slowdown))
         lines = [
-            f"#### Injected slowdowns: {p.repeats} comparisons per cell, B's transformer forwards × (1 + slowdown)",
+            f"#### +{fmt.percent(slowdown)} injected into B: {n} trials",
             "",
-            "| slowdown | rounds | detected (s/it slower) | gate failed (s/it) | median B/A s/it |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| design | caught (gate failed) | significantly slower | inconclusive | rounds mean | rounds p90 "
+            "| median B/A s/it |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for cell in self.cells:
-            n = len(cell.comparisons)
+        for design in self.plan.designs:
+            t = self.tally(design, slowdown)
+            median = "n/a" if t.median_ratio is None else f"{t.median_ratio:.3f}"
             lines.append(
-                f"| +{fmt.percent(cell.slowdown)} | {cell.rounds} | {cell.detected}/{n} = "
-                f"{cell.detection_rate:.0%} | {cell.gate_failures}/{n} = {cell.gate_fail_rate:.0%} | "
-                f"{cell.median_ratio:.3f} |"
+                f"| {design} | {_count(t.gate_failed, n)} | {_count(t.slower, n)} | {_count(t.inconclusive, n)} "
+                f"| {_rounds(t.mean_rounds)} | {_rounds(t.p90_rounds)} | {median} |"
             )
+        needed, predicted = self.rounds_needed(slowdown), self.predicted_rounds(slowdown)
         lines += [
             "",
-            f"Rounds needed for ≥ {p.target:.0%} detection: "
-            + "; ".join(self._rounds_needed_text(s) for s in p.slowdowns)
+            f"Fixed design, rounds for ≥ {self.plan.target:.0%} caught: "
+            + (
+                str(needed)
+                if needed is not None
+                else f"not reached (tried {', '.join(map(str, self.plan.rounds_grid))})"
+            )
+            + ("" if predicted is None else f"; predicted from the A/A noise for 80 % power: {predicted}")
             + ".",
         ]
         return lines
 
-    def _rounds_needed_text(self, slowdown: float) -> str:
-        needed = self.rounds_needed(slowdown)
-        if needed is not None:
-            return f"+{fmt.percent(slowdown)}: {needed}"
-        tried = ", ".join(str(c.rounds) for c in self.cells_for(slowdown))
-        return f"+{fmt.percent(slowdown)}: not reached (tried {tried})"
-
     def _notes(self) -> list[str]:
+        p = self.plan
         notes = [
-            f'> note: "detected" means per-step time significantly slower (p < {self.plan.alpha:g} and the '
-            f"95 % CI above 1); the gate also needs the ratio beyond +{self.plan.threshold:.0%}, so an injection "
-            f"equal to the threshold (+3 % against 3 %) fails the gate only about half the time by construction.",
+            f"> note: the fixed design fails the gate when a gated time is significant (Mann-Whitney p < {p.alpha:g}, "
+            f"95 % CI above 1) and its ratio of medians lies beyond +{p.threshold:.0%}; the sequential design when "
+            f"an anytime-valid {1 - p.alpha:.0%} interval lies wholly beyond +{p.threshold:.0%}, and it passes only "
+            f"when every gated interval lies wholly below it. Each trial ran until both had their verdict: the "
+            "fixed design is judged on the first rounds of the same runs, the sequential one where it stopped.",
             "> note: the measured per-step ratio can differ a little from 1 + slowdown: only the transformer "
-            "forwards are stretched (not the sampler's own work, which dilutes the ratio), and each "
-            "injected wait ends within microseconds of its target.",
+            "forwards are stretched (not the sampler's own work, which dilutes the ratio).",
         ]
-        bad = sum(not c["finite"] for c in [*self.aa, *(x for cell in self.cells for x in cell.comparisons)])
+        bad = sum(not t["finite"] for t in self.trials)
         if bad:
-            notes.append(f"> note: {bad} comparisons had NaN/Inf output; timings are still valid, check the dtype.")
+            notes.append(f"> note: {bad} trials had NaN/Inf output; timings are still valid, check the dtype.")
         return notes
 
 
-def _false_alarm(summary: dict[str, Any]) -> bool:
-    return any(summary["metrics"][m]["verdict"] != NO_CHANGE for m in TIME_GATED if m in summary["metrics"])
+def metric_label_short(metric: str) -> str:
+    return "s/it" if metric == "s_per_it" else "sampling"
 
 
-def _where(machine: dict[str, Any]) -> str:
-    return machine.get("gpu") or f"{machine.get('cpu', 'cpu')} CPU, {machine.get('cpu_threads', '?')} threads"
+def _count(k: int, n: int) -> str:
+    return f"{k}/{n} = {k / n:.1%}" if n else "n/a"
+
+
+def _rounds(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.1f}"

@@ -33,6 +33,7 @@ from causvid_perf import vcs
 from causvid_perf.config import RunConfig
 from causvid_perf.experiments.ab import run_ab
 from causvid_perf.experiments.ab_report import ABReport
+from causvid_perf.experiments.ab_sequential import SequentialPlan, run_ab_sequential
 from causvid_perf.experiments.worker_client import WORKER_MODULE, WorkerClient
 from causvid_perf.records.result import RunResult
 
@@ -173,13 +174,19 @@ def compare_revisions(
     side_b: tuple[Revision, RunConfig],
     rounds: int,
     *,
+    plan: SequentialPlan | None = None,
     names: tuple[str, str] = ("side A", "side B"),
     **gate: Any,
 ) -> ABReport:
-    """run_ab between two revisions' workers; ``gate`` takes run_ab's keywords (threshold, alpha, ...);
-    ``names`` are the sides as messages call their workers."""
+    """run_ab (the fixed design, ``rounds`` per side) or, given a ``plan``, run_ab_sequential between
+    two revisions' workers; ``gate`` takes their keywords (threshold, alpha, ...); ``names`` are the
+    sides as messages call their workers."""
     (rev_a, config_a), (rev_b, config_b) = side_a, side_b
     worker_a, worker_b = pool.loaded([(names[0], rev_a, config_a), (names[1], rev_b, config_b)])
-    report = run_ab((worker_a, worker_b), config_a, config_b, rounds, run=ask_worker, separate_processes=True, **gate)
+    workers, common = (worker_a, worker_b), {"run": ask_worker, "separate_processes": True, **gate}
+    if plan is not None:
+        report = run_ab_sequential(workers, config_a, config_b, plan, **common)
+    else:
+        report = run_ab(workers, config_a, config_b, rounds, **common)
     report.revisions = {"A": rev_a.to_dict(), "B": rev_b.to_dict()}
     return report

@@ -58,6 +58,7 @@ __all__ = [
     "check_fraction",
     "compare_samples",
     "minimum_rounds",
+    "verdict_word",
 ]
 
 VERDICTS = FASTER, SLOWER, LOWER, HIGHER, NO_CHANGE = ("faster", "slower", "lower", "higher", "no significant change")
@@ -268,13 +269,7 @@ def compare_samples(
             ci_low = ci_high = ratio
 
     significant = p_value < alpha
-    above = significant and ci_low > 1.0
-    below = significant and ci_high < 1.0
-    if time_metric:
-        worse, better = (above, below) if lower_is_better else (below, above)
-        verdict = SLOWER if worse else FASTER if better else NO_CHANGE
-    else:
-        verdict = HIGHER if above else LOWER if below else NO_CHANGE
+    verdict = verdict_word(significant and ci_low > 1.0, significant and ci_high < 1.0, lower_is_better, time_metric)
 
     sizes = (int(xa.size), int(xb.size))
     return Comparison(
@@ -292,6 +287,15 @@ def compare_samples(
         float(confidence),
         bool(lower_is_better),
     )
+
+
+def verdict_word(above: bool, below: bool, lower_is_better: bool = True, time_metric: bool = True) -> str:
+    """The verdict for B/A significantly above or below 1 (or neither): speed words for a time
+    metric, direction words otherwise (see the module docstring)."""
+    if not time_metric:
+        return HIGHER if above else LOWER if below else NO_CHANGE
+    worse, better = (above, below) if lower_is_better else (below, above)
+    return SLOWER if worse else FASTER if better else NO_CHANGE
 
 
 def minimum_rounds(alpha: float = 0.05) -> int:

@@ -11,6 +11,7 @@ import types
 
 import numpy as np
 import pytest
+from fake_results import cpu_result
 
 from causvid_perf.cli import compare as compare_cli
 from causvid_perf.cli import main as cli
@@ -19,7 +20,7 @@ from causvid_perf.errors import ConfigError
 from causvid_perf.experiments import ab
 from causvid_perf.judge import power, stats
 from causvid_perf.measure import runner as measure_runner
-from causvid_perf.records.result import Metrics, OutputInfo, RunResult
+from causvid_perf.records.result import RunResult
 
 # The tiny model at 32x32, 9 frames: a run takes about 0.1 s on CPU.
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -67,7 +68,7 @@ def test_aa_reports_no_change_noise_and_exit_0(tmp_path, capsys):
     failures = []
     for attempt in range(3):
         out = tmp_path / f"aa{attempt}.json"
-        code = compare([*TINY, "--aa", "--rounds", "8", "--json", str(out)])
+        code = compare([*TINY, "--aa", "--design", "fixed", "--rounds", "8", "--json", str(out)])
         captured = capsys.readouterr()
         report = json.loads(out.read_text())
         verdicts = report["verdicts"]
@@ -105,6 +106,8 @@ def test_injected_slowdown_is_slower_exit_1_with_markdown_and_json(tmp_path, cap
             "sampler=euler",
             "--b",
             f"sampler={slowmod}",
+            "--design",
+            "fixed",
             "--rounds",
             "6",
             "--markdown",
@@ -179,7 +182,11 @@ def test_agreement_metrics_of_different_samplers():
         (["--b", "sampler=slowmod:missing"], "error: 'slowmod' has no callable 'missing'"),
         (["--b", "bogus=1"], "error: unknown field 'bogus'"),
         (["--b", "steps=many"], "error: field 'steps' expects"),
-        (["--rounds", "1"], "error: rounds must be an integer >= 2"),
+        (["--design", "fixed", "--rounds", "1"], "error: rounds must be an integer >= 2"),
+        (["--design", "sequential", "--rounds", "8"], "error: --rounds sets the fixed design"),
+        (["--max-rounds", "7"], "error: --max-rounds must be an even integer >= 4"),
+        (["--min-rounds", "8", "--max-rounds", "6"], "error: --max-rounds (6) must be at least --min-rounds (8)"),
+        (["--max-minutes", "0"], "error: --max-minutes must be a number of minutes > 0"),
         (["--aa", "--b", "sampler=euler"], "error: --aa compares A with itself"),
     ],
 )
@@ -214,29 +221,8 @@ def _fake_loaded(config: RunConfig) -> types.SimpleNamespace:
 
 
 def _result(step_s, sampling_s, p2o_s, vram=None, *, device_vram=None, finite=True, frames=None) -> RunResult:
-    metrics = Metrics(
-        load_s=None,
-        text_encode_s=0.01,
-        sampling_s=sampling_s,
-        step_s=list(step_s),
-        s_per_it=statistics.median(step_s),
-        decode_s=0.01,
-        frames_out_s=0.001,
-        prompt_to_output_s=p2o_s,
-        peak_vram_allocated_gib=vram,
-        peak_vram_reserved_gib=vram,
-        peak_vram_device_gib=device_vram,
-        tflop_per_step=1e-6,
-        achieved_tflops=None,
-        mfu=None,
-    )
-    return RunResult(
-        config={},
-        weights_details={},
-        machine={"device": "cpu", "cpu": "x86_64", "cpu_threads": 2},
-        output=OutputInfo(shape=[9, 32, 32, 3], dtype="uint8", finite=finite),
-        metrics=metrics,
-        frames=frames,
+    return cpu_result(
+        step_s, sampling_s, p2o_s, vram=vram, device_vram=device_vram, finite=finite, frames=frames, threads=2
     )
 
 
@@ -398,7 +384,7 @@ def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypat
 
 def test_slowdown_b_on_the_tiny_model_is_slower_and_exits_1(tmp_path, capsys):
     out = tmp_path / "ab.json"
-    code = compare([*TINY, "--slowdown-b", "2", "--rounds", "6", "--json", str(out)])
+    code = compare([*TINY, "--slowdown-b", "2", "--design", "fixed", "--rounds", "6", "--json", str(out)])
     captured = capsys.readouterr()
     report = json.loads(out.read_text())
     assert code == 1, captured.out

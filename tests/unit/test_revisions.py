@@ -25,6 +25,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode, GitError, RevisionError
 from causvid_perf.experiments import bisect as bisect_module
 from causvid_perf.experiments import worker as worker_module
+from causvid_perf.experiments.ab_sequential import SequentialPlan
 from causvid_perf.experiments.bisect import BAD, GOOD, SKIP, bisect, search
 from causvid_perf.experiments.revisions import Revision, RevisionPool, compare_revisions
 from causvid_perf.experiments.worker_client import WorkerClient
@@ -91,6 +92,18 @@ def test_compare_a_slower_revision_is_a_regression_with_exit_1(pool, repo):
     assert data["label_b"] == commits[2][:10] and "“slow sampler”" in report.to_markdown()
     assert report.agreement["identical_frames"] == 9  # a slower step, the same frames
     assert not data["shared_pipeline"] and not data["aa"]
+
+
+def test_the_sequential_design_across_revisions_stops_at_the_regression(pool, repo):
+    """compare's default design serves revisions too: a 2x slower commit is decided long before the budget."""
+    _, commits = repo
+    fast, slow = pool.revision(commits[0]), pool.revision(commits[2])
+    plan = SequentialPlan(min_rounds=4, max_rounds=24)
+    report = compare_revisions(pool, (fast, CONFIG), (slow, CONFIG), 0, plan=plan, **GATE)
+    assert report.exit_code == ExitCode.REGRESSION, report.to_markdown()
+    assert report.design == "sequential" and report.stop is not None and report.stop["decision"] == "beyond"
+    assert report.rounds < plan.max_rounds and report.comparisons["s_per_it"].ci_low > 1 + GATE["threshold"]
+    assert all(r.get("peak_vram_device_shared") for r in report.runs)  # each side its own process
 
 
 def test_a_and_a_across_two_commits_with_the_same_code_is_no_change(pool, repo):
