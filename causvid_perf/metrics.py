@@ -82,6 +82,15 @@ GUARDED_METRICS = (
     "first_frames_s",
     "stream_fps",
 )
+# Guarded for streaming models only: a bidirectional run has no chunks.
+STREAM_GUARDED = ("first_frames_s", "stream_fps")
+
+
+def guarded_metrics(streaming: bool) -> tuple[str, ...]:
+    """The guarded metrics of a case of a streaming or a bidirectional model."""
+    return GUARDED_METRICS if streaming else tuple(m for m in GUARDED_METRICS if m not in STREAM_GUARDED)
+
+
 # Kept per case in the history besides the guarded ones.
 REPORTED_METRICS = GUARDED_METRICS + (
     "text_encode_s",

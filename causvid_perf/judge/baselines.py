@@ -19,7 +19,8 @@ from typing import Any
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import BaselineError
 from causvid_perf.judge.verdict import MEASURED, PUBLISHED, Check, MetricSpec, check_metric
-from causvid_perf.metrics import GUARDED_METRICS
+from causvid_perf.metrics import guarded_metrics
+from causvid_perf.specs import MODELS
 
 # What makes two cases the same case for a baseline.
 KEY_FIELDS = (
@@ -205,7 +206,8 @@ def check_result(key: Mapping[str, Any], metrics: Mapping[str, float | None], st
 def check_case(key: Mapping[str, Any], medians: Mapping[str, float | None], store: BaselineStore) -> list[Check]:
     """Every guarded metric of one case against its baselines. A synthetic-weights case is also held
     to the published figures of its pretrained twin: random full-size weights cost what real ones cost."""
-    guarded = {name: medians.get(name) for name in GUARDED_METRICS}
+    spec = MODELS.get(str(key.get("model")))
+    guarded = {name: medians.get(name) for name in guarded_metrics(spec is not None and spec.is_streaming)}
     checks = check_result(key, guarded, store)
     if key["weights"] == "synthetic":
         published = store.published_for({**key, "weights": "pretrained"})

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from causvid_perf import metrics
 from causvid_perf.errors import BaselineError
 from causvid_perf.judge import baselines_file, verdict
-from causvid_perf.judge.baselines import BaselineStore, case_context, check_result
+from causvid_perf.judge.baselines import BaselineStore, case_context, check_case, check_result
 from causvid_perf.judge.baselines_file import load_baselines, record
 from causvid_perf.judge.verdict import MetricSpec, check_metric
 
@@ -490,3 +490,12 @@ def test_published_ceiling_fails_exactly_when_measured_would_regress(value: floa
     measured = check_metric("sampling_s", value, stored, kind=verdict.MEASURED).state
     published = check_metric("sampling_s", value, stored, kind=verdict.PUBLISHED).state
     assert published == (verdict.REGRESSION if measured == verdict.REGRESSION else verdict.PASS)
+
+
+def test_streaming_metrics_are_guarded_for_streaming_models_only():
+    store = BaselineStore([])
+    medians = {"sampling_s": 1.0, "first_frames_s": None, "stream_fps": None}
+    bidirectional = {c.name for c in check_case({**KEY, "weights": "tiny"}, medians, store)}
+    streaming = {c.name for c in check_case({**KEY, "model": "causvid-ar-1.3b", "weights": "tiny"}, medians, store)}
+    assert {"first_frames_s", "stream_fps"} & bidirectional == set()
+    assert {"first_frames_s", "stream_fps", "sampling_s"} <= streaming
