@@ -9,7 +9,7 @@ from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.cli.options import add_run_options, check_count, config_from_args, on_gpu, ready
-from causvid_perf.cli.output import HARNESS_ONLY, TABLE_METRICS, log, render_table
+from causvid_perf.cli.output import HARNESS_ONLY, log, render_table, table_metrics
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.bench import bench_defaults, run_bench, summary_rows, teacher_config
@@ -87,7 +87,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def bench_table(record: BenchRecord) -> str:
     """Each measured model's medians, with the spread of its rounds."""
     models = list(record.models.values())
-    rows = [[METRICS[name].title] + [_median_and_spread(bench, name) for bench in models] for name in TABLE_METRICS]
+    names = table_metrics(lambda name: any(bench.medians.get(name) is not None for bench in models))
+    rows = [[METRICS[name].title] + [_median_and_spread(bench, name) for bench in models] for name in names]
     rows.append(["rounds (+ warm-up)"] + [f"{b.rounds} (+{b.warmup_rounds})" for b in models])
     rows.append(["fit to be a reference"] + [b.validity.describe() for b in models])
     return render_table(["metric (median, min-max)", *record.models], rows)

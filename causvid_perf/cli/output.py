@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,12 +41,16 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 TABLE_METRICS = tuple(name for name in RUN_METRICS if name != "frames_out_s")
 
 
+def table_metrics(measured: Callable[[str], bool]) -> list[str]:
+    """The rows of a metrics table: the streaming metrics only where some column has a value."""
+    return [name for name in TABLE_METRICS if name not in STREAM_METRICS or measured(name)]
+
+
 def result_table(results: Mapping[str, RunResult]) -> str:
     """Side-by-side metrics of named RunResults."""
+    names = table_metrics(lambda name: any(r.metric_values()[name] is not None for r in results.values()))
     rows: list[list[Any]] = [
-        [METRICS[name].title] + [r.metric_values()[name] for r in results.values()]
-        for name in TABLE_METRICS
-        if name not in STREAM_METRICS or any(r.metric_values()[name] is not None for r in results.values())
+        [METRICS[name].title] + [r.metric_values()[name] for r in results.values()] for name in names
     ]
     rows.append(["output shape"] + ["x".join(map(str, r.output.shape)) for r in results.values()])
     rows.append(["finite"] + [r.output.finite for r in results.values()])

@@ -173,6 +173,7 @@ def test_bench_measures_each_model_like_a_case_and_writes_json_and_videos(tmp_pa
     code = cli.main(["bench", "--weights", "tiny", "--device", "cpu", "--out", str(out), "--rounds", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
+    assert "per-step time" in captured.out and "time to first frames" not in captured.out  # no streaming rows
     record = load_bench(out / "bench.json")
     assert set(record.models) == {"causvid-1.3b", "wan2.1-t2v-1.3b"} and not record.failed
     student, teacher = record.models["causvid-1.3b"], record.models["wan2.1-t2v-1.3b"]
