@@ -119,6 +119,12 @@ def metric(name: str) -> Metric | None:
     return None
 
 
+def is_timing(name: str) -> bool:
+    """A time or a rate: what a busy machine can push out of tolerance for a while."""
+    found = metric(name)
+    return found is not None and found.kind in ("time", "rate")
+
+
 def unit(name: str) -> str:
     found = metric(name)
     return found.unit if found else ""

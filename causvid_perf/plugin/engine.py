@@ -20,7 +20,7 @@ from causvid_perf.measure.machine import gpu_class, machine_info
 from causvid_perf.measure.repeats import repeat_runs, spread_of
 from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
-from causvid_perf.metrics import GUARDED_METRICS
+from causvid_perf.metrics import GUARDED_METRICS, is_timing
 from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.plugin.options import SuiteOptions
@@ -122,9 +122,11 @@ class CaseOutcome:
         gpu = self.result.machine.get("gpu") or "CPU"
         return f"{gpu}, {case_context(self.record.key or {})}"
 
-    def failures(self) -> list[str]:
+    def failures(self, timing_only: bool = False) -> list[str]:
+        """One line per failed check (against baselines or the previous run); only the times and
+        rates with `timing_only`."""
         bad = [c for c in self.record.checks + self.record.comparisons if c.state == REGRESSION]
-        return [c.message(self.context) for c in bad]
+        return [c.message(self.context) for c in bad if is_timing(c.name) or not timing_only]
 
     def missing_baseline(self) -> bool:
         """No guarded metric could be checked against anything: the case has no baseline at all."""

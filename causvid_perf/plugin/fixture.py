@@ -3,6 +3,7 @@ run it is compared with, and records it for the history, pytest-benchmark and th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,25 +44,17 @@ class PerfRunner:
             self.request.node.user_properties.append(("load_s", loaded.load_s))
         run_config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device)
         rounds = options.rounds_for(case)
-        memory_before = memory_state(run_config.device, nvml_used_gib(run_config.device))
-        results = self._measure(loaded, run_config, rounds)
-        medians, samples = medians_of(results)
-        last = results[-1]
-        last.metrics.load_s = loaded.load_s if fresh else None
-        key = baseline_key(run_config, last.machine["gpu_class"])
-        record = CaseRecord(
-            id=case.id,
-            key=key,
-            config=run_config.to_dict(),
-            medians=medians,
-            samples=samples,
-            checks=check_case(key, medians, state.store),
-            result=last.to_dict(),
-            validity=_validity(results, options.inject_slowdown, rounds, key),
-            memory_before=memory_before,
-            folder=options.history_dir,
-        )
-        outcome = CaseOutcome(record, last)
+        load_s = loaded.load_s if fresh else None
+        outcome = self._measure_case(case.id, loaded, run_config, rounds, load_s, self.benchmark)
+        # A time failure can be a busy moment of the machine: it counts only when it shows again.
+        for _ in range(0 if options.update_baselines else options.confirm):
+            unconfirmed = outcome.failures(timing_only=True)
+            if not unconfirmed:
+                break
+            earlier = outcome.record.remeasured + unconfirmed
+            outcome = self._measure_case(case.id, loaded, run_config, rounds, load_s, None)  # outside pytest-benchmark
+            outcome.record.remeasured = earlier
+        record, last = outcome.record, outcome.result
         self._keep_output(outcome, run_config)
         self._record_for_history(outcome)
         if self.benchmark is not None:
@@ -73,12 +66,14 @@ class PerfRunner:
             f"output has {last.output.nan_count} NaN / {last.output.inf_count} Inf values, the first in frame "
             f"{last.output.first_bad_frame}; this run is not a reference"
         )
-        self._check_ceiling(case, medians)
+        self._check_ceiling(case, record.medians)
         self._check_chunk_boundaries(case, record)
         if options.update_baselines:
             self._update_baselines(outcome, rounds)
             return outcome
         failures = outcome.failures()
+        if failures and record.remeasured:
+            failures.append(f"confirmed by measuring again (--confirm); the first measurement: {record.remeasured[0]}")
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
         if outcome.missing_baseline():
@@ -90,49 +85,96 @@ class PerfRunner:
             pytest.skip(message)
         return outcome
 
-    def _measure(self, loaded: LoadedPipeline, config: RunConfig, rounds: int) -> list[RunResult]:
+    def _measure_case(
+        self,
+        case_id: str,
+        loaded: LoadedPipeline,
+        run_config: RunConfig,
+        rounds: int,
+        load_s: float | None,
+        benchmark: Any,
+    ) -> CaseOutcome:
+        """One measurement of the case (warm-up and measured rounds), judged against its baselines
+        and the run it is compared with."""
+        memory_before = memory_state(run_config.device, nvml_used_gib(run_config.device))
+        results = self._measure(loaded, run_config, rounds, benchmark)
+        medians, samples = medians_of(results)
+        last = results[-1]
+        last.metrics.load_s = load_s
+        key = baseline_key(run_config, last.machine["gpu_class"])
+        record = CaseRecord(
+            id=case_id,
+            key=key,
+            config=run_config.to_dict(),
+            medians=medians,
+            samples=samples,
+            checks=check_case(key, medians, self.state.store),
+            result=last.to_dict(),
+            validity=_validity(results, self.state.options.inject_slowdown, rounds, key),
+            memory_before=memory_before,
+            folder=self.state.options.history_dir,
+        )
+        outcome = CaseOutcome(record, last)
+        self._judge(outcome)
+        return outcome
+
+    def _measure(self, loaded: LoadedPipeline, config: RunConfig, rounds: int, benchmark: Any) -> list[RunResult]:
         """The measured rounds; a CUDA out-of-memory fails the case with one line, after its tensors are freed."""
         try:
-            return measure_rounds(loaded, config, self.benchmark, rounds, self.state.options.warmup_rounds)
+            return measure_rounds(loaded, config, benchmark, rounds, self.state.options.warmup_rounds)
         except StageOOMError as exc:
             message = str(exc)
         free_memory()  # outside the except block: nothing of the failed case is referenced any more
         pytest.fail(message, pytrace=False)
 
-    def _keep_output(self, outcome: CaseOutcome, run_config: RunConfig) -> None:
-        """Quality numbers and frames of the last round, then the --compare-to judgement."""
-        state, record, frames = self.state, outcome.record, outcome.result.frames
-        previous_run = state.previous
-        previous = previous_run.cases.get(record.id) if previous_run else None
-        previous_frames = previous.output_path(FRAMES) if previous else None
+    def _judge(self, outcome: CaseOutcome) -> None:
+        """Quality numbers of the last round, then the --compare-to judgement."""
+        record, frames = outcome.record, outcome.result.frames
         if frames is not None:
             record.quality = case_quality(frames)
             if outcome.result.stream:
                 record.quality["chunk_boundary_ratio"] = outcome.result.stream["chunk_boundaries"]["ratio"]
-            try:
-                record.output = save_case_output(
-                    state.options.history_dir,
-                    state.run_name,
-                    record.id,
-                    frames,
-                    make_provenance(run_config),
-                    previous_frames,
-                )
-            except WriteError as exc:  # the measurement stands; its frames are lost, and the summary says so
-                state.write_failures.append(f"{record.id}: {exc}")
+        previous_run = self.state.previous
         if previous_run is None:
             return
+        previous = previous_run.cases.get(record.id)
         if previous is None:
             record.comparison_notes.append(f"not in the previous {previous_run.title}")
             return
         current = Observation(record.medians, record.samples, record.quality, record.config, frames=frames)
         earlier = Observation(
-            previous.medians, previous.samples, previous.quality, previous.config, frames_path=previous_frames
+            previous.medians,
+            previous.samples,
+            previous.quality,
+            previous.config,
+            frames_path=self._previous_frames(record.id),
         )
         record.comparisons, record.comparison_notes = judge(
-            current, earlier, (record.key or {})["gpu_class"], ms_ssim_threshold=state.ms_ssim_threshold
+            current, earlier, (record.key or {})["gpu_class"], ms_ssim_threshold=self.state.ms_ssim_threshold
         )
         record.compared_to = previous_run.title
+
+    def _previous_frames(self, case_id: str) -> Path | None:
+        previous_run = self.state.previous
+        previous = previous_run.cases.get(case_id) if previous_run else None
+        return previous.output_path(FRAMES) if previous else None
+
+    def _keep_output(self, outcome: CaseOutcome, run_config: RunConfig) -> None:
+        """The last round's frames and contact sheet, beside the history."""
+        record, frames = outcome.record, outcome.result.frames
+        if frames is None:
+            return
+        try:
+            record.output = save_case_output(
+                self.state.options.history_dir,
+                self.state.run_name,
+                record.id,
+                frames,
+                make_provenance(run_config),
+                self._previous_frames(record.id),
+            )
+        except WriteError as exc:  # the measurement stands; its frames are lost, and the summary says so
+            self.state.write_failures.append(f"{record.id}: {exc}")
 
     def _check_ceiling(self, case: PerfCase, medians: dict[str, float | None]) -> None:
         peak = peak_vram(medians.get("peak_vram_device_gib"), medians.get("peak_vram_allocated_gib"))

@@ -206,6 +206,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"  vs {record.compared_to}: " + ", ".join(_brief(c) for c in record.comparisons))
         for note in record.comparison_notes:
             tr.write_line(f"  {note}")
+        for line in record.remeasured:
+            tr.write_line(f"  measured again, not confirmed: {line}")
         sheet = record.output_path(CONTACT_SHEET)
         if sheet is not None:
             tr.write_line(f"  contact sheet: {sheet}")

@@ -62,6 +62,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="name this run in the history (shown by `causvid-perf history list` and in report plots)",
     )
     group.addoption(
+        "--confirm",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure a case that fails on time N more times; it fails only if every measurement does "
+        "(default 1; 0 fails at once)",
+    )
+    group.addoption(
         "--inject-slowdown",
         type=float,
         default=1.0,
@@ -84,6 +92,7 @@ class SuiteOptions:
     history_dir: Path = Path(".benchmarks/causvid-perf")
     inject_slowdown: float = 1.0
     label: str = ""
+    confirm: int = 1
 
     def rounds_for(self, case: PerfCase) -> int:
         return self.rounds or (3 if case.on_gpu else 7)
@@ -108,6 +117,7 @@ class SuiteOptions:
             history_dir=Path(opt.history_dir) if opt.history_dir else default_history_dir(root),
             inject_slowdown=opt.inject_slowdown,
             label=check_label(opt.label),
+            confirm=opt.confirm,
         )
 
 
@@ -116,6 +126,10 @@ def _check_options(opt: Any) -> None:
         raise pytest.UsageError(f"--rounds {opt.rounds}: give 1 or more measured rounds (default 3 on a GPU, 7 on CPU)")
     if opt.warmup_rounds < 0:
         raise pytest.UsageError(f"--warmup-rounds {opt.warmup_rounds}: give 0 or more warm-up rounds (default 1)")
+    if opt.confirm < 0:
+        raise pytest.UsageError(
+            f"--confirm {opt.confirm}: give 0 or more measurements to confirm a time failure (default 1)"
+        )
     if not (math.isfinite(opt.inject_slowdown) and opt.inject_slowdown >= 1.0):
         raise pytest.UsageError(
             f"--inject-slowdown {opt.inject_slowdown:g}: the factor must be a finite number >= 1 "

@@ -55,6 +55,8 @@ def extra_info(case: CaseRecord, note: str = "") -> dict[str, Any]:
     info["validity"] = case.validity.to_dict()
     if case.comparisons:
         info["compared_to"] = {c.name: c.state for c in case.comparisons}
+    if case.remeasured:  # pytest-benchmark's own stats are of the first measurement, these of the last
+        info["remeasured"] = case.remeasured
     if note:
         info["note"] = note
     return info

@@ -51,6 +51,8 @@ class CaseRecord:
     validity: Validity = field(default_factory=Validity)  # whether it may be a reference
     memory_before: dict[str, Any] = field(default_factory=dict)  # GPU memory in use as the case began
     folder: Path | None = None  # where relative output paths resolve (the history folder)
+    # The failed time checks of earlier measurements of this case, which were not confirmed by this one.
+    remeasured: list[str] = field(default_factory=list)
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -115,6 +117,7 @@ class CaseRecord:
             "output": self.output,
             "validity": self.validity.to_dict(),
             "memory_before": self.memory_before,
+            "remeasured": self.remeasured,
         }
 
     @classmethod
@@ -150,6 +153,7 @@ class CaseRecord:
             validity=Validity.from_dict(raw["validity"]) if "validity" in raw else _judged_later(raw, result),
             memory_before=dict(_mapping(raw.get("memory_before"))),
             folder=folder,
+            remeasured=[str(n) for n in raw.get("remeasured") or []],
         )
 
 

@@ -102,7 +102,16 @@ def baseline_blocks(run: Run, checks: Mapping[str, list[Check]], store_path: str
         )
     else:
         blocks.append(Block("p", "No baseline checks: the run stored none and no --baselines file was given."))
-    return blocks
+    return blocks + remeasured_blocks(run)
+
+
+def remeasured_blocks(run: Run) -> list[Block]:
+    """Cases that failed on time, were measured again (--confirm) and kept the later measurement."""
+    lines = [f"{case.id}: {line}" for case in run.cases.values() for line in case.remeasured]
+    if not lines:
+        return []
+    intro = "Measured again, the failure not confirmed (the later measurement is the one shown above):"
+    return [Block("p", intro)] + [Block("p", line) for line in lines]
 
 
 # --------------------------------------------------------------------------- against the previous run

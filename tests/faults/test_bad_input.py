@@ -142,6 +142,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
         (["--rounds", "-1"], "--rounds -1: give 1 or more"),
         (["--rounds", "0"], "--rounds 0: give 1 or more"),
         (["--warmup-rounds", "-1"], "--warmup-rounds -1: give 0 or more"),
+        (["--confirm", "-1"], "--confirm -1: give 0 or more"),
         (["--ms-ssim-threshold", "2"], "--ms-ssim-threshold 2"),
         (["--inject-slowdown", "nan"], "--inject-slowdown nan: the factor must be a finite number >= 1"),
     ],

@@ -156,6 +156,46 @@ def test_a_regression_fails_the_test_with_one_line(suite):
     )
 
 
+FIRST_MEASUREMENT_SLOW = """
+import pytest
+import causvid_perf.plugin.fixture as fixture
+
+@pytest.fixture(autouse=True)
+def first_measurement_slow(monkeypatch):
+    # A busy moment of the machine: the case's first measurement takes 100 s per run, later ones do not.
+    real, calls = fixture.measure_rounds, []
+
+    def measure(*args):
+        results = real(*args)
+        calls.append(len(results))
+        if len(calls) == 1:
+            for result in results:
+                result.metrics.sampling_s = 100.0
+        return results
+
+    monkeypatch.setattr(fixture, "measure_rounds", measure)
+"""
+
+
+def test_a_time_failure_is_measured_again_and_counts_only_when_confirmed(suite):
+    suite.makeconftest(FIRST_MEASUREMENT_SLOW)
+    path, history = suite.path / "b.json", suite.path / "hist"
+    _write_baseline(path, sampling_s=(1.0, 0.5, 0.01))
+    args = [*FAST, "--baselines", str(path), "--history-dir", str(history), "--benchmark-json", "bench.json"]
+    result = suite.runpytest(*args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*measured again, not confirmed: sampling_s 100.0 s vs baseline 1.00 s (+9900.0 %*"])
+    [session] = [json.loads(f.read_text()) for f in history.glob("*.json")]
+    case = session["cases"][0]
+    [line] = case["remeasured"]
+    checks = {c["name"]: c["state"] for c in case["checks"]}
+    assert line.startswith("sampling_s 100.0 s vs baseline 1.00 s") and checks["sampling_s"] == "improvement"
+    assert max(case["samples"]["sampling_s"]) < 1.0  # the history keeps the measurement that counted
+    assert json.loads((suite.path / "bench.json").read_text())["benchmarks"][0]["extra_info"]["remeasured"]
+    # --confirm 0: the first failure fails the test.
+    suite.runpytest(*args, "--confirm", "0").assert_outcomes(failed=1)
+
+
 def test_an_improvement_passes_and_is_reported(suite):
     path = suite.path / "b.json"
     _write_baseline(path, sampling_s=(100.0, 0.05, 0.5))
@@ -197,6 +237,7 @@ def test_shipped_cpu_baselines_catch_an_injected_2x_slowdown(pytester):
         "--benchmark-disable",
     )
     result.assert_outcomes(failed=len(CPU_CASES), skipped=len(GPU_CASES))
+    result.stdout.fnmatch_lines(["*confirmed by measuring again (--confirm); the first measurement: *"])
 
 
 @pytest.mark.parametrize("outer, worker, expected", [("3,5", "gw1", "5"), ("3,5", "gw2", "3"), ("7", "gw0", "7")])
