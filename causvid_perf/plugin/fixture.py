@@ -147,7 +147,7 @@ class PerfRunner:
             previous.samples,
             previous.quality,
             previous.config,
-            frames_path=self._previous_frames(record.id),
+            frames_path=previous.output_path(FRAMES),
         )
         record.comparisons, record.comparison_notes = judge(
             current, earlier, (record.key or {})["gpu_class"], ms_ssim_threshold=self.state.ms_ssim_threshold
