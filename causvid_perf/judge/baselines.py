@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,27 @@ from causvid_perf.errors import BaselineError
 from causvid_perf.judge.verdict import MEASURED, PUBLISHED, Check, MetricSpec, check_metric
 from causvid_perf.metrics import guarded_metrics
 from causvid_perf.specs import MODELS
+
+# The device class of a CPU run: "cpu:<processor model> x<threads>", e.g. "cpu:AMD EPYC x2". A CPU's
+# speed is its own, so a CPU baseline judges only runs on the same processor model and thread count.
+CPU_CLASS_PREFIX = "cpu:"
+# The class every CPU had before CPU classes named the processor: an unknown CPU. Entries and history
+# records of this class still load; no new run has it, so a `cpu` baseline judges nothing.
+LEGACY_CPU_CLASS = "cpu"
+
+
+def cpu_class(model: str | None, threads: int | None) -> str:
+    """The class of a CPU run: 'cpu:AMD EPYC x2' for model 'AMD EPYC' with 2 threads. Trademark
+    marks and repeated spaces are dropped, so one processor always gets one spelling."""
+    name = re.sub(r"\((R|TM|tm|r)\)", "", model or "")
+    name = " ".join(name.replace(":", " ").split()) or "unknown"
+    return f"{CPU_CLASS_PREFIX}{name} x{threads if threads and threads > 0 else '?'}"
+
+
+def is_cpu_class(device_class: str | None) -> bool:
+    """Whether a key's gpu_class is a CPU's (this release's 'cpu:...' or the legacy 'cpu')."""
+    return device_class == LEGACY_CPU_CLASS or str(device_class or "").startswith(CPU_CLASS_PREFIX)
+
 
 # What makes two cases the same case for a baseline.
 KEY_FIELDS = (

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from causvid_perf.judge.baselines import is_cpu_class
 from causvid_perf.judge.verdict import MetricSpec
 from causvid_perf.metrics import GUARDED_METRICS, LOWER_IS_BETTER, metric
 
@@ -81,7 +82,7 @@ def default_for_metric(name: str) -> MetricDefaults | None:
 def tolerances_for(gpu_class: str, metrics: Iterable[str] | None = None) -> Mapping[str, tuple[float, float]] | None:
     """The tolerances recorded with a new baseline of this GPU class (None: the defaults), for the
     `metrics` being recorded when given (a bidirectional case records no streaming metric)."""
-    if gpu_class != "cpu":
+    if not is_cpu_class(gpu_class):
         return None
     if metrics is None:
         return CPU_TOLERANCES

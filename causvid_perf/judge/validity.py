@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from causvid_perf.judge.baselines import is_cpu_class
+
 # This process's CUDA context and the driver's own use of the card, which NVML counts as "used"
 # but torch's reserved pool does not (about 0.5 GiB on an H100): more than this is someone else's.
 CONTEXT_ALLOWANCE_GIB = 1.0
@@ -98,6 +100,6 @@ def run_validity(
         reasons.append(f"the output holds NaN or Inf{where}")
     if rounds is not None and rounds < MIN_REFERENCE_ROUNDS:
         reasons.append(f"{rounds} measured round(s), a reference needs {MIN_REFERENCE_ROUNDS}")
-    if weights == "tiny" and gpu_class not in (None, "cpu"):
+    if weights == "tiny" and gpu_class is not None and not is_cpu_class(gpu_class):
         reasons.append(f"tiny weights on {gpu_class}: their times describe the harness, not the GPU")
     return Validity(tuple(reasons))

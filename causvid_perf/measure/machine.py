@@ -1,7 +1,9 @@
-"""Machine state recorded with every result: GPU, driver, versions, clocks, heat, throttling."""
+"""Machine state recorded with every result: GPU, driver, versions, clocks, heat, throttling; the
+CPU's model and thread count (its class), its load and steal time."""
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import socket
@@ -12,14 +14,42 @@ import pynvml
 import torch
 import transformers
 
+from causvid_perf.judge.baselines import cpu_class
 from causvid_perf.judge.validity import other_memory_gib
 from causvid_perf.metrics import GIB
 
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_model() -> str:
+    """The processor's model name ('AMD EPYC'): /proc/cpuinfo's first "model name" (or, on ARM,
+    "Model"/"Hardware"), else what platform knows."""
+    try:
+        with open(CPUINFO, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                field, _, value = line.partition(":")
+                value = value.strip()
+                # x86's "model" is a number and its "model name" comes first; ARM has "Model" or "Hardware".
+                if field.strip().lower() in ("model name", "model", "hardware") and value and not value.isdigit():
+                    return value
+    except OSError:  # not Linux: machine state is best effort
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_threads() -> int:
+    """The hardware threads this process may run on (its affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
 
 def gpu_class(device_name: str | None) -> str:
-    """Baseline key for a device: 'NVIDIA H100 80GB HBM3' -> 'h100-80gb-hbm3', CPU -> 'cpu'."""
+    """Baseline key for a device: 'NVIDIA H100 80GB HBM3' -> 'h100-80gb-hbm3'; without a GPU the
+    CPU's class, e.g. 'cpu:AMD EPYC x2' (judge/baselines.py spells it)."""
     if not device_name:
-        return "cpu"
+        return cpu_class(cpu_model(), cpu_threads())
     name = re.sub(r"^nvidia\s+", "", device_name.strip(), flags=re.IGNORECASE)
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
@@ -125,7 +155,8 @@ def machine_info(device: str) -> dict[str, Any]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_count": cpu_threads(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,

@@ -10,7 +10,7 @@ import pytest
 
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import StageOOMError, WriteError
-from causvid_perf.judge.baselines import baseline_key, check_case
+from causvid_perf.judge.baselines import baseline_key, check_case, is_cpu_class
 from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.previous import Observation, judge
 from causvid_perf.judge.tolerances import CHUNK_BOUNDARY_LIMIT, DEFAULT_METRICS, tolerances_for
@@ -76,6 +76,9 @@ class PerfRunner:
             failures.append(f"confirmed by measuring again (--confirm); the first measurement: {record.remeasured[0]}")
         if failures:
             pytest.fail("\n".join(failures), pytrace=False)
+        if outcome.missing_baseline() and is_cpu_class((record.key or {}).get("gpu_class")):
+            record.comparison_notes.append(_first_run_note(record, options.baselines.name))
+            return outcome
         if outcome.missing_baseline():
             message = (
                 f"no baseline for {outcome.context} in {options.baselines.name}; record one with --update-baselines"
@@ -219,6 +222,17 @@ class PerfRunner:
             )
         state.session.cases.append(outcome.record)
         state.outcomes.append(outcome)
+
+
+def _first_run_note(record: CaseRecord, baselines_name: str) -> str:
+    """The line a CPU case without a baseline for its class passes with (docs/method.md): a CPU's
+    speed is its own, so another CPU's figures never judge it."""
+    device_class = (record.key or {}).get("gpu_class")
+    kept = "kept in the history" if record.validity.fit else f"kept in the history, {record.validity.describe()}"
+    return (
+        f"first run on {device_class}: {baselines_name} has no baseline for this CPU class, nothing judged; "
+        f"{kept} (--compare-to latest judges the next run against it, --update-baselines records it)"
+    )
 
 
 def _validity(results: list[RunResult], slowdown: float, rounds: int, key: dict[str, Any]) -> Validity:

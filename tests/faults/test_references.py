@@ -72,7 +72,7 @@ def test_an_injected_slowdown_is_never_recorded_as_a_baseline(suite):
 def test_compare_to_latest_skips_an_unfit_run_and_names_it(suite):
     history = suite.path / "h"
     args = [*RUNS, "--baselines", "none.json", "--history-dir", str(history)]
-    suite.runpytest_inprocess(*args).assert_outcomes(skipped=1)  # a fit run
+    suite.runpytest_inprocess(*args).assert_outcomes(passed=1)  # a fit run (a first run: no baseline)
     suite.runpytest_inprocess(*args, "--inject-slowdown", "3")  # an unfit one, newer
     fit, slowed = sessions(history)
     assert slowed["cases"][0]["validity"] == {"fit": False, "reasons": ["a x3 slowdown was injected"]}
@@ -102,7 +102,7 @@ def test_nan_output_names_its_first_bad_frame_and_is_never_a_reference(suite, mo
     assert stored["cases"][0]["validity"]["reasons"] == ["the output holds NaN or Inf from frame 0"]
     # A good run later is not judged against the NaN run: there is no fit run to compare with.
     later = suite.runpytest_inprocess(*args, "--compare-to", "latest")
-    later.assert_outcomes(skipped=1)
+    later.assert_outcomes(passed=1)
     later.stdout.fnmatch_lines(["*--compare-to latest: no earlier run fit to be a reference; skipped 1 newer unfit*"])
 
 

@@ -12,6 +12,7 @@ import torch
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, ResultSchemaError, StageOOMError
 from causvid_perf.files import write_json_atomic
+from causvid_perf.judge.baselines import cpu_class
 from causvid_perf.measure import flops, runner
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.records.result import SCHEMA_PATH, RunResult
@@ -123,7 +124,8 @@ def test_result_records_config_and_machine(student_result):
     assert config.model == "causvid-1.3b" and config.weights == "tiny" and config.device == "cpu"
     assert config.steps == 6 and config.sampler == "unipc"
     machine = student_result.machine
-    assert machine["device"] == "cpu" and machine["gpu_class"] == "cpu" and machine["gpu"] is None
+    assert machine["device"] == "cpu" and machine["gpu"] is None
+    assert machine["gpu_class"] == cpu_class(machine["cpu"], machine["cpu_count"])  # e.g. 'cpu:AMD EPYC x2'
     assert machine["torch"] == torch.__version__
 
 
