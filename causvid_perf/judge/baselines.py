@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from causvid_perf.config import RunConfig
-from causvid_perf.errors import BaselineError
+from causvid_perf.errors import BaselineError, ConfigError
 from causvid_perf.judge.verdict import MEASURED, PUBLISHED, Check, MetricSpec, check_metric
 from causvid_perf.metrics import guarded_metrics
 from causvid_perf.specs import MODELS
@@ -44,7 +44,7 @@ def is_cpu_class(device_class: str | None) -> bool:
     return device_class == LEGACY_CPU_CLASS or str(device_class or "").startswith(CPU_CLASS_PREFIX)
 
 
-# What makes two cases the same case for a baseline.
+# What makes two cases the same case for a baseline: every field that changes the work.
 KEY_FIELDS = (
     "gpu_class",
     "model",
@@ -58,48 +58,137 @@ KEY_FIELDS = (
     "dtype",
     "memory",
     "attention",
+    "shift",
+    "timesteps",
+    "chunk_frames",
+    "window_frames",
+    "sink_frames",
+    "checkpoint",
 )
+# The fields keys had before they held the whole work; a key without the others (an older file or
+# history record) takes its model recipe's values for them (`recipe_defaults`).
+REQUIRED_KEY_FIELDS = KEY_FIELDS[:12]
 _INT_KEY_FIELDS = frozenset({"height", "width", "frames", "steps"})
 _FLOAT_KEY_FIELDS = frozenset({"guidance"})
+# Streaming settings: a whole number, or None where the model has none (a bidirectional model has no
+# chunks; None as window means attention to every earlier chunk).
+_OPTIONAL_INT_KEY_FIELDS = frozenset({"chunk_frames", "window_frames", "sink_frames"})
 WEIGHTS = ("tiny", "synthetic", "pretrained")
+# Where the weights' CausVid part comes from: a LoRA fused into the Wan base (a bidirectional
+# student), a full model (a streaming model's released model.pt, or --checkpoint), none (a teacher).
+CHECKPOINT_KINDS = ("lora", "full", "none")
+
+
+def checkpoint_kind(model: str, checkpoint: str | None = None) -> str:
+    """The key's checkpoint kind of a run of `model`, given its --checkpoint (a full model.pt)."""
+    spec = MODELS.get(model)
+    if checkpoint or (spec is not None and spec.is_streaming):
+        return "full"
+    return "lora" if spec is not None and spec.is_student else "none"
 
 
 def baseline_key(config: RunConfig, gpu_class: str) -> dict[str, Any]:
-    """The key of a resolved run on a GPU class ('cpu' on CPU)."""
-    values = {"gpu_class": gpu_class, "memory": config.memory_label, "guidance": float(config.guidance or 0.0)}
+    """The key of a resolved run on a device class (judge its spelling with `cpu_class` on a CPU)."""
+    values = {
+        "gpu_class": gpu_class,
+        "memory": config.memory_label,
+        "guidance": float(config.guidance or 0.0),
+        "timesteps": list(config.timesteps) if config.timesteps else None,
+        "checkpoint": checkpoint_kind(config.model, config.checkpoint),
+    }
     return normalize_key({name: values.get(name, getattr(config, name, None)) for name in KEY_FIELDS})
 
 
+def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
+    """The work fields a key without them stood for: its model recipe's shift, timesteps, chunks,
+    window and sink at its size and steps, and the model's checkpoint kind (None where unknown)."""
+    try:
+        config = RunConfig(
+            model=str(key.get("model")),
+            height=int(key.get("height") or 480),
+            width=int(key.get("width") or 832),
+            frames=int(key.get("frames") or 81),
+            steps=key.get("steps") if isinstance(key.get("steps"), int) else None,
+        ).resolved("cpu")
+    except (ConfigError, TypeError, ValueError):  # an unknown model: nothing to fill in from
+        return {
+            "shift": None,
+            "timesteps": None,
+            "chunk_frames": None,
+            "window_frames": None,
+            "sink_frames": None,
+            "checkpoint": "none",
+        }
+    return {
+        "shift": config.shift,
+        "timesteps": list(config.timesteps) if config.timesteps else None,
+        "chunk_frames": config.chunk_frames,
+        "window_frames": config.window_frames,
+        "sink_frames": config.sink_frames,
+        "checkpoint": checkpoint_kind(config.model),
+    }
+
+
 def normalize_key(key: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the key with exactly KEY_FIELDS, ints as int and guidance as float, or raise."""
+    """Return the key with exactly KEY_FIELDS (the work fields an older key lacks from its model's
+    recipe), ints as int and guidance and shift as float, or raise."""
     if not isinstance(key, Mapping):
         raise BaselineError(
             f"baseline key must be a dict, got {type(key).__name__}; pass a dict with fields {', '.join(KEY_FIELDS)}"
         )
-    missing = [f for f in KEY_FIELDS if f not in key]
+    missing = [f for f in REQUIRED_KEY_FIELDS if f not in key]
     if missing:
-        raise BaselineError(f"baseline key is missing {', '.join(missing)}; a key needs all of {', '.join(KEY_FIELDS)}")
+        raise BaselineError(
+            f"baseline key is missing {', '.join(missing)}; a key needs all of {', '.join(REQUIRED_KEY_FIELDS)}"
+        )
     extra = sorted(str(f) for f in key if f not in KEY_FIELDS)
     if extra:
         raise BaselineError(
             f"baseline key has unknown fields {', '.join(extra)}; allowed fields are {', '.join(KEY_FIELDS)}"
         )
+    if any(f not in key for f in KEY_FIELDS):
+        key = {**recipe_defaults(key), **key}
     return {name: _normalize_key_field(name, key[name]) for name in KEY_FIELDS}
+
+
+def _whole(value: Any) -> int | None:
+    """480.0 from a JSON file or a numpy int are the same case as 480; None for anything else."""
+    whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
+    return int(float(value)) if whole else None
 
 
 def _normalize_key_field(name: str, value: Any) -> Any:
     if name in _INT_KEY_FIELDS:
-        # 480.0 from a JSON file or a numpy int are the same case as 480.
-        whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
-        if whole:
-            number = int(float(value))
-        else:
+        number = _whole(value)
+        if number is None:
             raise BaselineError(
                 f"baseline key field {name} must be a whole number, got {value!r}; pass e.g. {name}=480"
             )
         if number < 1:
             raise BaselineError(f"baseline key field {name} must be at least 1, got {number}")
         return number
+    if name in _OPTIONAL_INT_KEY_FIELDS:
+        if value is None:
+            return None
+        number = _whole(value)
+        if number is None or number < 0:
+            raise BaselineError(f"baseline key field {name} must be a whole number >= 0 or null, got {value!r}")
+        return number
+    if name == "timesteps":
+        if value is None:
+            return None
+        steps = [_whole(t) for t in value] if isinstance(value, (list, tuple)) else [None]
+        if not steps or any(t is None or not 0 < t <= 1000 for t in steps):
+            raise BaselineError(
+                f"baseline key field timesteps must be null or whole numbers in (0, 1000], got {value!r}"
+            )
+        return steps
+    if name == "shift":
+        if value is None:
+            return None
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            raise BaselineError(f"baseline key field shift must be a finite number > 0 or null, got {value!r}")
+        return float(value)
     if name in _FLOAT_KEY_FIELDS:
         if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             raise BaselineError(
@@ -110,23 +199,50 @@ def _normalize_key_field(name: str, value: Any) -> Any:
         raise BaselineError(f"baseline key field {name} must be a non-empty string, got {value!r}")
     if name == "weights" and value not in WEIGHTS:
         raise BaselineError(f"baseline key field weights must be one of {', '.join(WEIGHTS)}, got {value!r}")
+    if name == "checkpoint" and value not in CHECKPOINT_KINDS:
+        raise BaselineError(
+            f"baseline key field checkpoint must be one of {', '.join(CHECKPOINT_KINDS)}, got {value!r}"
+        )
     return value
 
 
 def key_id(key: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(key[name] for name in KEY_FIELDS)
+    """A normalised key as a hashable, sortable tuple (None sorts before any value of its field)."""
+    return tuple((key[name] is not None, _hashable(key[name])) for name in KEY_FIELDS)
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def key_differences(key: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
+    """The fields two keys differ in, as 'shift 3.0 -> 8.0' (both normalised first); [] for one case."""
+    a, b = normalize_key(key), normalize_key(other)
+    return [f"{name} {_shown(b[name])} -> {_shown(a[name])}" for name in KEY_FIELDS if a[name] != b[name]]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
 
 
 def case_context(key: Mapping[str, Any]) -> str:
     """Short case description for messages, e.g. ``causvid-14b 832x480x81 6 steps cfg 1.0``.
 
     The GPU is not included (callers prefix the device name); the memory recipe is appended
-    when it is not ``none`` because it is what tells otherwise identical cases apart.
+    when it is not ``none``, and shift, timesteps, chunks, window, sink and checkpoint kind where
+    they are not the model recipe's, because they are what tells otherwise identical cases apart.
     """
     k = normalize_key(key)
     text = f"{k['model']} {k['width']}x{k['height']}x{k['frames']} {k['steps']} steps cfg {k['guidance']!r}"
     if k["memory"] != "none":
         text += f" memory {k['memory']}"
+    # The work fields that differ from the model's recipe tell otherwise identical cases apart too.
+    recipe = recipe_defaults(k)
+    for name in ("shift", "timesteps", "chunk_frames", "window_frames", "sink_frames", "checkpoint"):
+        if k[name] != recipe[name]:
+            text += f" {name.removesuffix('_frames')} {_shown(k[name])}"
     return text
 
 

@@ -26,6 +26,7 @@ from causvid_perf.quality.references import make_provenance
 from causvid_perf.records.benchmark import extra_info
 from causvid_perf.records.case import FRAMES, CaseRecord
 from causvid_perf.records.history import new_session
+from causvid_perf.records.lookup import previous_case
 from causvid_perf.records.outputs import case_quality, save_case_output
 from causvid_perf.records.result import RunResult, peak_vram
 from causvid_perf.vcs import current_commit
@@ -140,9 +141,9 @@ class PerfRunner:
         previous_run = self.state.previous
         if previous_run is None:
             return
-        previous = previous_run.cases.get(record.id)
+        previous, note = previous_case(previous_run, record)
         if previous is None:
-            record.comparison_notes.append(f"not in the previous {previous_run.title}")
+            record.comparison_notes.append(note or f"not in the previous {previous_run.title}")
             return
         current = Observation(record.medians, record.samples, record.quality, record.config, frames=frames)
         earlier = Observation(
@@ -157,9 +158,9 @@ class PerfRunner:
         )
         record.compared_to = previous_run.title
 
-    def _previous_frames(self, case_id: str) -> Path | None:
+    def _previous_frames(self, record: CaseRecord) -> Path | None:
         previous_run = self.state.previous
-        previous = previous_run.cases.get(case_id) if previous_run else None
+        previous = previous_case(previous_run, record)[0] if previous_run else None
         return previous.output_path(FRAMES) if previous else None
 
     def _keep_output(self, outcome: CaseOutcome, run_config: RunConfig) -> None:
@@ -174,7 +175,7 @@ class PerfRunner:
                 record.id,
                 frames,
                 make_provenance(run_config),
-                self._previous_frames(record.id),
+                self._previous_frames(record),
             )
         except WriteError as exc:  # the measurement stands; its frames are lost, and the summary says so
             self.state.write_failures.append(f"{record.id}: {exc}")

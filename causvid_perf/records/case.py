@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from causvid_perf.errors import HistoryError
+from causvid_perf.errors import BaselineError, HistoryError
+from causvid_perf.judge.baselines import key_differences
 from causvid_perf.judge.validity import Validity, run_validity
 from causvid_perf.judge.verdict import Check
 from causvid_perf.metrics import RUN_METRICS
@@ -91,6 +92,17 @@ class CaseRecord:
         if steps is not None:
             text += f" {steps} steps cfg {'?' if guidance is None else f'{guidance:g}'}"
         return text
+
+    def work_differences(self, earlier: CaseRecord) -> list[str]:
+        """How the work of this case differs from `earlier`'s, field by field ('shift 3.0 -> 8.0'):
+        their keys (judge/baselines.py), an older record's missing work fields taking the model
+        recipe's values. [] for the same work, or where a record has no usable key (version 1)."""
+        if not self.key or not earlier.key:
+            return []
+        try:
+            return key_differences(self.key, earlier.key)
+        except BaselineError:  # a key this release cannot read: judged by id, as before keys held the work
+            return []
 
     def output_path(self, name: str) -> Path | None:
         """A saved output's path, resolved against the history folder; None when none was saved."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from causvid_perf.errors import CompareToError, HistoryError
 from causvid_perf.records.benchmark import is_benchmark_file, load_benchmark_file
+from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.history import Run, run_of_file, runs_newest_first
 
 
@@ -36,6 +37,22 @@ class Target:
                 f"{run.title} ({run.why_unfit()})" for run in self.skipped
             )
         return found
+
+
+def previous_case(run: Run, case: CaseRecord) -> tuple[CaseRecord | None, str | None]:
+    """The case of `run` that `case` is compared with: the one of the same id that did the same work
+    (the same key: device class, model, size, steps, sampler, shift, timesteps, chunks, window, sink,
+    checkpoint...). Else None and the note that says why."""
+    earlier = run.cases.get(case.id)
+    if earlier is None:
+        return None, f"not in the previous {run.title}"
+    differences = case.work_differences(earlier)
+    if differences:
+        return (
+            None,
+            f"not compared with the previous {run.title}: its {case.id} did other work ({', '.join(differences)})",
+        )
+    return earlier, None
 
 
 def find_run(spec: str, history_dir: Path, *, exclude_run_id: str | None = None) -> Target:

@@ -256,6 +256,7 @@ _RUNNABLE = list({c.argv: c for c in reversed(COMMANDS) if c.kind == "causvid-pe
 
 
 DEMO_SCRIPT, DEMO_REPO = "scripts/make_revisions_demo.sh", "causvid-perf-demo"
+DEMO_SLOW_STEP_S = 0.03  # an effect many times the noise of a step, whatever the machine's speed
 
 
 @pytest.fixture(scope="module")
@@ -267,8 +268,16 @@ def docs_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(FIXTURES / "hist", workdir / ".benchmarks" / "causvid-perf")
     shutil.copytree(FIXTURES / "pytest-benchmark", workdir / ".benchmarks" / "pytest-benchmark")
     shutil.copy(FIXTURES / "sweep.json", workdir / "sweep.json")
-    # docs/revisions.md's demo repository, made as the page makes it
-    subprocess.run([str(REPO / DEMO_SCRIPT), DEMO_REPO], cwd=workdir, check=True, capture_output=True, timeout=120)
+    # docs/revisions.md's demo repository, made as the page makes it but with a slow commit that
+    # sleeps DEMO_SLOW_STEP_S per step instead of the default 3 ms: on a loaded 2-core machine a tiny
+    # step takes 10-20 ms, and 3 ms more left the page's bisect unsure that --bad is slower (exit 2)
+    subprocess.run(
+        [str(REPO / DEMO_SCRIPT), DEMO_REPO, str(DEMO_SLOW_STEP_S)],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return workdir
 
 

@@ -1,6 +1,6 @@
 """A/B across git revisions and bisect, on the throwaway git repository of docs/revisions.md
 (scripts/make_revisions_demo.sh) that holds a user's sampler factory (`fastsched.sched:factory`):
-a fast version, the same code again, a 2x-slow version, and a revision whose factory crashes. Each revision is measured by a real worker process on the tiny
+a fast version, the same code again, a version that sleeps 30 ms per step, and a revision whose factory crashes. Each revision is measured by a real worker process on the tiny
 model on CPU; their start-up (importing torch and diffusers, ~5 s each) is the cost, so one pool of
 workers is shared by the library-level tests and each CLI test starts its own pair.
 
@@ -34,10 +34,12 @@ from causvid_perf.judge import stats
 SAMPLER = "fastsched.sched:factory"
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
 CONFIG = RunConfig(weights="tiny", height=32, width=32, frames=9, device="cpu", sampler=SAMPLER)
-# A tiny CPU step takes about 1.5 ms on an idle 2-core machine; sleeping 3 ms in every scheduler
-# step makes it 2-3x slower. Other processes add 4-10 ms to single steps at random on a shared
-# machine (measured), so the tests take 10 rounds per side where they must see the slowdown.
-SLOW_STEP_S = 0.003
+# A tiny CPU step took about 1.5 ms on an idle 2-core machine and 5-20 ms on a slower or loaded one,
+# where 3 ms more per step left a ratio near the 1.5 asserted and the sequential design
+# inconclusive (issue 21). Sleeping 30 ms in every scheduler step is an effect many times the noise
+# (other processes add 4-10 ms to single steps at random on a shared machine, measured) on any of
+# them; the tests take 10 rounds per side where they must see the slowdown.
+SLOW_STEP_S = 0.03
 ROUNDS = 10
 # A lenient gate (25 %), so a loaded machine's noise cannot fail A/A while a 2x change always fails it.
 GATE = {"threshold": 0.25, "alpha": 0.05}
@@ -95,7 +97,7 @@ def test_compare_a_slower_revision_is_a_regression_with_exit_1(pool, repo):
 
 
 def test_the_sequential_design_across_revisions_stops_at_the_regression(pool, repo):
-    """compare's default design serves revisions too: a 2x slower commit is decided long before the budget."""
+    """compare's default design serves revisions too: a commit many times slower is decided long before the budget."""
     _, commits = repo
     fast, slow = pool.revision(commits[0]), pool.revision(commits[2])
     plan = SequentialPlan(min_rounds=4, max_rounds=24)
