@@ -43,6 +43,10 @@ class WeightsNotFoundError(CausvidPerfError, FileNotFoundError):
     """Pretrained files are missing; the message lists where the loader looked."""
 
 
+class WeightsFileError(CausvidPerfError, ValueError):
+    """A weights file that is damaged or truncated; the message names it. Found before diffusers loads it."""
+
+
 class BaselineError(CausvidPerfError):
     """A baselines file, or a value passed to it, is unusable."""
 

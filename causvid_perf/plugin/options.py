@@ -14,7 +14,9 @@ import pytest
 from causvid_perf.config import ATTENTION_BACKENDS
 from causvid_perf.errors import CausvidPerfError, HistoryError
 from causvid_perf.files import check_writable
+from causvid_perf.pipeline.loading import models_dir_from
 from causvid_perf.pipeline.samplers import check_sampler
+from causvid_perf.pipeline.weights_check import check_weights_files
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.records.history import clean_label, default_history_dir
 from causvid_perf.specs import WEIGHT_SOURCES
@@ -141,6 +143,9 @@ def _check_options(opt: Any) -> None:
         ("--sampler", opt.sampler, check_sampler),
         ("--history-dir", opt.history_dir, lambda d: check_writable(Path(d) / "session.json", "the folder")),
     ]
+    models = models_dir_from(opt.model_dir)
+    if models is not None and opt.weights in ("auto", "pretrained"):  # a damaged file found before any case loads
+        checks.append(("--model-dir", str(models), check_weights_files))
     for option, value, check in checks:
         if value is None:
             continue
