@@ -14,6 +14,7 @@ import torch
 from causvid_perf import fmt
 from causvid_perf.errors import (
     BaselineError,
+    CausvidPerfError,
     CompareToError,
     WriteError,
     catch_sigterm,
@@ -21,6 +22,7 @@ from causvid_perf.errors import (
     interrupted_by,
     release_sigterm,
 )
+from causvid_perf.files import force_writes
 from causvid_perf.judge.previous import OUTPUT_CHECK
 from causvid_perf.judge.verdict import Check
 from causvid_perf.plugin.engine import SYNCED_TIMER, PipelineCache, current_machine, gpu_class_of_this_machine
@@ -62,6 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.benchmark_timer = SYNCED_TIMER
     # A cancelled CI job's SIGTERM stops the session as Ctrl-C does: finished cases written, the session incomplete.
     config.stash[_SIGTERM_KEY] = catch_sigterm()
+    force_writes(bool(config.option.force_write))  # read-only files replaced only when asked (files.py)
     threshold = float(option_value(config, "--ms-ssim-threshold", DEFAULT_THRESHOLD))
     state = config.stash[_STATE_KEY] = PerfState(config, SuiteOptions.from_config(config), threshold)
     try:
@@ -76,6 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    force_writes(False)
     if _SIGTERM_KEY in config.stash:
         release_sigterm(config.stash[_SIGTERM_KEY])
 
@@ -172,6 +176,16 @@ def perf(perf_state: PerfState, pipelines: PipelineCache, request: pytest.Fixtur
     except pytest.FixtureLookupError:
         benchmark = None
     return PerfRunner(perf_state, request, benchmark)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A user-facing error inside a case (a file that could not be written, a bad setting) fails it
+    with its one line, not a traceback; what the case measured is in the summary already."""
+    try:
+        return (yield)
+    except CausvidPerfError as exc:
+        raise pytest.fail.Exception(f"{type(exc).__name__}: {exc}", pytrace=False) from None
 
 
 # -- pytest-benchmark integration and session end ---------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from causvid_perf.config import ATTENTION_BACKENDS
 from causvid_perf.errors import CausvidPerfError, HistoryError
-from causvid_perf.files import check_writable
+from causvid_perf.files import check_writable, read_only_reason
 from causvid_perf.pipeline.loading import models_dir_from
 from causvid_perf.pipeline.samplers import check_sampler
 from causvid_perf.pipeline.weights_check import check_weights_files
@@ -38,6 +38,11 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--baselines", default=None, help="baselines file (default <rootdir>/baselines.json)")
     group.addoption(
         "--update-baselines", action="store_true", help="record this run's medians as baselines (measured provenance)"
+    )
+    group.addoption(
+        "--force-write",
+        action="store_true",
+        help="replace read-only output files (baselines.json made read-only by chmod is otherwise refused)",
     )
     group.addoption(
         "--require-gpu",
@@ -95,6 +100,7 @@ class SuiteOptions:
     inject_slowdown: float = 1.0
     label: str = ""
     confirm: int = 1
+    force_write: bool = False
 
     def rounds_for(self, case: PerfCase) -> int:
         return self.rounds or (3 if case.on_gpu else 7)
@@ -105,12 +111,16 @@ class SuiteOptions:
         opt = config.option
         root = Path(config.rootpath)
         _check_options(opt)
+        baselines = Path(opt.baselines) if opt.baselines else root / "baselines.json"
+        refused = read_only_reason(baselines) if opt.update_baselines else None
+        if refused:  # before anything is measured (--force-write lifts it)
+            raise pytest.UsageError(f"--update-baselines: {refused}")
         return cls(
             weights=opt.weights,
             models_dir=opt.model_dir,
             rounds=opt.rounds,
             warmup_rounds=opt.warmup_rounds,
-            baselines=Path(opt.baselines) if opt.baselines else root / "baselines.json",
+            baselines=baselines,
             update_baselines=opt.update_baselines,
             require_gpu=opt.require_gpu,
             sampler=opt.sampler,
@@ -120,6 +130,7 @@ class SuiteOptions:
             inject_slowdown=opt.inject_slowdown,
             label=check_label(opt.label),
             confirm=opt.confirm,
+            force_write=opt.force_write,
         )
 
 
