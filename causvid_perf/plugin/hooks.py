@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from causvid_perf import fmt
+from causvid_perf.config import RunConfig
 from causvid_perf.errors import (
     BaselineError,
     CausvidPerfError,
@@ -27,7 +28,7 @@ from causvid_perf.judge.previous import OUTPUT_CHECK
 from causvid_perf.judge.verdict import Check
 from causvid_perf.plugin.engine import SYNCED_TIMER, PipelineCache, current_machine, gpu_class_of_this_machine
 from causvid_perf.plugin.fixture import PerfRunner
-from causvid_perf.plugin.options import SuiteOptions, add_options
+from causvid_perf.plugin.options import SuiteOptions, add_options, sampler_misfit
 from causvid_perf.plugin.quality import option_value
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import DEFAULT_THRESHOLD
@@ -247,6 +248,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"prompt-to-output {_f(m['prompt_to_output_s'])} s, peak VRAM {_f(m['peak_vram_device_gib'])} GiB "
             f"({', '.join(sorted({c.state for c in record.checks}))})"
         )
+        sampler = state.options.sampler
+        if sampler and record.config.get("sampler") != sampler:
+            why = sampler_misfit(RunConfig.from_dict(record.config), sampler) or "it does not fit this case"
+            tr.write_line(f"  --sampler {sampler} not applied: {why} ({record.config.get('sampler')})")
         if not record.validity.fit:
             tr.write_line(
                 f"  not a reference (never a baseline or a --compare-to target): {record.validity.describe()}"

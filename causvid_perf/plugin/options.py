@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from causvid_perf.config import ATTENTION_BACKENDS
+from causvid_perf.config import ATTENTION_BACKENDS, RunConfig
 from causvid_perf.errors import CausvidPerfError, HistoryError
 from causvid_perf.files import check_writable, read_only_reason
 from causvid_perf.pipeline.loading import models_dir_from
-from causvid_perf.pipeline.samplers import check_sampler
+from causvid_perf.pipeline.samplers import build_scheduler, check_sampler
 from causvid_perf.pipeline.weights_check import check_weights_files
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.records.history import clean_label, default_history_dir
-from causvid_perf.specs import WEIGHT_SOURCES
+from causvid_perf.specs import SAMPLERS, WEIGHT_SOURCES
 
 WEIGHTS_ENV = "CAUSVID_PERF_WEIGHTS"
 
@@ -151,7 +151,7 @@ def _check_options(opt: Any) -> None:
     if opt.attention is not None and opt.attention not in ATTENTION_BACKENDS:
         raise pytest.UsageError(f"--attention {opt.attention}: choose one of {', '.join(ATTENTION_BACKENDS)}")
     checks: list[tuple[str, Any, Callable[[str], object]]] = [
-        ("--sampler", opt.sampler, check_sampler),
+        ("--sampler", opt.sampler, check_sampler_option),
         ("--history-dir", opt.history_dir, lambda d: check_writable(Path(d) / "session.json", "the folder")),
     ]
     models = models_dir_from(opt.model_dir)
@@ -164,6 +164,27 @@ def _check_options(opt: Any) -> None:
             check(value)
         except CausvidPerfError as exc:
             raise pytest.UsageError(f"{option} {value}: {exc}") from None
+
+
+def check_sampler_option(name: str) -> None:
+    """--sampler checked before the session: the name or dotted path, and a user factory called
+    once on a sample case, so one that returns something other than a scheduler (None) stops the
+    session in one line rather than failing every case."""
+    check_sampler(name)
+    if name not in SAMPLERS:
+        build_scheduler(RunConfig(model="causvid-1.3b", weights="tiny", sampler=name, device="cpu").resolved("cpu"))
+
+
+def sampler_misfit(config: RunConfig, sampler: str) -> str | None:
+    """Why --sampler does not fit a case, which then keeps its own sampler; None when it fits.
+    Only the causvid sampler runs on fixed timesteps: streaming models' per-chunk lists, a case's own."""
+    if sampler == "causvid":
+        return None
+    if config.spec.is_streaming:
+        return f"{config.model} is a streaming model and keeps its causvid sampler on its per-chunk timesteps"
+    if config.timesteps:
+        return "the case's explicit timesteps need the causvid sampler"
+    return None
 
 
 def check_label(label: str) -> str:
