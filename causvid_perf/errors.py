@@ -8,7 +8,10 @@ sampler from a broken run.
 
 from __future__ import annotations
 
+import signal
+import threading
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -22,7 +25,8 @@ class ExitCode(IntEnum):
     REVISION = 6  # a revision could not be measured: its worker crashed, hung or failed to load
     INCONCLUSIVE = 5  # a sequential A/B ran out of rounds or time before its interval decided
     WRITE_FAILED = 7  # the run was measured (and printed) but a file could not be written
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM (a cancelled CI job): 128 + 15, what a shell reports for it
 
 
 class CausvidPerfError(Exception):
@@ -37,6 +41,10 @@ class ConfigError(CausvidPerfError, ValueError):
 
 class WeightsNotFoundError(CausvidPerfError, FileNotFoundError):
     """Pretrained files are missing; the message lists where the loader looked."""
+
+
+class WeightsFileError(CausvidPerfError, ValueError):
+    """A weights file that is damaged or truncated; the message names it. Found before diffusers loads it."""
 
 
 class BaselineError(CausvidPerfError):
@@ -106,3 +114,49 @@ class StageOOMError(CausvidPerfError, RuntimeError):
             f"CUDA out of memory in stage '{stage}' of {run} (peak allocated {peak}, free {free}); "
             "try --memory fp8-storage+te-offload+vae-tiling or a smaller size"
         )
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM while a command or a pytest session runs. A KeyboardInterrupt, so that
+    every `finally` and pytest's own Ctrl-C path run (finished work written, temp files removed);
+    `exit_code` tells the two signals apart."""
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.TERMINATED if self.signal_name == "SIGTERM" else ExitCode.INTERRUPTED
+
+
+def interrupted_by(exc: BaseException) -> str:
+    """The signal behind a KeyboardInterrupt: 'SIGTERM' for one raised by the SIGTERM handler, else 'SIGINT'."""
+    return exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+
+
+def interrupt_exit_code(exc: BaseException) -> ExitCode:
+    """The documented exit code of an interruption (130 for SIGINT, 143 for SIGTERM)."""
+    return ExitCode.TERMINATED if interrupted_by(exc) == "SIGTERM" else ExitCode.INTERRUPTED
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Interrupted("SIGTERM")
+
+
+SignalHandler = Any  # what signal.signal returns: a callable, SIG_DFL, SIG_IGN or None
+
+
+def catch_sigterm() -> SignalHandler:
+    """Makes SIGTERM raise Interrupted("SIGTERM") in the main thread, as Ctrl-C raises
+    KeyboardInterrupt; returns the handler it replaced (for release_sigterm). Outside the main
+    thread, where Python cannot install handlers, nothing changes and None is returned."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def release_sigterm(previous: SignalHandler) -> None:
+    """Puts back the SIGTERM handler catch_sigterm replaced."""
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)

@@ -4,6 +4,10 @@ Every file the suite writes (results, baselines, references, reports) goes throu
 file in the destination's folder, fsync, then os.replace (a rename on one filesystem). A write that
 fails raises WriteError (one line: which file, why); `check_writable` finds a bad output path
 before a command measures anything; `sweep_stale_temps` removes what a killed writer left.
+
+A file made read-only (no write permission for anyone, e.g. `chmod 444 baselines.json`, or one this
+user may not write) is never replaced silently, though a rename could: the write is refused in one
+line unless forced (pytest `--force-write`, or the environment variable CAUSVID_PERF_FORCE_WRITE=1).
 """
 
 from __future__ import annotations
@@ -23,12 +27,42 @@ from typing import IO, Any
 
 from causvid_perf.errors import OutputPathError, WriteError
 
+FORCE_WRITE_ENV = "CAUSVID_PERF_FORCE_WRITE"
+_force = {"on": False}  # set for a session by pytest --force-write (force_writes)
+
+
+def force_writes(on: bool = True) -> None:
+    """Lets writes replace read-only files (pytest --force-write); off again with on=False."""
+    _force["on"] = on
+
+
+def writes_forced() -> bool:
+    return _force["on"] or os.environ.get(FORCE_WRITE_ENV, "") not in ("", "0")
+
+
+def read_only_reason(path: str | os.PathLike) -> str | None:
+    """Why an existing file must not be replaced without --force-write (one line), or None."""
+    path = Path(path)
+    if writes_forced() or not path.is_file():
+        return None
+    mode = stat.S_IMODE(path.stat().st_mode)
+    # Mode bits first: os.access says yes to root even for a file nobody may write.
+    if mode & 0o222 and os.access(path, os.W_OK):
+        return None
+    return (
+        f"{path} is read-only (mode {mode:04o}) and was not replaced; make it writable (chmod u+w) "
+        f"or force the write (pytest --force-write, or {FORCE_WRITE_ENV}=1)"
+    )
+
 
 def atomic_write(
     path: str | os.PathLike, write: Callable[[IO[Any]], object], *, binary: bool = False, suffix: str = ".tmp"
 ) -> Path:
     """Calls write(handle) on a temp file next to path, then renames it over path."""
     path = Path(path)
+    refused = read_only_reason(path)
+    if refused:
+        raise WriteError(refused)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -63,6 +97,9 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(f"{what} {path} is a folder; give a file name")
+    refused = read_only_reason(path)
+    if refused:
+        raise OutputPathError(f"{what} {refused}")
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

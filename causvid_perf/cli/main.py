@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from causvid_perf import errors
 from causvid_perf.cli import bench, bisect, compare, gate_study, history, overhead, report, run, stream, sweep
 from causvid_perf.cli.output import log
 from causvid_perf.errors import CausvidPerfError, ExitCode
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = errors.catch_sigterm()  # a cancelled CI job's SIGTERM ends the command like Ctrl-C: temp files removed
     try:
         return int(args.func(args))
     except CausvidPerfError as exc:
@@ -34,9 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:  # a path option naming nothing
         log(f"error: {exc}")
         return int(ExitCode.USAGE)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        code = errors.interrupt_exit_code(exc)
+        log(f"interrupted by {errors.interrupted_by(exc)}; stopped, temp files removed (exit {int(code)})")
+        return int(code)
+    finally:
+        errors.release_sigterm(previous)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from causvid_perf import fmt
-from causvid_perf.errors import BaselineError
+from causvid_perf.errors import BaselineError, WriteError
 from causvid_perf.files import sweep_stale_temps, temp_pattern, write_text_atomic
 from causvid_perf.judge.baselines import BaselineStore, Entry, case_context, key_id, normalize_key, plain_json
 from causvid_perf.judge.tolerances import default_for_metric
@@ -269,10 +269,12 @@ def record(
             f"{path}: timed out after {lock_timeout_s:g} s waiting for {path}.lock; "
             "another run is writing, retry when it finishes"
         ) from None
-    except OSError as error:
-        raise BaselineError(
-            f"{path}: could not write ({error.strerror or error}); the file is unchanged, "
-            "check the folder is writable and has space"
+    except WriteError:  # one line already (files.atomic_write): which file and why
+        raise
+    except OSError as error:  # the lock file
+        raise WriteError(
+            f"could not write {path} ({error.strerror or error}); the file is unchanged, "
+            "check that the folder is writable and has space"
         ) from None
     return Diff(path, old, new)
 

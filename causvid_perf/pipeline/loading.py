@@ -21,6 +21,7 @@ from causvid_perf.errors import ConfigError, WeightsNotFoundError
 from causvid_perf.pipeline.components import build_components
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
 from causvid_perf.pipeline.samplers import build_scheduler
+from causvid_perf.pipeline.weights_check import check_weights_files
 from causvid_perf.specs import ModelSpec, transformer_config
 from causvid_perf.torch_state import oom_error
 
@@ -236,6 +237,7 @@ def _load_pretrained(config: RunConfig, dtype: torch.dtype, models_dir: Path | N
         checkpoint = str(find_checkpoint(spec, models_dir))
     elif spec.is_student and not checkpoint:
         lora = find_lora(spec, models_dir)
+    check_weights_files(base, lora)  # a truncated file is one line naming it, not diffusers' tracebacks
     vae = AutoencoderKLWan.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32, local_files_only=True)
     pipe = WanPipeline.from_pretrained(base, vae=vae, torch_dtype=dtype, local_files_only=True)
     pipe.scheduler = build_scheduler(config)

@@ -23,7 +23,7 @@ from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.metrics import GUARDED_METRICS, is_timing
 from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.plugin.options import SuiteOptions
+from causvid_perf.plugin.options import SuiteOptions, sampler_misfit
 from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.result import RunResult
 from causvid_perf.torch_state import one_thread_on_cpu
@@ -141,7 +141,7 @@ def resolve_case_config(case: PerfCase, options: SuiteOptions) -> RunConfig:
     changes: dict[str, Any] = {}
     if not case.config.weights or case.config.weights == "auto":
         changes["weights"] = options.weights
-    if options.sampler:
+    if options.sampler and not sampler_misfit(case.config, options.sampler):  # others keep theirs, with a note
         changes["sampler"] = options.sampler
     if options.attention:
         changes["attention"] = options.attention

@@ -12,12 +12,23 @@ import pytest
 import torch
 
 from causvid_perf import fmt
-from causvid_perf.errors import BaselineError, CompareToError, WriteError
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import (
+    BaselineError,
+    CausvidPerfError,
+    CompareToError,
+    WriteError,
+    catch_sigterm,
+    interrupt_exit_code,
+    interrupted_by,
+    release_sigterm,
+)
+from causvid_perf.files import force_writes
 from causvid_perf.judge.previous import OUTPUT_CHECK
 from causvid_perf.judge.verdict import Check
 from causvid_perf.plugin.engine import SYNCED_TIMER, PipelineCache, current_machine, gpu_class_of_this_machine
 from causvid_perf.plugin.fixture import PerfRunner
-from causvid_perf.plugin.options import SuiteOptions, add_options
+from causvid_perf.plugin.options import SuiteOptions, add_options, sampler_misfit
 from causvid_perf.plugin.quality import option_value
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import DEFAULT_THRESHOLD
@@ -33,6 +44,7 @@ MARKERS = {
 }
 _STATE_KEY = pytest.StashKey[PerfState]()
 _DEFAULT_TIMER = "time.perf_counter"
+_SIGTERM_KEY = pytest.StashKey[object]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,6 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # its public option, so a user's own --benchmark-timer still wins.
     if getattr(config.option, "benchmark_timer", None) == _DEFAULT_TIMER:
         config.option.benchmark_timer = SYNCED_TIMER
+    # A cancelled CI job's SIGTERM stops the session as Ctrl-C does: finished cases written, the session incomplete.
+    config.stash[_SIGTERM_KEY] = catch_sigterm()
+    force_writes(bool(config.option.force_write))  # read-only files replaced only when asked (files.py)
     threshold = float(option_value(config, "--ms-ssim-threshold", DEFAULT_THRESHOLD))
     state = config.stash[_STATE_KEY] = PerfState(config, SuiteOptions.from_config(config), threshold)
     try:
@@ -62,6 +77,12 @@ def pytest_configure(config: pytest.Config) -> None:
         reason = _no_gpu_reason()
         if reason:
             raise pytest.UsageError(f"--require-gpu: {reason}; this runner must not go green by skipping")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    force_writes(False)
+    if _SIGTERM_KEY in config.stash:
+        release_sigterm(config.stash[_SIGTERM_KEY])
 
 
 def pin_gpu_for_xdist_worker() -> None:
@@ -158,6 +179,16 @@ def perf(perf_state: PerfState, pipelines: PipelineCache, request: pytest.Fixtur
     return PerfRunner(perf_state, request, benchmark)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A user-facing error inside a case (a file that could not be written, a bad setting) fails it
+    with its one line, not a traceback; what the case measured is in the summary already."""
+    try:
+        return (yield)
+    except CausvidPerfError as exc:
+        raise pytest.fail.Exception(f"{type(exc).__name__}: {exc}", pytrace=False) from None
+
+
 # -- pytest-benchmark integration and session end ---------------------------------------------------
 
 
@@ -167,9 +198,25 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["causvid_perf"] = {k: info.get(k) for k in MACHINE_FIELDS}
 
 
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM: pytest stops; the session ends in pytest_sessionfinish."""
+    if isinstance(excinfo.value, KeyboardInterrupt):  # not pytest.exit()
+        _INTERRUPTS.append(excinfo.value)
+
+
+_INTERRUPTS: list[BaseException] = []  # this hook has no config: what it saw, for pytest_sessionfinish
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(_STATE_KEY, None)
-    if state is None or state.session is None or not state.session.cases:
+    if state is None:
+        return
+    if _INTERRUPTS:
+        interrupt = _INTERRUPTS.pop()
+        _INTERRUPTS.clear()
+        state.end_interrupted(interrupted_by(interrupt))
+        session.exitstatus = int(interrupt_exit_code(interrupt))  # 130 for SIGINT, 143 for SIGTERM
+    if state.session is None or not state.session.cases:
         return
     try:
         state.history_path = write_session(state.options.history_dir, state.session)
@@ -179,10 +226,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(_STATE_KEY, None)
-    if state is None or not state.outcomes:
+    if state is None or not (state.outcomes or state.interrupted):
         return
     tr = terminalreporter
     tr.section("causvid-perf")
+    if state.interrupted:
+        tr.write_line(
+            f"interrupted by {state.interrupted}: {len(state.outcomes)} finished case(s) kept, the session marked "
+            f"incomplete (never a baseline or --compare-to run); {len(state.discarded)} partial output(s) removed"
+        )
     if state.target is not None:
         tr.write_line(f"--compare-to {state.options.compare_to}: {state.target.describe()}")
     for model, seconds in state.cache.load_times.items():
@@ -196,6 +248,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"prompt-to-output {_f(m['prompt_to_output_s'])} s, peak VRAM {_f(m['peak_vram_device_gib'])} GiB "
             f"({', '.join(sorted({c.state for c in record.checks}))})"
         )
+        sampler = state.options.sampler
+        if sampler and record.config.get("sampler") != sampler:
+            why = sampler_misfit(RunConfig.from_dict(record.config), sampler) or "it does not fit this case"
+            tr.write_line(f"  --sampler {sampler} not applied: {why} ({record.config.get('sampler')})")
         if not record.validity.fit:
             tr.write_line(
                 f"  not a reference (never a baseline or a --compare-to target): {record.validity.describe()}"

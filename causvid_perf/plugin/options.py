@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from causvid_perf.config import ATTENTION_BACKENDS
+from causvid_perf.config import ATTENTION_BACKENDS, RunConfig
 from causvid_perf.errors import CausvidPerfError, HistoryError
-from causvid_perf.files import check_writable
-from causvid_perf.pipeline.samplers import check_sampler
+from causvid_perf.files import check_writable, read_only_reason
+from causvid_perf.pipeline.loading import models_dir_from
+from causvid_perf.pipeline.samplers import build_scheduler, check_sampler
+from causvid_perf.pipeline.weights_check import check_weights_files
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.records.history import clean_label, default_history_dir
-from causvid_perf.specs import WEIGHT_SOURCES
+from causvid_perf.specs import SAMPLERS, WEIGHT_SOURCES
 
 WEIGHTS_ENV = "CAUSVID_PERF_WEIGHTS"
 
@@ -36,6 +38,11 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--baselines", default=None, help="baselines file (default <rootdir>/baselines.json)")
     group.addoption(
         "--update-baselines", action="store_true", help="record this run's medians as baselines (measured provenance)"
+    )
+    group.addoption(
+        "--force-write",
+        action="store_true",
+        help="replace read-only output files (baselines.json made read-only by chmod is otherwise refused)",
     )
     group.addoption(
         "--require-gpu",
@@ -93,6 +100,7 @@ class SuiteOptions:
     inject_slowdown: float = 1.0
     label: str = ""
     confirm: int = 1
+    force_write: bool = False
 
     def rounds_for(self, case: PerfCase) -> int:
         return self.rounds or (3 if case.on_gpu else 7)
@@ -103,12 +111,16 @@ class SuiteOptions:
         opt = config.option
         root = Path(config.rootpath)
         _check_options(opt)
+        baselines = Path(opt.baselines) if opt.baselines else root / "baselines.json"
+        refused = read_only_reason(baselines) if opt.update_baselines else None
+        if refused:  # before anything is measured (--force-write lifts it)
+            raise pytest.UsageError(f"--update-baselines: {refused}")
         return cls(
             weights=opt.weights,
             models_dir=opt.model_dir,
             rounds=opt.rounds,
             warmup_rounds=opt.warmup_rounds,
-            baselines=Path(opt.baselines) if opt.baselines else root / "baselines.json",
+            baselines=baselines,
             update_baselines=opt.update_baselines,
             require_gpu=opt.require_gpu,
             sampler=opt.sampler,
@@ -118,6 +130,7 @@ class SuiteOptions:
             inject_slowdown=opt.inject_slowdown,
             label=check_label(opt.label),
             confirm=opt.confirm,
+            force_write=opt.force_write,
         )
 
 
@@ -138,9 +151,12 @@ def _check_options(opt: Any) -> None:
     if opt.attention is not None and opt.attention not in ATTENTION_BACKENDS:
         raise pytest.UsageError(f"--attention {opt.attention}: choose one of {', '.join(ATTENTION_BACKENDS)}")
     checks: list[tuple[str, Any, Callable[[str], object]]] = [
-        ("--sampler", opt.sampler, check_sampler),
+        ("--sampler", opt.sampler, check_sampler_option),
         ("--history-dir", opt.history_dir, lambda d: check_writable(Path(d) / "session.json", "the folder")),
     ]
+    models = models_dir_from(opt.model_dir)
+    if models is not None and opt.weights in ("auto", "pretrained"):  # a damaged file found before any case loads
+        checks.append(("--model-dir", str(models), check_weights_files))
     for option, value, check in checks:
         if value is None:
             continue
@@ -148,6 +164,27 @@ def _check_options(opt: Any) -> None:
             check(value)
         except CausvidPerfError as exc:
             raise pytest.UsageError(f"{option} {value}: {exc}") from None
+
+
+def check_sampler_option(name: str) -> None:
+    """--sampler checked before the session: the name or dotted path, and a user factory called
+    once on a sample case, so one that returns something other than a scheduler (None) stops the
+    session in one line rather than failing every case."""
+    check_sampler(name)
+    if name not in SAMPLERS:
+        build_scheduler(RunConfig(model="causvid-1.3b", weights="tiny", sampler=name, device="cpu").resolved("cpu"))
+
+
+def sampler_misfit(config: RunConfig, sampler: str) -> str | None:
+    """Why --sampler does not fit a case, which then keeps its own sampler; None when it fits.
+    Only the causvid sampler runs on fixed timesteps: streaming models' per-chunk lists, a case's own."""
+    if sampler == "causvid":
+        return None
+    if config.spec.is_streaming:
+        return f"{config.model} is a streaming model and keeps its causvid sampler on its per-chunk timesteps"
+    if config.timesteps:
+        return "the case's explicit timesteps need the causvid sampler"
+    return None
 
 
 def check_label(label: str) -> str:

@@ -3,6 +3,7 @@ and what it measured so far (the history session it writes at the end)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from pathlib import Path
@@ -34,6 +35,37 @@ class PerfState:
         self.history_path: Path | None = None
         self.target: Target | None = None  # what --compare-to found
         self.write_failures: list[str] = []  # one line each; the measurements are still reported
+        self.interrupted = ""  # "SIGINT" or "SIGTERM" when the session was stopped by one
+        self.discarded: list[Path] = []  # outputs of a case the signal cut short, removed at the end
+
+    @property
+    def outputs_dir(self) -> Path:
+        """This worker's folder of frames and contact sheets (records/outputs.py)."""
+        return self.options.history_dir / "outputs" / self.run_name
+
+    def end_interrupted(self, signal_name: str) -> None:
+        """Marks the session incomplete (its finished cases are kept; the run is never a reference)
+        and removes what the case in progress left: its outputs and any temp file of a writer."""
+        self.interrupted = signal_name
+        finished = len(self.session.cases) if self.session else 0
+        if self.session is not None:
+            self.session.incomplete = f"interrupted by {signal_name} after {finished} finished case(s)"
+        kept = {
+            path.resolve()
+            for case in (self.session.cases if self.session else [])
+            for name in case.output
+            if (path := case.output_path(name)) is not None
+        }
+        folder = self.outputs_dir
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.resolve() not in kept:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    self.discarded.append(path)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when nothing was kept
 
     @property
     def previous(self) -> Run | None:

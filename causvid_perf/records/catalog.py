@@ -108,7 +108,7 @@ def find_entry(entries: list[RunEntry], spec: str) -> RunEntry:
 
 
 def set_label(entry: RunEntry, label: str) -> None:
-    """Stores LABEL ("" removes it) in every session file of the run (rewritten atomically, as version 3)."""
+    """Stores LABEL ("" removes it) in every session file of the run (rewritten atomically, in the current session version)."""
     label = clean_label(label)
     for path in entry.files:
         session = load_session(path)

@@ -3,8 +3,8 @@
 pytest-benchmark keeps time statistics (and disables itself under xdist); these files keep every
 metric of every case, so reports and `--compare-to` work either way. Layout:
 
-    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 3,
-        "created", "commit", "branch", "label", "worker", "run_id", "machine",
+    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 4,
+        "created", "commit", "branch", "label", "worker", "run_id", "machine", "incomplete",
         "cases": [CaseRecord.to_dict(), ...]}
     <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (records/outputs.py)
 
@@ -12,8 +12,10 @@ metric of every case, so reports and `--compare-to` work either way. Layout:
 read back as one run; files written before it existed are grouped by commit and start time.
 Older files are read as well: version 1 kept the contact sheet under "artifacts" too; before
 version 3 no case carried its validity (it is judged from what the record still tells) and no
-run its "branch" and "label" (read as ""). "label" is a name a person gives a run (pytest --label,
-`causvid-perf history label`).
+run its "branch" and "label" (read as ""); before version 4 no session was "incomplete" (read as "").
+"label" is a name a person gives a run (pytest --label, `causvid-perf history label`). "incomplete"
+is "" for a session that ran to its end, else why it did not ("interrupted by SIGTERM after 2
+case(s)"): its finished cases are kept, and the run is never a reference.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from causvid_perf.records.case import CaseRecord
 from causvid_perf.vcs import current_branch, current_commit
 
 SESSION_SCHEMA = "causvid-perf/session"
-SESSION_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SESSION_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 DEFAULT_HISTORY_DIR = Path(".benchmarks") / "causvid-perf"
 STALE_TEMP_S = 3600.0
 HISTORY_DIR_ENV = "CAUSVID_PERF_HISTORY"
@@ -89,6 +91,7 @@ class Session:
     path: Path | None = None  # where it was read from
     branch: str = ""  # "" where unknown (a detached checkout, a version 1 or 2 file)
     label: str = ""  # a person's name for the run
+    incomplete: str = ""  # why the session stopped before its end ("interrupted by SIGTERM ..."); "" when it did not
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +104,7 @@ class Session:
             "worker": self.worker,
             "run_id": self.run_id,
             "machine": self.machine,
+            "incomplete": self.incomplete,
             "cases": [case.to_dict() for case in self.cases],
         }
 
@@ -129,6 +133,7 @@ class Session:
             cases=[CaseRecord.from_dict(raw, folder) for raw in data["cases"]],
             branch=str(data.get("branch") or ""),
             label=str(data.get("label") or ""),
+            incomplete=str(data.get("incomplete") or ""),
         )
 
 
@@ -241,6 +246,7 @@ class Run:
     run_id: str | None = None
     branch: str = ""
     label: str = ""  # a person's name for the run ("" for none)
+    incomplete: str = ""  # why one of its sessions stopped early (Session.incomplete); "" when none did
 
     @property
     def short_commit(self) -> str:
@@ -259,17 +265,18 @@ class Run:
 
     @property
     def fit(self) -> bool:
-        """A run is a reference only when every one of its cases is."""
-        return not self.unfit_cases
+        """A run is a reference only when it ran to its end and every one of its cases is fit."""
+        return not self.unfit_cases and not self.incomplete
 
     def why_unfit(self) -> str:
-        """Every reason once; which cases, when not all of them are unfit."""
+        """Every reason once; which cases, when not all of them are unfit; an incomplete run says so first."""
         unfit = self.unfit_cases
-        if not unfit:
-            return ""
-        reasons = dict.fromkeys(r for validity in unfit.values() for r in validity.reasons)
-        cases = "" if len(unfit) == len(self.cases) else f" ({', '.join(unfit)})"
-        return "; ".join(reasons) + cases
+        parts = [f"incomplete: {self.incomplete}"] if self.incomplete else []
+        if unfit:
+            reasons = dict.fromkeys(r for validity in unfit.values() for r in validity.reasons)
+            cases = "" if len(unfit) == len(self.cases) else f" ({', '.join(unfit)})"
+            parts.append("; ".join(reasons) + cases)
+        return "; ".join(parts)
 
     @property
     def caption(self) -> str:
@@ -299,6 +306,7 @@ def run_of(sessions: list[Session]) -> Run:
         run_id=first.run_id,
         branch=next((s.branch for s in sessions if s.branch), ""),
         label=next((s.label for s in sessions if s.label), ""),
+        incomplete=next((s.incomplete for s in sessions if s.incomplete), ""),
     )
 
 

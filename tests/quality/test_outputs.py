@@ -59,10 +59,16 @@ def test_same_seed_is_bit_exact_on_cpu_and_seeds_differ(tiny_pipelines, outputs,
 @pytest.mark.quality
 @pytest.mark.parametrize("model", [STUDENT, TEACHER])
 def test_no_nan_or_inf(tiny_pipelines, outputs, model):
-    assert quality.finite_report(outputs[model])["finite"]
+    report = quality.finite_report(outputs[model])
+    assert report["finite"], f"{model}: the uint8 frames hold {report['nan']} NaN / {report['inf']} Inf values"
     # the float pipeline output too, before uint8 conversion hides NaNs
-    result = run_case(tiny_pipelines[model])
-    assert result.output.finite and result.output.nan_count == 0 and result.output.inf_count == 0
+    out = run_case(tiny_pipelines[model]).output
+    if not (out.finite and out.nan_count == 0 and out.inf_count == 0):
+        pytest.fail(
+            f"{model}: the decoded output holds {out.nan_count} NaN / {out.inf_count} Inf values, "
+            f"the first in frame {out.first_bad_frame}",
+            pytrace=False,
+        )
 
 
 @pytest.mark.quality

@@ -137,13 +137,13 @@ def test_a_baseline_whose_date_matches_no_run_keeps_every_run_of_its_commit(hist
         plan_prune(catalog(folder), 0)
 
 
-def test_label_rewrites_the_run_as_version_3_and_list_filters_by_it(history, capsys):
+def test_label_rewrites_the_run_in_the_current_version_and_list_filters_by_it(history, capsys):
     folder, _ = history
     assert cli.main(["history", "--history", str(folder), "label", "#1", "before-fa3"]) == 0
     entry = catalog(folder)[0]
     assert entry.run.label == "before-fa3"
     data = json.loads(entry.files[0].read_text())
-    assert data["version"] == SESSION_VERSION == 3 and data["label"] == "before-fa3" and data["branch"] == ""
+    assert data["version"] == SESSION_VERSION == 4 and data["label"] == "before-fa3" and data["branch"] == ""
     assert load_session(entry.files[0]).cases[0].output  # the version-1 case's outputs survived the rewrite
     capsys.readouterr()
     assert cli.main(["history", "--history", str(folder), "list", "--label", "before-fa3"]) == 0
@@ -227,12 +227,12 @@ def test_the_commands_of_docs_revisions_parse_and_the_history_ones_run(tmp_path,
     assert (tmp_path / "causvid-perf-out" / "report" / "trend-s_per_it.csv").is_file()
 
 
-def test_session_versions_1_2_and_3_load_and_3_round_trips_branch_and_label(tmp_path):
+def test_session_versions_1_to_3_load_and_4_round_trips_branch_and_label(tmp_path):
     session = Session("2026-12-01T10:00:00+00:00", "abc1234def56", "main", "r", {}, [CaseRecord("c")], branch="b")
     session.label = "x"
     path = write_session(tmp_path, session)
     data = json.loads(path.read_text())
-    assert data["version"] == 3 and (data["branch"], data["label"]) == ("b", "x")
+    assert data["version"] == 4 and (data["branch"], data["label"], data["incomplete"]) == ("b", "x", "")
     assert (load_session(path).branch, load_session(path).label) == ("b", "x")
     for key in ("branch", "label"):
         del data[key]
