@@ -23,6 +23,10 @@ from typing import IO, Any
 
 from causvid_perf.errors import OutputPathError, WriteError
 
+# The folder the commands' default outputs go under (bench, sweep, report); git ignores it and
+# `make clean` removes it.
+OUTPUT_DIR = Path("causvid-perf-out")
+
 
 def atomic_write(
     path: str | os.PathLike, write: Callable[[IO[Any]], object], *, binary: bool = False, suffix: str = ".tmp"
