@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from causvid_perf.errors import ConfigError
 from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, WEIGHT_SOURCES, ModelSpec
@@ -246,7 +245,7 @@ class RunConfig:
 
     def _validate_for_device(self, device: str) -> None:
         if device.startswith("cuda"):
-            if self.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+            if self.dtype == "bfloat16" and not _cuda().is_bf16_supported():
                 raise ConfigError("this GPU does not support bfloat16; use --dtype float16")
             return
         if self.attention not in CPU_ATTENTION_BACKENDS:
@@ -259,6 +258,12 @@ class RunConfig:
                 "synthetic weights are full-size models (1.4-14 B params) and need a CUDA GPU; "
                 "on CPU use --weights tiny"
             )
+
+
+def _cuda() -> Any:
+    """``torch.cuda``, imported when a device is first checked: the CLI's parsers import this module,
+    and `causvid-perf --help` loads no torch."""
+    return importlib.import_module("torch").cuda
 
 
 def sampler_help() -> str:
@@ -276,8 +281,8 @@ def known_sampler_or_raise(name: str) -> None:
 
 def resolve_device(device: str) -> str:
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "cuda" if _cuda().is_available() else "cpu"
+    if device.startswith("cuda") and not _cuda().is_available():
         raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
     if device != "cpu" and not device.startswith("cuda"):
         raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")

@@ -54,6 +54,10 @@ def read_only_reason(path: str | os.PathLike) -> str | None:
         f"or force the write (pytest --force-write, or {FORCE_WRITE_ENV}=1)"
     )
 
+# The folder the commands' default outputs go under (bench, sweep, report); git ignores it and
+# `make clean` removes it.
+OUTPUT_DIR = Path("causvid-perf-out")
+
 
 def atomic_write(
     path: str | os.PathLike, write: Callable[[IO[Any]], object], *, binary: bool = False, suffix: str = ".tmp"

@@ -13,14 +13,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_gate_options, add_report_options, add_run_subcommand, run_config
-from causvid_perf.cli.output import emit_report, log, quiet_or_log
+from causvid_perf.cli.options import Command, add_gate_options, add_report_options, add_run_subcommand
 from causvid_perf.cli.revisions import add_repo_options
-from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options
 from causvid_perf.experiments.ab_report import AB_METRICS
-from causvid_perf.experiments.bisect import bisect, check_metric
-from causvid_perf.experiments.revisions import RevisionPool
 
 HELP = "find the first commit between --good and --bad that made a metric slower (A/B gate per step)"
 
@@ -36,30 +31,5 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_gate_options(parser, "measured runs per side in each step (default 6)")
     add_repo_options(parser)
     add_report_options(parser, "write the steps and the result as JSON here")
-    parser.set_defaults(func=cmd_bisect)
+    parser.set_defaults(func=Command("causvid_perf.cli.bisect_cmd:cmd_bisect"))
     return parser
-
-
-def cmd_bisect(args: argparse.Namespace) -> int:
-    config = run_config(args).validate()
-    check_gate_options(args.rounds, args.threshold, 0.05, args.alpha)
-    check_metric(args.metric, config.resolved().device)
-    if not args.worker_timeout > 0:
-        raise ConfigError(f"--worker-timeout must be > 0 seconds; got {args.worker_timeout:g}")
-    progress = quiet_or_log(args.quiet)
-    with RevisionPool(args.repo, models_dir=args.model_dir, timeout_s=args.worker_timeout, log=progress) as pool:
-        good, bad = pool.revision(args.good, args.python), pool.revision(args.bad, args.python)
-        log(f"bisecting {good.describe()} (good) .. {bad.describe()} (bad) in {pool.repo} on {args.metric}")
-        result = bisect(
-            pool,
-            good,
-            bad,
-            config,
-            metric=args.metric,
-            rounds=args.rounds,
-            progress=progress,
-            threshold=args.threshold,
-            alpha=args.alpha,
-        )
-    emit_report(result, args.markdown, args.json)
-    return result.exit_code

@@ -26,21 +26,14 @@ import argparse
 from typing import Any
 
 from causvid_perf.cli.options import (
+    Command,
     add_gate_options,
     add_report_options,
     add_run_subcommand,
     add_sequential_options,
-    ready,
-    run_config,
-    sequential_plan,
 )
-from causvid_perf.cli.output import check_outputs, emit_report, log, quiet_or_log
-from causvid_perf.cli.revisions import add_revision_options, cmd_compare_revisions, revision_mode
-from causvid_perf.config import RunConfig, parse_overrides
-from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options, check_slowdown, load_for_ab, run_ab
-from causvid_perf.experiments.ab_report import DESIGNS, SEQUENTIAL
-from causvid_perf.experiments.ab_sequential import run_ab_sequential
+from causvid_perf.cli.revisions import add_revision_options
+from causvid_perf.experiments.ab_report import DESIGNS
 
 FIXED_ROUNDS = 6  # the fixed design's rounds per side when --rounds is not given
 
@@ -83,49 +76,5 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     add_revision_options(compare)
     add_report_options(compare, "write the full report (all samples) as JSON here")
-    compare.set_defaults(func=cmd_compare)
+    compare.set_defaults(func=Command("causvid_perf.cli.compare_cmd:cmd_compare"))
     return compare
-
-
-def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, bool]:
-    """(config_a, config_b, aa) from the options plus the --a / --b overrides, validated. Across
-    revisions a user's sampler is imported by each revision's worker, not here."""
-    check = (lambda config: config.validate()) if revision_mode(args) else ready
-    base = run_config(args)
-    config_a = check(base.replace(**parse_overrides(args.a)))
-    if args.aa:
-        if args.b.strip():
-            raise ConfigError("--aa compares A with itself; drop --b (or drop --aa to compare A with B)")
-        return config_a, config_a, True
-    config_b = check(base.replace(**parse_overrides(args.b)))
-    return config_a, config_b, config_a.resolved() == config_b.resolved()
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    check_outputs(args.markdown, args.json)
-    config_a, config_b, aa = configs_from_args(args)
-    sequential = args.design == SEQUENTIAL or (args.design is None and args.rounds is None)
-    if sequential and args.rounds is not None:
-        raise ConfigError("--rounds sets the fixed design; the sequential design takes --min-rounds/--max-rounds")
-    rounds = FIXED_ROUNDS if args.rounds is None else args.rounds
-    plan = sequential_plan(args) if sequential else None
-    check_gate_options(plan.min_rounds if plan else rounds, args.threshold, args.memory_tolerance, args.alpha)
-    check_slowdown(args.slowdown_b)
-    if revision_mode(args):
-        return cmd_compare_revisions(args, config_a, config_b, rounds, plan)
-    progress = quiet_or_log(args.quiet)
-    loaded = load_for_ab(config_a, config_b, models_dir=args.model_dir, log=progress)
-    budget = f"up to {plan.max_rounds} rounds (sequential)" if plan else f"{rounds} rounds"
-    if args.slowdown_b != 1.0:
-        log(f"B's transformer forwards slowed ×{args.slowdown_b:g} on purpose: B is a known regression")
-    elif aa:
-        log(f"A/A: comparing {loaded[0].config.describe()} with itself over {budget}")
-    gate = {"threshold": args.threshold, "memory_tolerance": args.memory_tolerance, "alpha": args.alpha}
-    common = {**gate, "aa": aa, "progress": progress, "slowdown_b": args.slowdown_b}
-    if plan is not None:
-        report = run_ab_sequential(loaded, config_a, config_b, plan, **common)
-    else:
-        report = run_ab(loaded, config_a, config_b, rounds, **common)
-    report.overrides = {"a": args.a, "b": args.b}
-    emit_report(report, args.markdown, args.json)
-    return report.exit_code

@@ -9,22 +9,15 @@ Exit 0 when the study ran, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from typing import Any
 
 from causvid_perf.cli.options import (
+    Command,
     add_report_options,
     add_run_subcommand,
     add_sequential_options,
     add_threshold_options,
-    ready,
-    run_config,
 )
-from causvid_perf.cli.output import check_outputs, emit_report, quiet_or_log
-from causvid_perf.errors import ExitCode
-from causvid_perf.experiments.gate_study import run_gate_study
-from causvid_perf.experiments.gate_study_result import StudyPlan, parse_rounds_grid, parse_slowdowns
-from causvid_perf.pipeline.loading import load_pipeline
 
 HELP = "A/A false alarms, caught injected slowdowns and rounds used of both compare designs"
 
@@ -59,39 +52,5 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "write the full study (every trial) as JSON here; kept current after every trial "
         '("complete": false until the end), so a killed study leaves its data',
     )
-    study.set_defaults(func=cmd_gate_study)
+    study.set_defaults(func=Command("causvid_perf.cli.gate_study_cmd:cmd_gate_study"))
     return study
-
-
-def plan_from_args(args: argparse.Namespace) -> StudyPlan:
-    return StudyPlan(
-        args.aa_repeats,
-        parse_slowdowns(args.slowdowns),
-        parse_rounds_grid(args.rounds_grid) + (() if args.rounds is None else (args.rounds,)),
-        args.repeats,
-        args.target,
-        args.threshold,
-        args.alpha,
-        args.min_rounds,
-        args.max_rounds,
-    ).checked()
-
-
-def cmd_gate_study(args: argparse.Namespace) -> int:
-    progress = quiet_or_log(args.quiet)
-    check_outputs(args.markdown, args.json)
-    plan = plan_from_args(args)
-    config = ready(run_config(args))
-    progress(plan.estimate())
-    progress(f"loading {config.model} ({config.weights} weights) ...")
-    loaded = load_pipeline(config, models_dir=args.model_dir)
-    progress(f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}")
-    study = run_gate_study(
-        loaded,
-        config,
-        **asdict(plan),
-        progress=progress,
-        on_partial=(lambda partial: partial.write_json(args.json)) if args.json else None,
-    )
-    emit_report(study, args.markdown, args.json)
-    return ExitCode.OK

@@ -1,22 +1,31 @@
-"""Options shared by the subcommands: the run configuration, and how it is read back."""
+"""Options shared by the subcommands' parsers, and `Command`, which names the function a subcommand
+runs. Nothing here imports torch, diffusers or matplotlib: the parsers (and `causvid-perf --help`)
+stay light, and a subcommand's run module (``cli/*_cmd.py``) is imported only when it runs."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import importlib
 from typing import Any
 
-import torch
-
-from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
-from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
-from causvid_perf.pipeline.samplers import check_sampler
+from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, sampler_help
+from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
-# Options that map one to one onto a RunConfig field (memory is parsed; timesteps and the negative
-# prompt are set through `compare --a/--b` only).
-_CONFIG_OPTIONS = tuple(f.name for f in fields(RunConfig) if f.name not in ("memory", "timesteps", "negative_prompt"))
+
+class Command:
+    """A subcommand's run function named ``package.module:function``, imported when it is called:
+    ``parser.set_defaults(func=Command("causvid_perf.cli.run_cmd:cmd_run"))``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        module, _, name = self.target.partition(":")
+        return int(getattr(importlib.import_module(module), name)(args))
+
+    def __repr__(self) -> str:
+        return f"Command({self.target!r})"
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
@@ -56,45 +65,6 @@ def add_run_subcommand(sub: Any, name: str, help: str, description: str | None =
     )
     add_run_options(parser)
     return parser
-
-
-def config_from_args(args: argparse.Namespace, **defaults: Any) -> RunConfig:
-    """RunConfig from CLI options. Precedence: explicit options > --profile > subcommand defaults."""
-    values: dict[str, Any] = dict(defaults)
-    if getattr(args, "profile", None):
-        values.update(PROFILES[args.profile])
-    for name in _CONFIG_OPTIONS:
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    if getattr(args, "memory", None) is not None:
-        values["memory"] = parse_memory(args.memory)
-    return RunConfig(**values).normalised()
-
-
-def ready(config: RunConfig) -> RunConfig:
-    """The config validated, and its sampler imported and checked against the contract: every
-    mistake is found before a model loads."""
-    config = config.validate()
-    check_sampler(config.resolved().sampler or "")
-    return config
-
-
-def run_config(args: argparse.Namespace) -> RunConfig:
-    """The run the options ask for; on CPU, with no size given, the tiny profile's."""
-    return config_from_args(args, **tiny_defaults_if_cpu(args))
-
-
-def on_gpu(args: argparse.Namespace) -> bool:
-    """Whether the command will run on a CUDA GPU: one is visible and --device does not say cpu."""
-    return torch.cuda.is_available() and not (getattr(args, "device", None) or "").startswith("cpu")
-
-
-def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
-    """Runs on the CPU (no GPU, or --device cpu) default to the tiny profile; options still win."""
-    if on_gpu(args) or (getattr(args, "device", None) or "").startswith("cuda"):
-        return {}
-    return dict(PROFILES["tiny"])
 
 
 def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str, rounds_default: int | None = 6) -> None:
@@ -141,18 +111,8 @@ def add_sequential_options(parser: argparse.ArgumentParser, *, budget_minutes: b
     )
 
 
-def sequential_plan(args: argparse.Namespace) -> SequentialPlan:
-    return SequentialPlan(args.min_rounds, args.max_rounds, args.max_minutes).checked()
-
-
 def add_report_options(parser: argparse.ArgumentParser, json_help: str) -> None:
     """Where an experiment's report goes (stdout always gets the markdown) and --quiet."""
     parser.add_argument("--markdown", metavar="PATH", help="also write the markdown report here")
     parser.add_argument("--json", metavar="PATH", help=json_help)
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-
-
-def check_count(option: str, value: int, minimum: int) -> None:
-    """A whole-number option with a floor (rounds, videos): ConfigError naming the option otherwise."""
-    if value < minimum:
-        raise ConfigError(f"{option} {value}: give {minimum} or more")

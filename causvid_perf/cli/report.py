@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-from pathlib import Path
 from typing import Any
 
-from causvid_perf.cli.output import check_outputs
-from causvid_perf.errors import ExitCode, WriteError
+from causvid_perf.cli.options import Command
+from causvid_perf.files import OUTPUT_DIR
 from causvid_perf.records.history import DEFAULT_HISTORY_DIR
-from causvid_perf.report.build import DEFAULT_OUT_DIR, build_blocks, render_markdown, write_report
+
+DEFAULT_OUT_DIR = OUTPUT_DIR / "report"
 
 
 def add_parser(sub: Any) -> None:
@@ -48,21 +47,4 @@ def add_parser(sub: Any) -> None:
         metavar="FILE",
         help="also append the markdown tables (no images) to FILE, e.g. $GITHUB_STEP_SUMMARY",
     )
-    report.set_defaults(func=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    check_outputs(str(Path(args.out) / "report.html"), args.summary)
-    subtitle, blocks = build_blocks(
-        args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep, bench_files=args.bench
-    )
-    html_path, md_path = write_report(subtitle, blocks, args.out)
-    if args.summary:
-        try:
-            with open(args.summary, "a", encoding="utf-8") as handle:
-                handle.write(render_markdown("causvid-perf report", subtitle, blocks, images=False))
-        except OSError as exc:
-            raise WriteError(f"could not append to {args.summary} ({exc.strerror or exc})") from None
-    print(f"wrote {html_path}")
-    print(f"wrote {md_path}")
-    return ExitCode.OK
+    report.set_defaults(func=Command("causvid_perf.cli.report_cmd:cmd_report"))

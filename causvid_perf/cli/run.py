@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_run_subcommand, check_count, ready, run_config
-from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, exit_code_for, log, result_table
-from causvid_perf.measure.runner import run_case, run_continuous
-from causvid_perf.pipeline.loading import load_pipeline
-from causvid_perf.quality.media import save_mp4
+from causvid_perf.cli.options import Command, add_run_subcommand
 
 
 def add_parser(sub: Any) -> None:
@@ -18,34 +13,4 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--json", help="write the RunResult JSON here")
     run.add_argument("--mp4", help="save the video here")
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.set_defaults(func=cmd_run)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    check_count("--videos", args.videos, 1)
-    check_outputs(args.json, args.mp4)
-    config = ready(run_config(args))
-    log(f"loading {config.model} ({config.weights} weights) ...")
-    loaded = load_pipeline(config, models_dir=args.model_dir, progress=not args.quiet)
-    log(
-        f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}, "
-        f"{loaded.config.weights} weights"
-    )
-    stage_log = None if args.quiet else (lambda stage: log(f"  {stage} ..."))
-    if args.videos > 1:
-        result = run_continuous(loaded, videos=args.videos, on_video=lambda i: log(f"video {i + 1}/{args.videos}"))
-    else:
-        result = run_case(loaded, on_stage=stage_log)
-    print(result_table({loaded.config.model: result}))
-    if loaded.config.weights == "tiny":
-        print(HARNESS_ONLY)
-    if result.continuous:
-        c = result.continuous
-        print(
-            f"continuous generation: {c['videos']} videos in {c['total_s']:.2f} s = {c['s_per_video']:.2f} s per video"
-        )
-    if args.json:
-        log(f"wrote {result.save_json(args.json)}")
-    if args.mp4 and result.frames is not None:
-        log(f"wrote {save_mp4(result.frames, args.mp4)}")
-    return exit_code_for(result)
+    run.set_defaults(func=Command("causvid_perf.cli.run_cmd:cmd_run"))

@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import add_run_options, config_from_args, ready, tiny_defaults_if_cpu
-from causvid_perf.cli.output import check_outputs, log
-from causvid_perf.config import RunConfig
-from causvid_perf.errors import ExitCode
-from causvid_perf.experiments.sweep import DEFAULT_GUIDANCES, DEFAULT_STEPS, run_sweep, sweep_markdown, sweep_pair
-from causvid_perf.files import write_json_atomic, write_text_atomic
-from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.cli.options import Command, add_run_options
+from causvid_perf.experiments.defaults import DEFAULT_GUIDANCES, DEFAULT_STEPS
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -54,42 +49,4 @@ def add_parser(sub: Any) -> None:
     )
     sweep.add_argument("--json", help="write the sweep JSON here")
     sweep.add_argument("--markdown", help="write the markdown table here")
-    sweep.set_defaults(func=cmd_sweep)
-
-
-def student_config(args: argparse.Namespace) -> RunConfig:
-    sizes = ("height", "width", "frames", "profile")
-    defaults = tiny_defaults_if_cpu(args) if all(getattr(args, n, None) is None for n in sizes) else {}
-    defaults.setdefault("model", "causvid-1.3b")
-    # --steps/--guidance are lists here: keep them out of the single-run config
-    scalar = argparse.Namespace(**{**vars(args), "steps": None, "guidance": None})
-    return config_from_args(scalar, **defaults)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    check_outputs(args.json, args.markdown)
-    student, teacher = sweep_pair(student_config(args))
-    for steps in args.steps:  # every point of the grid is a valid run before anything loads
-        for guidance in args.guidance:
-            ready(student.replace(steps=steps, guidance=guidance, timesteps=None))
-    loaded = {}
-    for role, config in (("student", student), ("teacher", teacher)):
-        log(f"[{config.model}] loading ({config.weights} weights) ...")
-        loaded[role] = load_pipeline(config, models_dir=args.model_dir)
-        log(f"[{config.model}] loaded in {loaded[role].load_s:.2f} s on {loaded[role].config.device}")
-    data = run_sweep(
-        loaded["student"],
-        loaded["teacher"],
-        steps=args.steps,
-        guidances=args.guidance,
-        seed=student.seed,
-        teacher_steps=args.teacher_steps,
-        progress=log,
-    )
-    text = sweep_markdown(data)
-    print(text)
-    if args.json:
-        log(f"wrote {write_json_atomic(args.json, data)}")
-    if args.markdown:
-        log(f"wrote {write_text_atomic(args.markdown, text)}")
-    return ExitCode.OK
+    sweep.set_defaults(func=Command("causvid_perf.cli.sweep_cmd:cmd_sweep"))

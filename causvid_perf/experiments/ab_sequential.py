@@ -38,6 +38,7 @@ from causvid_perf.experiments.ab import (
 )
 from causvid_perf.experiments.ab_report import GATED_METRICS, SEQUENTIAL, ABReport, metric_kind, metric_label
 from causvid_perf.experiments.ab_session import ABSession, Loaded, RunFn, open_session
+from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
 from causvid_perf.judge import power
 from causvid_perf.judge.sequential import (
     BEYOND,
@@ -51,8 +52,6 @@ from causvid_perf.judge.sequential import (
 from causvid_perf.metrics import METRICS
 
 BLOCK = power.abba_order(ROUNDS_PER_BLOCK)  # A B B A
-DEFAULT_MIN_ROUNDS = 4
-DEFAULT_MAX_ROUNDS = 64
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_gate_options
-from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
+from causvid_perf.experiments.ab_sequential import SequentialPlan
+from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
 from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.judge import power
 

@@ -34,10 +34,9 @@ from causvid_perf.config import RunConfig
 from causvid_perf.experiments.ab import run_ab
 from causvid_perf.experiments.ab_report import ABReport
 from causvid_perf.experiments.ab_sequential import SequentialPlan, run_ab_sequential
+from causvid_perf.experiments.defaults import DEFAULT_TIMEOUT_S
 from causvid_perf.experiments.worker_client import WORKER_MODULE, WorkerClient
 from causvid_perf.records.result import RunResult
-
-DEFAULT_TIMEOUT_S = 900.0  # per request: a pretrained 14B load takes minutes
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ from typing import Any
 from causvid_perf import fmt
 from causvid_perf.config import VIDEO_FIELDS, RunConfig
 from causvid_perf.errors import ConfigError
+from causvid_perf.experiments.defaults import DEFAULT_GUIDANCES, DEFAULT_STEPS
 from causvid_perf.measure.runner import run_case
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.quality.scores import compare_videos
 from causvid_perf.records import sweep as sweep_file
 from causvid_perf.specs import MODELS
 
-DEFAULT_STEPS = (2, 4, 6, 8)
-DEFAULT_GUIDANCES = (1.0, 2.0, 3.0)
 TABLE_HEADERS = sweep_file.ROW_FIELDS
 
 

@@ -49,10 +49,7 @@ from causvid_perf.report.trends import trend_blocks
 TITLE = "causvid-perf report"
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
-DEFAULT_OUT_DIR = Path("causvid-perf-out") / "report"
-
 __all__ = [
-    "DEFAULT_OUT_DIR",
     "REPORT_HTML",
     "REPORT_MD",
     "TITLE",

@@ -14,6 +14,7 @@ import pytest
 from fake_results import cpu_result
 
 from causvid_perf.cli import compare as compare_cli
+from causvid_perf.cli import compare_cmd
 from causvid_perf.cli import main as cli
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
@@ -204,10 +205,10 @@ def test_aa_detected_when_a_and_b_resolve_equal():
     parser = argparse.ArgumentParser()
     compare_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["compare", *TINY, "--a", "sampler=unipc"])  # unipc is the default
-    config_a, config_b, aa = compare_cli.configs_from_args(args)
+    config_a, config_b, aa = compare_cmd.configs_from_args(args)
     assert aa and config_a.resolved() == config_b.resolved()
     args = parser.parse_args(["compare", *TINY, "--b", "sampler=euler,shift=7"])
-    config_a, config_b, aa = compare_cli.configs_from_args(args)
+    config_a, config_b, aa = compare_cmd.configs_from_args(args)
     assert not aa and (config_b.sampler, config_b.shift) == ("euler", 7.0) and config_a.sampler is None
 
 

@@ -1,0 +1,16 @@
+"""The experiments' defaults that the command line shows in its help. This module imports nothing,
+so the CLI's parsers (and `causvid-perf --help`) load no torch; the experiments import them from here."""
+
+from __future__ import annotations
+
+# The sequential A/B design's budget, in rounds per side (experiments/ab_sequential.py).
+DEFAULT_MIN_ROUNDS = 4
+DEFAULT_MAX_ROUNDS = 64
+
+# Seconds a revision's worker may take to answer one request (experiments/revisions.py): a
+# pretrained 14B load takes minutes.
+DEFAULT_TIMEOUT_S = 900.0
+
+# The sweep's grid of student steps and guidance scales (experiments/sweep.py).
+DEFAULT_STEPS = (2, 4, 6, 8)
+DEFAULT_GUIDANCES = (1.0, 2.0, 3.0)
