@@ -54,6 +54,7 @@ def read_only_reason(path: str | os.PathLike) -> str | None:
         f"or force the write (pytest --force-write, or {FORCE_WRITE_ENV}=1)"
     )
 
+
 # The folder the commands' default outputs go under (bench, sweep, report); git ignores it and
 # `make clean` removes it.
 OUTPUT_DIR = Path("causvid-perf-out")
