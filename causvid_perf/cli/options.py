@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from causvid_perf.cli.output import log
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
@@ -77,6 +78,9 @@ def ready(config: RunConfig) -> RunConfig:
     mistake is found before a model loads."""
     config = config.validate()
     check_sampler(config.resolved().sampler or "")
+    notice = config.prompt_notice()
+    if notice:
+        log(f"note: {notice}")
     return config
 
 
