@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from causvid_perf.errors import ConfigError
-from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, WEIGHT_SOURCES, ModelSpec
+from causvid_perf.specs import MODELS, PROFILES, PROMPT_TOKEN_LIMIT, SAMPLERS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
@@ -176,6 +177,18 @@ class RunConfig:
             values["timesteps"] = tuple(values["timesteps"])
         return cls(**values).normalised()
 
+    def prompt_notice(self) -> str | None:
+        """A note when the prompt is longer than the text encoder reads (it will be cut), else None.
+        Words and punctuation marks are counted: each is at least one token, so a prompt counted over
+        the limit is surely cut (the real tokenizer may cut a somewhat shorter one as well)."""
+        tokens = len(re.findall(r"\w+|[^\w\s]", self.prompt or ""))
+        if tokens < PROMPT_TOKEN_LIMIT:  # the tokenizer adds an end-of-text token
+            return None
+        return (
+            f"the prompt has at least {tokens} tokens (words and punctuation); the text encoder reads "
+            f"{PROMPT_TOKEN_LIMIT}, so it will be cut and the rest has no effect"
+        )
+
     # -- validation ---------------------------------------------------------------------------
 
     def validate(self) -> RunConfig:
@@ -202,6 +215,16 @@ class RunConfig:
             _check_int("steps", self.steps)
             if self.steps < 1:
                 raise ConfigError(f"steps must be >= 1; got {self.steps}")
+            limit = self.spec.max_steps
+            if self.steps > limit:
+                raise ConfigError(
+                    f"steps {self.steps} is more than {self.model} allows ({limit}; its recipe runs "
+                    f"{self.spec.default_steps}); give --steps between 1 and {limit}"
+                )
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise ConfigError(
+                f"the prompt is empty; give --prompt TEXT, or leave it out for the default ({DEFAULT_PROMPT!r})"
+            )
         for name in ("guidance", "shift"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -96,6 +96,13 @@ class StreamRecipe:
     sink_frames: int = 0  # first latent frames kept in the window for ever (with window_frames)
 
 
+# The most denoising steps any recipe allows: twice the teacher's 50. More is a typo, not a test
+# (a million steps would be accepted with an ETA of days).
+MAX_STEPS = 100
+# The text encoder (UMT5) reads this many tokens of a prompt; the rest is cut off.
+PROMPT_TOKEN_LIMIT = 512
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model the suite can run: architecture family, role and default recipe."""
@@ -117,6 +124,7 @@ class ModelSpec:
     checkpoint_repo: str | None = None
     checkpoint_files: tuple[str, ...] = field(default_factory=tuple)
     checkpoint_keys: tuple[str, ...] = ("generator",)
+    max_steps: int = MAX_STEPS  # the most denoising steps a run of this model may ask for
 
     @property
     def is_student(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from causvid_perf.cli.output import log
 from causvid_perf.config import RunConfig, parse_memory
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_sequential import SequentialPlan
@@ -39,6 +40,9 @@ def ready(config: RunConfig) -> RunConfig:
     mistake is found before a model loads."""
     config = config.validate()
     check_sampler(config.resolved().sampler or "")
+    notice = config.prompt_notice()
+    if notice:
+        log(f"note: {notice}")
     return config
 
 

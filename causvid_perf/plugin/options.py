@@ -18,7 +18,7 @@ from causvid_perf.pipeline.loading import models_dir_from
 from causvid_perf.pipeline.samplers import build_scheduler, check_sampler
 from causvid_perf.pipeline.weights_check import check_weights_files
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.records.history import clean_label, default_history_dir
+from causvid_perf.records.history import HISTORY_DIR_ENV, clean_label, default_history_dir
 from causvid_perf.specs import SAMPLERS, WEIGHT_SOURCES
 
 WEIGHTS_ENV = "CAUSVID_PERF_WEIGHTS"
@@ -152,7 +152,12 @@ def _check_options(opt: Any) -> None:
         raise pytest.UsageError(f"--attention {opt.attention}: choose one of {', '.join(ATTENTION_BACKENDS)}")
     checks: list[tuple[str, Any, Callable[[str], object]]] = [
         ("--sampler", opt.sampler, check_sampler_option),
-        ("--history-dir", opt.history_dir, lambda d: check_writable(Path(d) / "session.json", "the folder")),
+        # the flag, else the environment variable: either is checked before anything is measured
+        (
+            "--history-dir" if opt.history_dir else f"${HISTORY_DIR_ENV}",
+            opt.history_dir or os.environ.get(HISTORY_DIR_ENV) or None,
+            lambda d: check_writable(Path(d) / "session.json", "the folder"),
+        ),
     ]
     models = models_dir_from(opt.model_dir)
     if models is not None and opt.weights in ("auto", "pretrained"):  # a damaged file found before any case loads
