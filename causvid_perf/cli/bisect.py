@@ -17,10 +17,10 @@ from causvid_perf.cli.options import add_gate_options, add_report_options, add_r
 from causvid_perf.cli.output import emit_report, log, quiet_or_log
 from causvid_perf.cli.revisions import add_repo_options
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options
 from causvid_perf.experiments.ab_report import AB_METRICS
 from causvid_perf.experiments.bisect import bisect, check_metric
 from causvid_perf.experiments.revisions import RevisionPool
+from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS, check_gate_options
 
 HELP = "find the first commit between --good and --bad that made a metric slower (A/B gate per step)"
 
@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--metric", default="s_per_it", choices=AB_METRICS, help="the metric that regressed (default s_per_it)"
     )
     parser.add_argument("--python", metavar="PATH", help="the Python (environment) the workers run in")
-    add_gate_options(parser, "measured runs per side in each step (default 6)")
+    add_gate_options(parser, f"measured runs per side in each step (default {FIXED_ROUNDS})")
     add_repo_options(parser)
     add_report_options(parser, "write the steps and the result as JSON here")
     parser.set_defaults(func=cmd_bisect)
@@ -42,7 +42,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     config = run_config(args).validate()
-    check_gate_options(args.rounds, args.threshold, 0.05, args.alpha)
+    check_gate_options(args.rounds, args.threshold, DEFAULT.memory_tolerance, args.alpha)
     check_metric(args.metric, config.resolved().device)
     if not args.worker_timeout > 0:
         raise ConfigError(f"--worker-timeout must be > 0 seconds; got {args.worker_timeout:g}")

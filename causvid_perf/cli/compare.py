@@ -38,11 +38,10 @@ from causvid_perf.cli.output import check_outputs, emit_report, log, quiet_or_lo
 from causvid_perf.cli.revisions import add_revision_options, cmd_compare_revisions, revision_mode
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options, check_slowdown, load_for_ab, run_ab
+from causvid_perf.experiments.ab import check_slowdown, load_for_ab, run_ab
 from causvid_perf.experiments.ab_report import DESIGNS, SEQUENTIAL
 from causvid_perf.experiments.ab_sequential import run_ab_sequential
-
-FIXED_ROUNDS = 6  # the fixed design's rounds per side when --rounds is not given
+from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS, check_gate_options
 
 HELP = "judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds"
 
@@ -71,7 +70,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_gate_options(compare, f"fixed design: measured runs per side (default {FIXED_ROUNDS})", None)
     add_sequential_options(compare)
     compare.add_argument(
-        "--memory-tolerance", type=float, default=0.05, help="tolerated increase of peak VRAM (default 0.05 = 5 %%)"
+        "--memory-tolerance",
+        type=float,
+        default=DEFAULT.memory_tolerance,
+        help=f"tolerated increase of peak VRAM (default {DEFAULT.memory_tolerance:g} = "
+        f"{DEFAULT.memory_tolerance * 100:g} %%)",
     )
     compare.add_argument(
         "--slowdown-b",

@@ -11,6 +11,7 @@ import torch
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, RunConfig, parse_memory, sampler_help
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
+from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS
 from causvid_perf.pipeline.samplers import check_sampler
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
@@ -97,7 +98,9 @@ def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
     return dict(PROFILES["tiny"])
 
 
-def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str, rounds_default: int | None = 6) -> None:
+def add_gate_options(
+    parser: argparse.ArgumentParser, rounds_help: str, rounds_default: int | None = FIXED_ROUNDS
+) -> None:
     """The options of an A/B gate: rounds per side, the tolerated slowdown and the significance level."""
     parser.add_argument("--rounds", type=int, default=rounds_default, help=rounds_help)
     add_threshold_options(parser)
@@ -108,10 +111,13 @@ def add_threshold_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.03,
-        help="tolerated slowdown in per-step / sampling time (default 0.03 = 3 %%)",
+        default=DEFAULT.threshold,
+        help=f"tolerated slowdown in per-step / sampling time (default {DEFAULT.threshold:g} = "
+        f"{DEFAULT.threshold * 100:g} %%)",
     )
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument(
+        "--alpha", type=float, default=DEFAULT.alpha, help=f"significance level (default {DEFAULT.alpha:g})"
+    )
 
 
 def add_sequential_options(parser: argparse.ArgumentParser, *, budget_minutes: bool = True) -> None:

@@ -15,7 +15,7 @@ gate should then fail, which checks that it can on this machine (see also gate_s
 Library use (tests, notebooks)::
 
     loaded_a, loaded_b = load_for_ab(config_a, config_b)
-    report = run_ab((loaded_a, loaded_b), config_a, config_b, rounds=6)
+    report = run_ab((loaded_a, loaded_b), config_a, config_b)
     print(report.to_markdown()); report.exit_code
 """
 
@@ -25,7 +25,6 @@ import datetime as dt
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from causvid_perf.config import RunConfig
@@ -34,6 +33,7 @@ from causvid_perf.experiments.ab_analysis import noise_table, output_agreement
 from causvid_perf.experiments.ab_report import ABReport, metric_kind
 from causvid_perf.experiments.ab_session import ABSession, Loaded, RunFn, open_session
 from causvid_perf.judge import power, stats
+from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS, Gate, check_gate_options
 from causvid_perf.metrics import METRICS
 from causvid_perf.pipeline.loading import load_pipeline
 
@@ -76,11 +76,11 @@ def run_ab(
     loaded: Loaded | tuple[Loaded, Loaded],
     config_a: RunConfig | None = None,
     config_b: RunConfig | None = None,
-    rounds: int = 6,
+    rounds: int = FIXED_ROUNDS,
     *,
-    threshold: float = 0.03,
-    memory_tolerance: float = 0.05,
-    alpha: float = 0.05,
+    threshold: float = DEFAULT.threshold,
+    memory_tolerance: float = DEFAULT.memory_tolerance,
+    alpha: float = DEFAULT.alpha,
     aa: bool = False,
     warmup: bool = True,
     n_resamples: int = 9999,
@@ -121,18 +121,6 @@ def run_ab(
     return build_report(
         session, rounds, gate, samples, comparisons, skipped, notes, slowdown_b, separate_processes=separate_processes
     )
-
-
-@dataclass(frozen=True)
-class Gate:
-    """What an A/B gate tolerates: a slowdown of the gated times, an increase of peak VRAM, at alpha."""
-
-    threshold: float = 0.03
-    memory_tolerance: float = 0.05
-    alpha: float = 0.05
-
-    def tolerance(self, key: str) -> float:
-        return self.memory_tolerance if metric_kind(key) == "memory" else self.threshold
 
 
 def judged_samples(
@@ -245,16 +233,6 @@ def build_report(
         design=design,
         stop=stop,
     )
-
-
-def check_gate_options(rounds: Any, threshold: Any, memory_tolerance: Any, alpha: Any) -> None:
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 2:
-        raise ConfigError(f"rounds must be an integer >= 2 (>= 4 to ever be significant at alpha 0.05); got {rounds!r}")
-    for name, value in (("threshold", threshold), ("memory tolerance", memory_tolerance)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ConfigError(f"{name} must be a number >= 0 (0.03 = 3 %); got {value!r}")
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-        raise ConfigError(f"alpha must lie strictly between 0 and 1, e.g. 0.05; got {alpha!r}")
 
 
 def check_slowdown(factor: Any) -> None:

@@ -16,6 +16,7 @@ from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.files import ReportFiles, json_safe
+from causvid_perf.judge.gate import DEFAULT
 from causvid_perf.metrics import METRICS as METRIC_INFO
 
 AB_SCHEMA_ID = "causvid-perf/ab-report"
@@ -29,7 +30,7 @@ AB_METRICS = ("s_per_it", "sampling_s", "prompt_to_output_s", "peak_vram_gib")
 STREAM_AB_METRICS = ("first_frames_s", "stream_fps")
 # The metrics whose regression fails the gate (prompt-to-output is reported, not gated).
 GATED_METRICS = ("s_per_it", "sampling_s", "peak_vram_gib") + STREAM_AB_METRICS
-MDE_EFFECT = 0.03  # the change the A/A report sizes rounds for
+MDE_EFFECT = DEFAULT.threshold  # the change the A/A report sizes rounds for: the default gate's
 
 
 def metric_kind(key: str) -> str:

@@ -28,17 +28,11 @@ from typing import Any
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import (
-    Gate,
-    build_report,
-    check_gate_options,
-    check_slowdown,
-    compared_metrics,
-    judged_samples,
-)
+from causvid_perf.experiments.ab import build_report, check_slowdown, compared_metrics, judged_samples
 from causvid_perf.experiments.ab_report import GATED_METRICS, SEQUENTIAL, ABReport, metric_kind, metric_label
 from causvid_perf.experiments.ab_session import ABSession, Loaded, RunFn, open_session
 from causvid_perf.judge import power
+from causvid_perf.judge.gate import DEFAULT, Gate, check_gate_options
 from causvid_perf.judge.sequential import (
     BEYOND,
     DEFAULT_PHI,
@@ -166,9 +160,9 @@ def run_ab_sequential(
     config_b: RunConfig | None = None,
     plan: SequentialPlan | None = None,
     *,
-    threshold: float = 0.03,
-    memory_tolerance: float = 0.05,
-    alpha: float = 0.05,
+    threshold: float = DEFAULT.threshold,
+    memory_tolerance: float = DEFAULT.memory_tolerance,
+    alpha: float = DEFAULT.alpha,
     aa: bool = False,
     warmup: bool = True,
     progress: Callable[[str], None] | None = None,

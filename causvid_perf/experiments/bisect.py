@@ -22,6 +22,7 @@ from causvid_perf.errors import ConfigError, ExitCode, RevisionError
 from causvid_perf.experiments.ab_report import AB_METRICS, metric_kind, metric_label
 from causvid_perf.experiments.revisions import Revision, RevisionPool, compare_revisions
 from causvid_perf.files import ReportFiles, json_safe
+from causvid_perf.judge.gate import FIXED_ROUNDS
 
 BISECT_SCHEMA_ID = "causvid-perf/bisect"
 BISECT_SCHEMA_VERSION = 1
@@ -133,7 +134,7 @@ def bisect(
     config: RunConfig,
     *,
     metric: str = "s_per_it",
-    rounds: int = 6,
+    rounds: int = FIXED_ROUNDS,
     progress: Callable[[str], None] | None = None,
     **gate: Any,
 ) -> BisectResult:

@@ -33,7 +33,7 @@ from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
-from causvid_perf.experiments.ab import Gate, fixed_comparisons, judged_samples
+from causvid_perf.experiments.ab import fixed_comparisons, judged_samples
 from causvid_perf.experiments.ab_report import GATED_METRICS
 from causvid_perf.experiments.ab_sequential import BLOCK, judge_session
 from causvid_perf.experiments.ab_session import ABSession, RunFn, open_session
@@ -46,6 +46,7 @@ from causvid_perf.experiments.gate_study_result import (
     fixed_design,
 )
 from causvid_perf.judge import power
+from causvid_perf.judge.gate import DEFAULT, Gate
 from causvid_perf.judge.sequential import BEYOND
 from causvid_perf.measure.runner import case_config
 
@@ -61,8 +62,8 @@ def run_gate_study(
     rounds_grid: Sequence[int] = (6, 10, 16),
     repeats: int = 10,
     target: float = 0.8,
-    threshold: float = 0.03,
-    alpha: float = 0.05,
+    threshold: float = DEFAULT.threshold,
+    alpha: float = DEFAULT.alpha,
     min_rounds: int | None = None,
     max_rounds: int | None = None,
     n_resamples: int = 9999,
@@ -113,7 +114,7 @@ class _StudyRun:
         on_partial: Callable[[GateStudy], object] | None,
     ):
         self.loaded, self.config, self.plan, self.n_resamples, self.run = loaded, config, plan, n_resamples, run
-        self.gate = Gate(plan.threshold, 0.05, plan.alpha)
+        self.gate = Gate(plan.threshold, DEFAULT.memory_tolerance, plan.alpha)
         self.sequential = plan.sequential_plan()
         self.progress = progress or (lambda message: None)
         self.on_partial = on_partial or (lambda study: None)

@@ -7,7 +7,7 @@ Library use::
 
     with RevisionPool(repo, log=print) as pool:
         a, b = pool.revision("HEAD~1"), pool.revision("HEAD")
-        report = compare_revisions(pool, (a, config), (b, config), rounds=6)
+        report = compare_revisions(pool, (a, config), (b, config), rounds=FIXED_ROUNDS)
 
 A worker's PYTHONPATH is: its worktree (and the worktree's src/, for a src-layout package such as
 a diffusers checkout), then a folder holding only this causvid_perf (a link to it), then the
