@@ -17,10 +17,11 @@ from causvid_perf.cli.options import add_gate_options, add_report_options, add_r
 from causvid_perf.cli.output import emit_report, log, quiet_or_log
 from causvid_perf.cli.revisions import add_repo_options
 from causvid_perf.errors import ConfigError
+from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.ab_report import AB_METRICS
 from causvid_perf.experiments.bisect import bisect, check_metric
 from causvid_perf.experiments.revisions import RevisionPool
-from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS, check_gate_options
+from causvid_perf.judge.gate import FIXED_ROUNDS, Gate
 
 HELP = "find the first commit between --good and --bad that made a metric slower (A/B gate per step)"
 
@@ -42,7 +43,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     config = run_config(args).validate()
-    check_gate_options(args.rounds, args.threshold, DEFAULT.memory_tolerance, args.alpha)
+    design, gate = Fixed(args.rounds).checked(), Gate(threshold=args.threshold, alpha=args.alpha).checked()
     check_metric(args.metric, config.resolved().device)
     if not args.worker_timeout > 0:
         raise ConfigError(f"--worker-timeout must be > 0 seconds; got {args.worker_timeout:g}")
@@ -50,16 +51,6 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     with RevisionPool(args.repo, models_dir=args.model_dir, timeout_s=args.worker_timeout, log=progress) as pool:
         good, bad = pool.revision(args.good, args.python), pool.revision(args.bad, args.python)
         log(f"bisecting {good.describe()} (good) .. {bad.describe()} (bad) in {pool.repo} on {args.metric}")
-        result = bisect(
-            pool,
-            good,
-            bad,
-            config,
-            metric=args.metric,
-            rounds=args.rounds,
-            progress=progress,
-            threshold=args.threshold,
-            alpha=args.alpha,
-        )
+        result = bisect(pool, good, bad, config, metric=args.metric, design=design, gate=gate, progress=progress)
     emit_report(result, args.markdown, args.json)
     return result.exit_code

@@ -23,6 +23,7 @@ crashed, hung or failed to load).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from causvid_perf.cli.options import (
@@ -39,9 +40,16 @@ from causvid_perf.cli.revisions import add_revision_options, cmd_compare_revisio
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_slowdown, load_for_ab, run_ab
-from causvid_perf.experiments.ab_report import DESIGNS, SEQUENTIAL
-from causvid_perf.experiments.ab_sequential import run_ab_sequential
-from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS, check_gate_options
+from causvid_perf.experiments.ab_design import Design
+from causvid_perf.experiments.ab_fixed import Fixed
+from causvid_perf.experiments.ab_sequential import Sequential
+from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS, Gate
+
+# --design NAME -> the design the options ask for; the first is the default without --rounds.
+DESIGNS: dict[str, Callable[[argparse.Namespace], Design]] = {
+    Sequential.name: lambda args: Sequential(sequential_plan(args)),
+    Fixed.name: lambda args: Fixed(FIXED_ROUNDS if args.rounds is None else args.rounds),
+}
 
 HELP = "judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds"
 
@@ -62,7 +70,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--design",
-        choices=DESIGNS,
+        choices=tuple(DESIGNS),
         default=None,
         help="sequential: stop as soon as the answer is clear (the default); fixed: --rounds rounds, judged "
         "once (the default when --rounds is given)",
@@ -107,28 +115,26 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, b
 def cmd_compare(args: argparse.Namespace) -> int:
     check_outputs(args.markdown, args.json)
     config_a, config_b, aa = configs_from_args(args)
-    sequential = args.design == SEQUENTIAL or (args.design is None and args.rounds is None)
-    if sequential and args.rounds is not None:
-        raise ConfigError("--rounds sets the fixed design; the sequential design takes --min-rounds/--max-rounds")
-    rounds = FIXED_ROUNDS if args.rounds is None else args.rounds
-    plan = sequential_plan(args) if sequential else None
-    check_gate_options(plan.min_rounds if plan else rounds, args.threshold, args.memory_tolerance, args.alpha)
+    design = design_from_args(args)
+    gate = Gate(args.threshold, args.memory_tolerance, args.alpha).checked()
     check_slowdown(args.slowdown_b)
     if revision_mode(args):
-        return cmd_compare_revisions(args, config_a, config_b, rounds, plan)
+        return cmd_compare_revisions(args, config_a, config_b, design, gate)
     progress = quiet_or_log(args.quiet)
     loaded = load_for_ab(config_a, config_b, models_dir=args.model_dir, log=progress)
-    budget = f"up to {plan.max_rounds} rounds (sequential)" if plan else f"{rounds} rounds"
     if args.slowdown_b != 1.0:
         log(f"B's transformer forwards slowed ×{args.slowdown_b:g} on purpose: B is a known regression")
     elif aa:
-        log(f"A/A: comparing {loaded[0].config.describe()} with itself over {budget}")
-    gate = {"threshold": args.threshold, "memory_tolerance": args.memory_tolerance, "alpha": args.alpha}
-    common = {**gate, "aa": aa, "progress": progress, "slowdown_b": args.slowdown_b}
-    if plan is not None:
-        report = run_ab_sequential(loaded, config_a, config_b, plan, **common)
-    else:
-        report = run_ab(loaded, config_a, config_b, rounds, **common)
+        log(f"A/A: comparing {loaded[0].config.describe()} with itself over {design.budget()}")
+    report = run_ab(loaded, config_a, config_b, design, gate=gate, aa=aa, progress=progress, slowdown_b=args.slowdown_b)
     report.overrides = {"a": args.a, "b": args.b}
     emit_report(report, args.markdown, args.json)
     return report.exit_code
+
+
+def design_from_args(args: argparse.Namespace) -> Design:
+    """The design --design asks for (without it: fixed when --rounds is given, else sequential), checked."""
+    name = args.design or (Fixed.name if args.rounds is not None else next(iter(DESIGNS)))
+    if name != Fixed.name and args.rounds is not None:
+        raise ConfigError(f"--rounds sets the fixed design; the {name} design takes --min-rounds/--max-rounds")
+    return DESIGNS[name](args).checked()

@@ -17,7 +17,7 @@ import numpy as np
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, SequentialPlan
+from causvid_perf.experiments.ab_sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS, Sequential, SequentialPlan
 from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.judge import power
 from causvid_perf.judge.gate import DEFAULT, check_gate_options
@@ -30,7 +30,7 @@ GATE_STUDY_SCHEMA_VERSION = 2  # 2: trials judged by both designs (version 1: th
 TIME_GATED = ("s_per_it", "sampling_s")
 DETECTION_METRIC = "s_per_it"
 SEED_STRIDE = 1000  # repeat k uses base seed + 1000 k, so no two trials share a seed
-SEQUENTIAL = "sequential"
+SEQUENTIAL = Sequential.name
 
 
 @dataclass(frozen=True)

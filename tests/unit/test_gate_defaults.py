@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from causvid_perf.cli.main import build_parser
-from causvid_perf.experiments import ab, bisect, gate_study
+from causvid_perf.experiments import ab, bisect, gate_study, revisions
+from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.gate_study_result import StudyPlan
 from causvid_perf.judge import gate, power, previous, sequential, stats
 from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS, Gate
@@ -96,8 +97,6 @@ def test_option_defaults_are_the_gates(argv):
 
 def test_keyword_defaults_are_the_gates():
     functions = [
-        ab.run_ab,
-        bisect.bisect,
         gate_study.run_gate_study,
         stats.compare_samples,
         stats.minimum_rounds,
@@ -113,10 +112,12 @@ def test_keyword_defaults_are_the_gates():
             if name in ("threshold", "alpha", "memory_tolerance"):
                 assert parameter.default == getattr(DEFAULT, name), f"{function.__qualname__}({name})"
                 seen.add(name)
-            elif name == "rounds" and parameter.default not in (inspect.Parameter.empty, None):
-                assert parameter.default == FIXED_ROUNDS, function.__qualname__
-                seen.add(name)
-    assert seen == {"threshold", "alpha", "memory_tolerance", "rounds"}
+    assert seen == {"threshold", "alpha"}
+    assert Fixed().rounds == FIXED_ROUNDS
+    for function in (ab.run_ab, bisect.bisect, revisions.compare_revisions):
+        gate_default = inspect.signature(function).parameters.get("gate")
+        assert gate_default is None or gate_default.default is DEFAULT, function.__qualname__
+    assert inspect.signature(ab.run_ab).parameters["gate"].default is DEFAULT
     plan = StudyPlan()
     assert (plan.threshold, plan.alpha) == (DEFAULT.threshold, DEFAULT.alpha)
 
