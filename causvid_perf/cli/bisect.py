@@ -16,6 +16,7 @@ from typing import Any
 from causvid_perf.cli.options import Command, add_gate_options, add_report_options, add_run_subcommand
 from causvid_perf.cli.revisions import add_repo_options
 from causvid_perf.experiments.ab_report import AB_METRICS
+from causvid_perf.judge.gate import FIXED_ROUNDS
 
 HELP = "find the first commit between --good and --bad that made a metric slower (A/B gate per step)"
 
@@ -28,7 +29,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--metric", default="s_per_it", choices=AB_METRICS, help="the metric that regressed (default s_per_it)"
     )
     parser.add_argument("--python", metavar="PATH", help="the Python (environment) the workers run in")
-    add_gate_options(parser, "measured runs per side in each step (default 6)")
+    add_gate_options(parser, f"measured runs per side in each step (default {FIXED_ROUNDS})")
     add_repo_options(parser)
     add_report_options(parser, "write the steps and the result as JSON here")
     parser.set_defaults(func=Command("causvid_perf.cli.bisect_cmd:cmd_bisect"))

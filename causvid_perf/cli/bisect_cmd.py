@@ -8,14 +8,15 @@ import argparse
 from causvid_perf.cli.configs import run_config
 from causvid_perf.cli.output import emit_report, log, quiet_or_log
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options
+from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.bisect import bisect, check_metric
 from causvid_perf.experiments.revisions import RevisionPool
+from causvid_perf.judge.gate import Gate
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     config = run_config(args).validate()
-    check_gate_options(args.rounds, args.threshold, 0.05, args.alpha)
+    design, gate = Fixed(args.rounds).checked(), Gate(threshold=args.threshold, alpha=args.alpha).checked()
     check_metric(args.metric, config.resolved().device)
     if not args.worker_timeout > 0:
         raise ConfigError(f"--worker-timeout must be > 0 seconds; got {args.worker_timeout:g}")
@@ -23,16 +24,6 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     with RevisionPool(args.repo, models_dir=args.model_dir, timeout_s=args.worker_timeout, log=progress) as pool:
         good, bad = pool.revision(args.good, args.python), pool.revision(args.bad, args.python)
         log(f"bisecting {good.describe()} (good) .. {bad.describe()} (bad) in {pool.repo} on {args.metric}")
-        result = bisect(
-            pool,
-            good,
-            bad,
-            config,
-            metric=args.metric,
-            rounds=args.rounds,
-            progress=progress,
-            threshold=args.threshold,
-            alpha=args.alpha,
-        )
+        result = bisect(pool, good, bad, config, metric=args.metric, design=design, gate=gate, progress=progress)
     emit_report(result, args.markdown, args.json)
     return result.exit_code

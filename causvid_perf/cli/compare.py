@@ -33,9 +33,8 @@ from causvid_perf.cli.options import (
     add_sequential_options,
 )
 from causvid_perf.cli.revisions import add_revision_options
-from causvid_perf.experiments.ab_report import DESIGNS
-
-FIXED_ROUNDS = 6  # the fixed design's rounds per side when --rounds is not given
+from causvid_perf.experiments.defaults import DESIGN_NAMES
+from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS
 
 HELP = "judge a change A -> B (e.g. a sampler) with interleaved ABBA rounds"
 
@@ -56,7 +55,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--design",
-        choices=DESIGNS,
+        choices=DESIGN_NAMES,
         default=None,
         help="sequential: stop as soon as the answer is clear (the default); fixed: --rounds rounds, judged "
         "once (the default when --rounds is given)",
@@ -64,7 +63,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_gate_options(compare, f"fixed design: measured runs per side (default {FIXED_ROUNDS})", None)
     add_sequential_options(compare)
     compare.add_argument(
-        "--memory-tolerance", type=float, default=0.05, help="tolerated increase of peak VRAM (default 0.05 = 5 %%)"
+        "--memory-tolerance",
+        type=float,
+        default=DEFAULT.memory_tolerance,
+        help=f"tolerated increase of peak VRAM (default {DEFAULT.memory_tolerance:g} = "
+        f"{DEFAULT.memory_tolerance * 100:g} %%)",
     )
     compare.add_argument(
         "--slowdown-b",

@@ -4,17 +4,26 @@ cli/compare.py, imports no torch, diffusers or matplotlib, so `causvid-perf --he
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from causvid_perf.cli.compare import FIXED_ROUNDS
 from causvid_perf.cli.configs import ready, run_config, sequential_plan
 from causvid_perf.cli.output import check_outputs, emit_report, log, quiet_or_log
 from causvid_perf.cli.revisions import revision_mode
 from causvid_perf.cli.revisions_cmd import cmd_compare_revisions
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options, check_slowdown, load_for_ab, run_ab
-from causvid_perf.experiments.ab_report import SEQUENTIAL
-from causvid_perf.experiments.ab_sequential import run_ab_sequential
+from causvid_perf.experiments.ab import check_slowdown, load_for_ab, run_ab
+from causvid_perf.experiments.ab_design import Design
+from causvid_perf.experiments.ab_fixed import Fixed
+from causvid_perf.experiments.ab_sequential import Sequential
+from causvid_perf.experiments.defaults import DESIGN_NAMES
+from causvid_perf.judge.gate import FIXED_ROUNDS, Gate
+
+# --design NAME -> the design the options ask for, in the order of DESIGN_NAMES (the parser's choices).
+DESIGNS: dict[str, Callable[[argparse.Namespace], Design]] = {
+    Sequential.name: lambda args: Sequential(sequential_plan(args)),
+    Fixed.name: lambda args: Fixed(FIXED_ROUNDS if args.rounds is None else args.rounds),
+}
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, bool]:
@@ -34,28 +43,26 @@ def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, b
 def cmd_compare(args: argparse.Namespace) -> int:
     check_outputs(args.markdown, args.json)
     config_a, config_b, aa = configs_from_args(args)
-    sequential = args.design == SEQUENTIAL or (args.design is None and args.rounds is None)
-    if sequential and args.rounds is not None:
-        raise ConfigError("--rounds sets the fixed design; the sequential design takes --min-rounds/--max-rounds")
-    rounds = FIXED_ROUNDS if args.rounds is None else args.rounds
-    plan = sequential_plan(args) if sequential else None
-    check_gate_options(plan.min_rounds if plan else rounds, args.threshold, args.memory_tolerance, args.alpha)
+    design = design_from_args(args)
+    gate = Gate(args.threshold, args.memory_tolerance, args.alpha).checked()
     check_slowdown(args.slowdown_b)
     if revision_mode(args):
-        return cmd_compare_revisions(args, config_a, config_b, rounds, plan)
+        return cmd_compare_revisions(args, config_a, config_b, design, gate)
     progress = quiet_or_log(args.quiet)
     loaded = load_for_ab(config_a, config_b, models_dir=args.model_dir, log=progress)
-    budget = f"up to {plan.max_rounds} rounds (sequential)" if plan else f"{rounds} rounds"
     if args.slowdown_b != 1.0:
         log(f"B's transformer forwards slowed ×{args.slowdown_b:g} on purpose: B is a known regression")
     elif aa:
-        log(f"A/A: comparing {loaded[0].config.describe()} with itself over {budget}")
-    gate = {"threshold": args.threshold, "memory_tolerance": args.memory_tolerance, "alpha": args.alpha}
-    common = {**gate, "aa": aa, "progress": progress, "slowdown_b": args.slowdown_b}
-    if plan is not None:
-        report = run_ab_sequential(loaded, config_a, config_b, plan, **common)
-    else:
-        report = run_ab(loaded, config_a, config_b, rounds, **common)
+        log(f"A/A: comparing {loaded[0].config.describe()} with itself over {design.budget()}")
+    report = run_ab(loaded, config_a, config_b, design, gate=gate, aa=aa, progress=progress, slowdown_b=args.slowdown_b)
     report.overrides = {"a": args.a, "b": args.b}
     emit_report(report, args.markdown, args.json)
     return report.exit_code
+
+
+def design_from_args(args: argparse.Namespace) -> Design:
+    """The design --design asks for (without it: fixed when --rounds is given, else sequential), checked."""
+    name = args.design or (Fixed.name if args.rounds is not None else DESIGN_NAMES[0])
+    if name != Fixed.name and args.rounds is not None:
+        raise ConfigError(f"--rounds sets the fixed design; the {name} design takes --min-rounds/--max-rounds")
+    return DESIGNS[name](args).checked()

@@ -10,6 +10,7 @@ from typing import Any
 
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, sampler_help
 from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
+from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
 
@@ -67,7 +68,9 @@ def add_run_subcommand(sub: Any, name: str, help: str, description: str | None =
     return parser
 
 
-def add_gate_options(parser: argparse.ArgumentParser, rounds_help: str, rounds_default: int | None = 6) -> None:
+def add_gate_options(
+    parser: argparse.ArgumentParser, rounds_help: str, rounds_default: int | None = FIXED_ROUNDS
+) -> None:
     """The options of an A/B gate: rounds per side, the tolerated slowdown and the significance level."""
     parser.add_argument("--rounds", type=int, default=rounds_default, help=rounds_help)
     add_threshold_options(parser)
@@ -78,10 +81,13 @@ def add_threshold_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.03,
-        help="tolerated slowdown in per-step / sampling time (default 0.03 = 3 %%)",
+        default=DEFAULT.threshold,
+        help=f"tolerated slowdown in per-step / sampling time (default {DEFAULT.threshold:g} = "
+        f"{DEFAULT.threshold * 100:g} %%)",
     )
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    parser.add_argument(
+        "--alpha", type=float, default=DEFAULT.alpha, help=f"significance level (default {DEFAULT.alpha:g})"
+    )
 
 
 def add_sequential_options(parser: argparse.ArgumentParser, *, budget_minutes: bool = True) -> None:

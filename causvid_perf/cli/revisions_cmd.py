@@ -8,14 +8,15 @@ import argparse
 from causvid_perf.cli.output import emit_report, log, quiet_or_log
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab_sequential import SequentialPlan
+from causvid_perf.experiments.ab_design import Design
 from causvid_perf.experiments.revisions import RevisionPool, compare_revisions
+from causvid_perf.judge.gate import Gate
 
 
 def cmd_compare_revisions(
-    args: argparse.Namespace, config_a: RunConfig, config_b: RunConfig, rounds: int, plan: SequentialPlan | None
+    args: argparse.Namespace, config_a: RunConfig, config_b: RunConfig, design: Design, gate: Gate
 ) -> int:
-    """Revisions A and B by the fixed design (``rounds``) or, given a ``plan``, the sequential one."""
+    """Revisions A and B by ``design`` and ``gate``."""
     if args.aa:
         raise ConfigError("--aa measures one side against itself; for revisions give --a-rev X --b-rev X instead")
     if args.slowdown_b != 1.0:
@@ -27,17 +28,7 @@ def cmd_compare_revisions(
         rev_a = pool.revision(args.a_rev or "HEAD", args.a_python)
         rev_b = pool.revision(args.b_rev or "HEAD", args.b_python)
         log(f"A = {rev_a.describe()} “{rev_a.subject}”; B = {rev_b.describe()} “{rev_b.subject}” in {pool.repo}")
-        report = compare_revisions(
-            pool,
-            (rev_a, config_a),
-            (rev_b, config_b),
-            rounds,
-            plan=plan,
-            threshold=args.threshold,
-            memory_tolerance=args.memory_tolerance,
-            alpha=args.alpha,
-            progress=progress,
-        )
+        report = compare_revisions(pool, (rev_a, config_a), (rev_b, config_b), design, gate=gate, progress=progress)
     report.overrides = {"a": args.a, "b": args.b}
     emit_report(report, args.markdown, args.json)
     return report.exit_code

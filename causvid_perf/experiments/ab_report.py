@@ -8,19 +8,18 @@ block; then output agreement, the A/A noise and the gate's verdict.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.files import ReportFiles, json_safe
+from causvid_perf.judge.gate import DEFAULT
 from causvid_perf.metrics import METRICS as METRIC_INFO
 
 AB_SCHEMA_ID = "causvid-perf/ab-report"
 AB_SCHEMA_VERSION = 2  # 2: "design" and "sequential" (how a sequential A/B stopped, its whole sequence)
-FIXED, SEQUENTIAL = DESIGNS = ("fixed", "sequential")
 
 # The metrics an A/B compares, in table order. Times use speed words and --threshold; the memory
 # row direction words and --memory-tolerance (see judge/stats.py).
@@ -29,7 +28,7 @@ AB_METRICS = ("s_per_it", "sampling_s", "prompt_to_output_s", "peak_vram_gib")
 STREAM_AB_METRICS = ("first_frames_s", "stream_fps")
 # The metrics whose regression fails the gate (prompt-to-output is reported, not gated).
 GATED_METRICS = ("s_per_it", "sampling_s", "peak_vram_gib") + STREAM_AB_METRICS
-MDE_EFFECT = 0.03  # the change the A/A report sizes rounds for
+MDE_EFFECT = DEFAULT.threshold  # the change the A/A report sizes rounds for: the default gate's
 
 
 def metric_kind(key: str) -> str:
@@ -54,6 +53,25 @@ def value_text(value: float | None, kind: str) -> str:
     return f"{value:.2f} GiB" if kind == "memory" else fmt.duration(value)
 
 
+class ReportDesign(Protocol):
+    """What a report asks of the design that made it (experiments/ab_design.Design is one): its name
+    and its own lines, so the report itself never asks which design it was."""
+
+    name: ClassVar[str]
+
+    def interval_columns(self, alpha: float) -> tuple[str, str]:
+        """The headers of the interval and p columns."""
+        ...
+
+    def summary_lines(self, stop: dict[str, Any] | None, threshold: float) -> list[str]:
+        """Lines above the table (how the design ended)."""
+        ...
+
+    def detail_lines(self, stop: dict[str, Any] | None) -> list[str]:
+        """Lines after the output agreement (the design's own detail)."""
+        ...
+
+
 @dataclass
 class ABReport(ReportFiles):
     """Everything one A/B comparison measured and decided; ``to_dict`` is its JSON form."""
@@ -76,6 +94,7 @@ class ABReport(ReportFiles):
     agreement: dict[str, Any]
     finite: dict[str, bool]  # side -> every output finite
     machine: dict[str, Any]
+    design: ReportDesign  # the design that measured and judged (its name and its own lines)
     notes: list[str] = field(default_factory=list)
     overrides: dict[str, str] | None = None
     created: str = ""
@@ -83,9 +102,9 @@ class ABReport(ReportFiles):
     # Revision A/B (experiments/revisions.py): side -> {"rev", "commit", "subject", "python"}; each
     # side ran in a worker process on a checkout of its commit.
     revisions: dict[str, dict[str, str]] | None = None
-    design: str = FIXED
-    # Sequential design only: reason, decision, the budget, the rounds used and, per ABBA block,
-    # each gated metric's interval (ab_sequential.stop_record).
+    decided: bool = True  # False when a design ran out of budget before its gate decided (exit 5)
+    # The design's own record, if it keeps one (the sequential design: reason, decision, the budget,
+    # the rounds used and, per ABBA block, each gated metric's interval; ab_sequential.stop_record).
     stop: dict[str, Any] | None = None
 
     # -- decisions --------------------------------------------------------------------------------
@@ -113,11 +132,6 @@ class ABReport(ReportFiles):
     @property
     def verdicts(self) -> dict[str, str]:
         return {m: c.verdict for m, c in self.comparisons.items()}
-
-    @property
-    def decided(self) -> bool:
-        """False when a sequential A/B ran out of budget before its gate decided."""
-        return self.stop is None or self.stop.get("decision") is not None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -148,7 +162,7 @@ class ABReport(ReportFiles):
                 "version": AB_SCHEMA_VERSION,
                 "created": self.created,
                 "aa": self.aa,
-                "design": self.design,
+                "design": self.design.name,
                 "sequential": self.stop,
                 "decided": self.decided,
                 "slowdown_b": self.slowdown_b,
@@ -191,7 +205,7 @@ class ABReport(ReportFiles):
         seeds = f"seed {c.seed}" if self.rounds == 1 else f"seeds {c.seed}-{c.seed + self.rounds - 1}"
         lines.append(
             f"{c.describe()}, {c.weights} weights, {c.dtype}, {c.device} ({where}); {self.rounds} rounds per side "
-            f"in ABBA order after 1 warm-up each ({self.design} design), {seeds}; gate: time +{self.threshold:.0%}, "
+            f"in ABBA order after 1 warm-up each ({self.design.name} design), {seeds}; gate: time +{self.threshold:.0%}, "
             f"memory +{self.memory_tolerance:.0%}, alpha {self.alpha:g}"
             + (
                 f"; B's transformer forwards slowed ×{self.slowdown_b:g} on purpose (SlowdownInjector)"
@@ -201,9 +215,9 @@ class ABReport(ReportFiles):
         )
         if self.revisions:
             lines += ["", self._revisions_line()]
-        interval, p = ("95 % CI", "p") if self.stop is None else (f"{1 - self.alpha:.0%} CS (anytime)", "anytime p")
+        interval, p = self.design.interval_columns(self.alpha)
         lines += [
-            *([] if self.stop is None else ["", stop_line(self.stop, self.threshold)]),
+            *self.design.summary_lines(self.stop, self.threshold),
             "",
             f"| metric | A median | B median | B/A | {interval} | {p} | verdict |",
             "| --- | ---: | ---: | ---: | :---: | ---: | --- |",
@@ -222,8 +236,7 @@ class ABReport(ReportFiles):
             elif key in self.skipped:
                 lines.append(f"| {label} | n/a | n/a | | | | skipped: {self.skipped[key]} |")
         lines += ["", self._agreement_line()]
-        if self.stop is not None:
-            lines += ["", *sequence_table(self.stop)]
+        lines += self.design.detail_lines(self.stop)
         if self.aa:
             lines += [
                 "",
@@ -289,44 +302,10 @@ def _rows(keys: tuple[str, ...]) -> list[tuple[str, str, str]]:
     return [(key, METRIC_INFO[key].title, metric_kind(key)) for key in keys]
 
 
-def stop_line(stop: dict[str, Any], threshold: float) -> str:
-    """Why a sequential A/B stopped, and after how many rounds."""
-    budget = f"{stop['min_rounds']}-{stop['max_rounds']} rounds per side" + (
-        f", {stop['max_minutes']:g} min" if stop.get("max_minutes") else ""
-    )
-    return (
-        f"**Sequential design: stopped after {stop['rounds']} rounds per side ({stop['blocks']} ABBA blocks, "
-        f"{fmt.duration(stop['elapsed_s'])}): {stop['reason']}.** Budget {budget}; the interval after every "
-        f"block holds the true B/A with probability ≥ {1 - stop['alpha']:.0%} whenever the run stops; it stops "
-        f"when every gated time lies wholly below +{threshold:.0%} or one lies wholly above it."
-    )
-
-
 def _decision_text(decision: str | None, threshold: float) -> str:
     if decision is None:
         return ""
     return f", {'beyond' if decision == 'beyond' else 'inside'} +{threshold:.0%}"
-
-
-def sequence_table(stop: dict[str, Any]) -> list[str]:
-    """The interval of each gated metric after every ABBA block, folded away in the markdown."""
-    metrics = list(stop["sequence"])
-    lines = [
-        "<details><summary>The sequence: B/A and its interval after every ABBA block</summary>",
-        "",
-        "| rounds per side | " + " | ".join(metric_label(m) for m in metrics) + " |",
-        "| ---: |" + " :---: |" * len(metrics),
-    ]
-    for i, rounds in enumerate(stop["rounds_at"]):
-        cells = []
-        for m in metrics:
-            step = stop["sequence"][m][i]
-            mark = f" ({step['decision']})" if step["decision"] else ""
-            high = step["ci_high"]
-            bounds = "unbounded" if high is None or math.isinf(high) else f"{step['ci_low']:.3f}–{high:.3f}"
-            cells.append(f"{step['ratio']:.3f} [{bounds}]{mark}")
-        lines.append(f"| {rounds} | " + " | ".join(cells) + " |")
-    return [*lines, "", "</details>"]
 
 
 def _config_label(config: RunConfig, other: RunConfig, side: str) -> str:

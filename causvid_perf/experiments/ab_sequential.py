@@ -13,33 +13,25 @@ or none, keeps every interval valid; that is the point of the design.
 
 Library use::
 
-    report = run_ab_sequential(loaded, config_a, config_b, SequentialPlan(max_rounds=32))
+    report = run_ab(loaded, config_a, config_b, Sequential(SequentialPlan(max_rounds=32)))
     report.stop["reason"], report.rounds, report.exit_code
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 from causvid_perf import fmt
-from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import (
-    Gate,
-    build_report,
-    check_gate_options,
-    check_slowdown,
-    compared_metrics,
-    judged_samples,
-)
-from causvid_perf.experiments.ab_report import GATED_METRICS, SEQUENTIAL, ABReport, metric_kind, metric_label
-from causvid_perf.experiments.ab_session import ABSession, Loaded, RunFn, open_session
+from causvid_perf.experiments.ab_design import Outcome, Samples, compared_metrics, judged_samples
+from causvid_perf.experiments.ab_report import GATED_METRICS, metric_kind, metric_label
+from causvid_perf.experiments.ab_session import ABSession
 from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
 from causvid_perf.judge import power
+from causvid_perf.judge.gate import Gate
 from causvid_perf.judge.sequential import (
     BEYOND,
     DEFAULT_PHI,
@@ -85,7 +77,7 @@ class SequentialPlan:
 
 
 def sequential_comparisons(
-    samples: dict[str, dict[str, list[Any]]], device: str, gate: Gate, plan: SequentialPlan
+    samples: Samples, device: str, gate: Gate, plan: SequentialPlan
 ) -> tuple[dict[str, SequentialComparison], dict[str, str]]:
     """(metric -> SequentialComparison, skipped) over the samples' complete blocks."""
     compared, skipped = compared_metrics(samples, device)
@@ -159,70 +151,60 @@ def stop_record(
     }
 
 
-def run_ab_sequential(
-    loaded: Loaded | tuple[Loaded, Loaded],
-    config_a: RunConfig | None = None,
-    config_b: RunConfig | None = None,
-    plan: SequentialPlan | None = None,
-    *,
-    threshold: float = 0.03,
-    memory_tolerance: float = 0.05,
-    alpha: float = 0.05,
-    aa: bool = False,
-    warmup: bool = True,
-    progress: Callable[[str], None] | None = None,
-    run: RunFn | None = None,
-    slowdown_b: float = 1.0,
-    separate_processes: bool = False,
-    clock: Callable[[], float] = time.monotonic,
-) -> ABReport:
-    """The sequential design on loaded pipelines (arguments as :func:`causvid_perf.experiments.ab.run_ab`;
-    ``clock`` times the budget, tests pass a fake one). Raises ConfigError for a bad plan or gate."""
-    plan = (plan or SequentialPlan()).checked()
-    check_gate_options(plan.min_rounds, threshold, memory_tolerance, alpha)
-    check_slowdown(slowdown_b)
-    gate = Gate(threshold, memory_tolerance, alpha)
-    progress = progress or (lambda message: None)
-    start = clock()  # the time budget counts the warm-ups too: they cost the same
-    with open_session(loaded, config_a, config_b, aa=aa, slowdown_b=slowdown_b, run=run) as session:
-        if warmup:
-            session.warm_up(progress)
-        rounds_start = clock()
-        while True:
-            session.run(BLOCK, progress, f"≤ {2 * plan.max_rounds}")
-            rounds = session.rounds
-            samples, notes = judged_samples(session.runs, session.samples(rounds), separate_processes)
-            comparisons, skipped = sequential_comparisons(samples, session.config_a.device, gate, plan)
-            now = clock()
-            elapsed, per_block = now - start, (now - rounds_start) / (rounds // ROUNDS_PER_BLOCK)
-            reason = stop_reason(comparisons, rounds, (elapsed, per_block), plan, gate)
-            progress(_block_text(rounds, comparisons, reason))
-            if reason is not None:
-                break
-    stop = stop_record(comparisons, reason, rounds, elapsed, plan, alpha)
-    return build_report(
-        session,
-        rounds,
-        gate,
-        samples,
-        comparisons,
-        skipped,
-        notes,
-        slowdown_b,
-        design=SEQUENTIAL,
-        stop=stop,
-        separate_processes=separate_processes,
-    )
+@dataclass(frozen=True)
+class Sequential:
+    """An ABBA block at a time, judged after each, until the plan's budget or a decision."""
 
+    plan: SequentialPlan = field(default_factory=SequentialPlan)
+    name: ClassVar[str] = "sequential"
 
-def judge_session(
-    session: ABSession, rounds: int, gate: Gate, plan: SequentialPlan
-) -> tuple[dict[str, SequentialComparison], str | None]:
-    """(comparisons, gate decision) of the sequential design over a session's first ``rounds`` rounds
-    per side, as a live run would have judged them (the gate study replays sessions this way)."""
-    samples, _ = judged_samples(session.runs, session.samples(rounds))
-    comparisons, _ = sequential_comparisons(samples, session.config_a.device, gate, plan)
-    return comparisons, gate_state(comparisons)
+    def checked(self) -> Sequential:
+        self.plan.checked()
+        return self
+
+    def budget(self) -> str:
+        return f"up to {self.plan.max_rounds} rounds (sequential)"
+
+    def order(self) -> Sequence[str]:
+        return BLOCK
+
+    def runs_text(self) -> str:
+        return f"≤ {2 * self.plan.max_rounds}"
+
+    def judge(self, session: ABSession, gate: Gate, separate_processes: bool = False) -> Outcome | None:
+        rounds = session.rounds - session.rounds % ROUNDS_PER_BLOCK
+        if rounds < ROUNDS_PER_BLOCK:
+            return None
+        samples, notes = judged_samples(session.runs, session.samples(rounds), separate_processes)
+        comparisons, skipped = sequential_comparisons(samples, session.config_a.device, gate, self.plan)
+        now = session.clock()
+        elapsed = now - session.started
+        per_block = (now - (session.rounds_started or session.started)) / (rounds // ROUNDS_PER_BLOCK)
+        reason = stop_reason(comparisons, rounds, (elapsed, per_block), self.plan, gate)
+        stop = None if reason is None else stop_record(comparisons, reason, rounds, elapsed, self.plan, gate.alpha)
+        decision = gate_state(comparisons)
+        return Outcome(
+            rounds,
+            samples,
+            comparisons,
+            skipped,
+            notes,
+            done=reason is not None,
+            decided=decision is not None,
+            stop=stop,
+            progress=_block_text(rounds, comparisons, reason),
+        )
+
+    # -- the report's text --------------------------------------------------------------------------
+
+    def interval_columns(self, alpha: float) -> tuple[str, str]:
+        return f"{1 - alpha:.0%} CS (anytime)", "anytime p"
+
+    def summary_lines(self, stop: dict[str, Any] | None, threshold: float) -> list[str]:
+        return [] if stop is None else ["", stop_line(stop, threshold)]
+
+    def detail_lines(self, stop: dict[str, Any] | None) -> list[str]:
+        return [] if stop is None else ["", *sequence_table(stop)]
 
 
 def _block_text(rounds: int, comparisons: dict[str, SequentialComparison], reason: str | None) -> str:
@@ -233,3 +215,37 @@ def _block_text(rounds: int, comparisons: dict[str, SequentialComparison], reaso
         if m in GATED_METRICS
     ]
     return f"after {rounds} rounds per side: {'; '.join(parts)} -> {reason or 'another block'}"
+
+
+def stop_line(stop: dict[str, Any], threshold: float) -> str:
+    """Why a sequential A/B stopped, and after how many rounds."""
+    budget = f"{stop['min_rounds']}-{stop['max_rounds']} rounds per side" + (
+        f", {stop['max_minutes']:g} min" if stop.get("max_minutes") else ""
+    )
+    return (
+        f"**Sequential design: stopped after {stop['rounds']} rounds per side ({stop['blocks']} ABBA blocks, "
+        f"{fmt.duration(stop['elapsed_s'])}): {stop['reason']}.** Budget {budget}; the interval after every "
+        f"block holds the true B/A with probability ≥ {1 - stop['alpha']:.0%} whenever the run stops; it stops "
+        f"when every gated time lies wholly below +{threshold:.0%} or one lies wholly above it."
+    )
+
+
+def sequence_table(stop: dict[str, Any]) -> list[str]:
+    """The interval of each gated metric after every ABBA block, folded away in the markdown."""
+    metrics = list(stop["sequence"])
+    lines = [
+        "<details><summary>The sequence: B/A and its interval after every ABBA block</summary>",
+        "",
+        "| rounds per side | " + " | ".join(metric_label(m) for m in metrics) + " |",
+        "| ---: |" + " :---: |" * len(metrics),
+    ]
+    for i, rounds in enumerate(stop["rounds_at"]):
+        cells = []
+        for m in metrics:
+            step = stop["sequence"][m][i]
+            mark = f" ({step['decision']})" if step["decision"] else ""
+            high = step["ci_high"]
+            bounds = "unbounded" if high is None or math.isinf(high) else f"{step['ci_low']:.3f}–{high:.3f}"
+            cells.append(f"{step['ratio']:.3f} [{bounds}]{mark}")
+        lines.append(f"| {rounds} | " + " | ".join(cells) + " |")
+    return [*lines, "", "</details>"]

@@ -1,6 +1,6 @@
 """The measuring half of an A/B: two sides on loaded pipelines, one warm-up each, then rounds in the
-order asked for, one call at a time, so a fixed design (ab.run_ab) and a sequential one
-(ab_sequential.run_ab_sequential) run the same way and the gate study can judge both on one session.
+order asked for, one call at a time, so every design (ab_design.py) runs the same way and the gate
+study can judge several on one session.
 
 The k-th run of A and the k-th run of B use the same seed (base seed + k), so their outputs can be
 compared frame by frame; B's transformer can be slowed on purpose (slowdown_b, a known regression).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -61,8 +62,16 @@ def _run_record(index: int, side: str, round_index: int, seed: int, result: Any)
 class ABSession:
     """Runs of both sides so far: ``warm_up`` once, then ``run(order)`` as often as the design wants."""
 
-    def __init__(self, sides: dict[str, tuple[Any, RunConfig]], measure: Callable[..., Any], aa: bool):
-        self.sides, self.measure, self.aa = sides, measure, aa
+    def __init__(
+        self,
+        sides: dict[str, tuple[Any, RunConfig]],
+        measure: Callable[..., Any],
+        aa: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.sides, self.measure, self.aa, self.clock = sides, measure, aa, clock
+        self.started = clock()  # a design's time budget counts the warm-ups too: they cost the same
+        self.rounds_started: float | None = None  # when the first measured round began
         self.runs: list[dict[str, Any]] = []
         self.warmups: list[dict[str, Any]] = []
         self.frames: dict[str, Any] = {}  # each side's first-round frames
@@ -101,6 +110,8 @@ class ABSession:
     def run(self, order: Sequence[str], progress: Progress, planned: str = "") -> None:
         """Runs ``order`` (sides), the k-th run of a side on its base seed + k; ``planned`` is the
         total shown in the progress lines ("16", "≤ 96")."""
+        if self.rounds_started is None:
+            self.rounds_started = self.clock()
         for side in order:
             config = self.sides[side][1]
             round_index = self.counts[side]
@@ -137,6 +148,7 @@ def open_session(
     aa: bool = False,
     slowdown_b: float = 1.0,
     run: RunFn | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[ABSession]:
     """An ABSession on one shared pipeline or a pair (loaded_a, loaded_b); with ``aa`` B is A. An
     injected slowdown (> 1) makes B a known regression, never an A/A; its hooks come off on the way
@@ -149,7 +161,7 @@ def open_session(
     aa = (aa or (config_a == config_b and loaded_a is loaded_b)) and slowdown_b == 1.0
     sides = {"A": (loaded_a, config_a), "B": (loaded_b, config_b)}
     with _injected_slowdown(loaded_b, config_b, slowdown_b) as injector:
-        yield ABSession(sides, _side_runner(run or measure_run, sides, injector), aa)
+        yield ABSession(sides, _side_runner(run or measure_run, sides, injector), aa, clock)
 
 
 @contextlib.contextmanager

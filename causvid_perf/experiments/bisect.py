@@ -19,9 +19,12 @@ from typing import Any
 from causvid_perf import fmt, vcs
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, ExitCode, RevisionError
+from causvid_perf.experiments.ab_design import Design
+from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.ab_report import AB_METRICS, metric_kind, metric_label
 from causvid_perf.experiments.revisions import Revision, RevisionPool, compare_revisions
 from causvid_perf.files import ReportFiles, json_safe
+from causvid_perf.judge.gate import DEFAULT, Gate
 
 BISECT_SCHEMA_ID = "causvid-perf/bisect"
 BISECT_SCHEMA_VERSION = 1
@@ -133,22 +136,26 @@ def bisect(
     config: RunConfig,
     *,
     metric: str = "s_per_it",
-    rounds: int = 6,
+    design: Design | None = None,
+    gate: Gate = DEFAULT,
     progress: Callable[[str], None] | None = None,
-    **gate: Any,
 ) -> BisectResult:
-    """Walks the range and returns the result; RevisionError when good or bad cannot be measured."""
+    """Walks the range, each step an A/B by ``design`` (default ``Fixed()``) and ``gate``, and returns
+    the result; RevisionError when good or bad cannot be measured."""
+    design = design or Fixed()
     check_metric(metric, config.resolved().device)
     progress = progress or (lambda message: None)
     between = vcs.commits_between(pool.repo, good.commit, bad.commit)
     commits = [Revision(commit, commit, subject, good.python) for commit, subject in between]
     if not commits:
         raise ConfigError(f"--good {good.short} and --bad {bad.short} are the same commit; give a range")
-    result = BisectResult(good, bad, metric, commits, gate={"rounds": rounds, **gate})
+    rounds = getattr(design, "rounds", None)  # the fixed design's rounds per side; None for another design
+    shown = {"design": design.name, "rounds": rounds, "threshold": gate.threshold, "alpha": gate.alpha}
+    result = BisectResult(good, bad, metric, commits, gate=shown)
     result.created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
     def measure(index: int) -> str:
-        step = _step(pool, good, commits[index], config, metric, rounds, progress, gate)
+        step = _step(pool, good, commits[index], config, metric, design, progress, gate)
         result.steps.append(step)
         progress(f"step {len(result.steps)}: {commits[index].short} is {step.verdict} ({step.why})")
         return step.verdict
@@ -190,15 +197,15 @@ def _step(
     revision: Revision,
     config: RunConfig,
     metric: str,
-    rounds: int,
+    design: Design,
     progress: Callable[[str], None],
-    gate: dict[str, Any],
+    gate: Gate,
 ) -> BisectStep:
     """One A/B of `revision` against good; a failure of the revision's own worker is a skip, of good's an error."""
     (good_worker,) = pool.loaded([(GOOD_NAME, good, config)])  # RevisionError here: good cannot be measured
     try:
         report = compare_revisions(
-            pool, (good, config), (revision, config), rounds, names=(GOOD_NAME, STEP_NAME), progress=progress, **gate
+            pool, (good, config), (revision, config), design, names=(GOOD_NAME, STEP_NAME), progress=progress, gate=gate
         )
     except RevisionError as exc:
         if exc.worker == good_worker.name:

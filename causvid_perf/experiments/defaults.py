@@ -14,3 +14,8 @@ DEFAULT_TIMEOUT_S = 900.0
 # The sweep's grid of student steps and guidance scales (experiments/sweep.py).
 DEFAULT_STEPS = (2, 4, 6, 8)
 DEFAULT_GUIDANCES = (1.0, 2.0, 3.0)
+
+# compare --design: the A/B designs by name, the first the default without --rounds. The classes
+# behind them (experiments/ab_fixed.Fixed, ab_sequential.Sequential) carry the same names in their
+# `name`; cli/compare_cmd.DESIGNS maps one to the other and a test holds the two equal.
+DESIGN_NAMES = ("sequential", "fixed")

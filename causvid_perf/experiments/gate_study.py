@@ -6,11 +6,13 @@ On one loaded pipeline it runs trials: ``aa_repeats`` A/A trials and, for each i
 (:class:`causvid_perf.measure.slowdown.SlowdownInjector`). Trial k runs on base seed + 1000 k, in ABBA
 blocks, until both designs have their verdict on the same runs:
 
-* the **sequential** design (ab_sequential.py) is judged after every block, as a live
-  `compare --design sequential` would be, and stops counting where it would have stopped (a decision,
-  or ``max_rounds``);
-* the **fixed** design is judged on the first R rounds per side for each R of ``rounds_grid``, as
-  `compare --design fixed --rounds R` would be (same order, seeds and warm-ups).
+* the **sequential** design (``Sequential(plan)``, ab_sequential.py) is judged after every block, as
+  a live `compare --design sequential` would be, and stops counting where it would have stopped (a
+  decision, or ``max_rounds``);
+* the **fixed** design (``Fixed(R)``, ab_fixed.py) is judged on the first R rounds per side for each R
+  of ``rounds_grid``, as `compare --design fixed --rounds R` would be (same order, seeds and warm-ups).
+
+Each design judges the shared session through the same ``Design.judge`` that `compare` runs.
 
 So both designs see the same measurements, side by side, and a trial costs the larger of the two.
 A **false alarm** is an A/A trial whose gate failed (exit 1); a slowdown is **caught** when the gate
@@ -28,14 +30,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
-from causvid_perf.experiments.ab import Gate, fixed_comparisons, judged_samples
-from causvid_perf.experiments.ab_report import GATED_METRICS
-from causvid_perf.experiments.ab_sequential import BLOCK, judge_session
+from causvid_perf.experiments.ab_design import Design, Outcome
+from causvid_perf.experiments.ab_fixed import Fixed
+from causvid_perf.experiments.ab_sequential import BLOCK, Sequential
 from causvid_perf.experiments.ab_session import ABSession, RunFn, open_session
 from causvid_perf.experiments.gate_study_result import (
     SEED_STRIDE,
@@ -46,7 +47,7 @@ from causvid_perf.experiments.gate_study_result import (
     fixed_design,
 )
 from causvid_perf.judge import power
-from causvid_perf.judge.sequential import BEYOND
+from causvid_perf.judge.gate import DEFAULT, Gate
 from causvid_perf.measure.runner import case_config
 
 Progress = Callable[[str], None]
@@ -61,8 +62,8 @@ def run_gate_study(
     rounds_grid: Sequence[int] = (6, 10, 16),
     repeats: int = 10,
     target: float = 0.8,
-    threshold: float = 0.03,
-    alpha: float = 0.05,
+    threshold: float = DEFAULT.threshold,
+    alpha: float = DEFAULT.alpha,
     min_rounds: int | None = None,
     max_rounds: int | None = None,
     n_resamples: int = 9999,
@@ -113,8 +114,9 @@ class _StudyRun:
         on_partial: Callable[[GateStudy], object] | None,
     ):
         self.loaded, self.config, self.plan, self.n_resamples, self.run = loaded, config, plan, n_resamples, run
-        self.gate = Gate(plan.threshold, 0.05, plan.alpha)
-        self.sequential = plan.sequential_plan()
+        self.gate = Gate(plan.threshold, DEFAULT.memory_tolerance, plan.alpha)
+        self.designs: dict[str, Design] = {fixed_design(r): Fixed(r, n_resamples) for r in plan.rounds_grid}
+        self.designs[SEQUENTIAL] = Sequential(plan.sequential_plan())
         self.progress = progress or (lambda message: None)
         self.on_partial = on_partial or (lambda study: None)
         self.trials: list[dict[str, Any]] = []
@@ -126,38 +128,21 @@ class _StudyRun:
     def trial(self, repeat: int, slowdown: float, label: str) -> None:
         """One trial on base seed + 1000 * repeat, B slowed by 1 + slowdown, judged by every design."""
         seeded = self.config.replace(seed=self.config.seed + SEED_STRIDE * repeat)
-        fixed_rounds = max(self.plan.rounds_grid)
+        verdicts: dict[str, dict[str, Any]] = {}
         with open_session(self.loaded, seeded, seeded, aa=True, slowdown_b=1.0 + slowdown, run=self.run) as session:
             session.warm_up(lambda message: None)
-            sequential = None
-            while sequential is None or session.rounds < fixed_rounds:
+            while len(verdicts) < len(self.designs):
                 session.run(BLOCK, lambda message: None)
-                if sequential is None:
-                    sequential = self._sequential_verdict(session)
-        designs = {fixed_design(r): self._fixed_verdict(session, r) for r in self.plan.rounds_grid}
-        designs[SEQUENTIAL] = sequential
+                for name, design in self.designs.items():
+                    outcome = None if name in verdicts else design.judge(session, self.gate)
+                    if outcome is not None and outcome.done:
+                        verdicts[name] = _verdict(outcome)
+        designs = {name: verdicts[name] for name in self.designs}
         self.machine = self.machine or dict(session.machine)
         self.runs += len(session.runs) + len(session.warmups)
         self.trials.append(_trial_record(session, repeat, slowdown, designs))
         self.progress(f"{label} (seed {seeded.seed}): {_verdicts_text(designs)} [{self._eta()}]")
         self.on_partial(self.snapshot(complete=False))
-
-    def _sequential_verdict(self, session: ABSession) -> dict[str, Any] | None:
-        """The sequential design's verdict once it would stop, else None."""
-        rounds = session.rounds
-        comparisons, decision = judge_session(session, rounds, self.gate, self.sequential)
-        if decision is None and rounds < self.sequential.max_rounds:
-            return None
-        verdict = _verdict(comparisons, rounds, decided=decision is not None, regression=decision == BEYOND)
-        verdict["decision"] = decision
-        verdict["sequence"] = {m: [asdict(s) for s in c.steps] for m, c in comparisons.items() if m in TIME_GATED}
-        return verdict
-
-    def _fixed_verdict(self, session: ABSession, rounds: int) -> dict[str, Any]:
-        samples, _ = judged_samples(session.runs, session.samples(rounds))
-        comparisons, _ = fixed_comparisons(samples, session.config_a.device, self.gate, self.n_resamples)
-        regression = any(c.regression for m, c in comparisons.items() if m in GATED_METRICS)
-        return _verdict(comparisons, rounds, decided=True, regression=regression)
 
     def _eta(self) -> str:
         elapsed = time.perf_counter() - self.start
@@ -177,14 +162,16 @@ class _StudyRun:
         )
 
 
-def _verdict(comparisons: dict[str, Any], rounds: int, *, decided: bool, regression: bool) -> dict[str, Any]:
+def _verdict(outcome: Outcome) -> dict[str, Any]:
     """One design's verdict on one trial: the gate, significance of the gated times, rounds used and
-    each metric's ratio and interval."""
+    each metric's ratio and interval; a design that keeps a record (the sequential one) adds its
+    decision and the gated times' sequence."""
+    comparisons = outcome.comparisons
     gated = [c for m, c in comparisons.items() if m in TIME_GATED]
-    return {
-        "rounds": rounds,
-        "decided": decided,
-        "regression": regression,
+    verdict = {
+        "rounds": outcome.rounds,
+        "decided": outcome.decided,
+        "regression": outcome.regression,
         "significant": any(c.significant for c in gated),
         "slower": any(c.worse for c in gated),
         "ratio": comparisons["s_per_it"].ratio,
@@ -193,6 +180,10 @@ def _verdict(comparisons: dict[str, Any], rounds: int, *, decided: bool, regress
             for m, c in comparisons.items()
         },
     }
+    if outcome.stop is not None:
+        verdict["decision"] = outcome.stop["decision"]
+        verdict["sequence"] = {m: steps for m, steps in outcome.stop["sequence"].items() if m in TIME_GATED}
+    return verdict
 
 
 def _trial_record(session: ABSession, repeat: int, slowdown: float, designs: dict[str, Any]) -> dict[str, Any]:

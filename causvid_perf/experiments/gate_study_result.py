@@ -17,11 +17,11 @@ import numpy as np
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments.ab import check_gate_options
-from causvid_perf.experiments.ab_sequential import SequentialPlan
+from causvid_perf.experiments.ab_sequential import Sequential, SequentialPlan
 from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
 from causvid_perf.files import ReportFiles, json_safe
 from causvid_perf.judge import power
+from causvid_perf.judge.gate import DEFAULT, check_gate_options
 
 GATE_STUDY_SCHEMA_ID = "causvid-perf/gate-study"
 GATE_STUDY_SCHEMA_VERSION = 2  # 2: trials judged by both designs (version 1: the fixed design only)
@@ -31,7 +31,7 @@ GATE_STUDY_SCHEMA_VERSION = 2  # 2: trials judged by both designs (version 1: th
 TIME_GATED = ("s_per_it", "sampling_s")
 DETECTION_METRIC = "s_per_it"
 SEED_STRIDE = 1000  # repeat k uses base seed + 1000 k, so no two trials share a seed
-SEQUENTIAL = "sequential"
+SEQUENTIAL = Sequential.name
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,15 @@ class StudyPlan:
     rounds_grid: tuple[int, ...] = (6, 10, 16)
     repeats: int = 10
     target: float = 0.8
-    threshold: float = 0.03
-    alpha: float = 0.05
+    threshold: float = DEFAULT.threshold
+    alpha: float = DEFAULT.alpha
     min_rounds: int = DEFAULT_MIN_ROUNDS
     max_rounds: int = DEFAULT_MAX_ROUNDS
 
     def checked(self) -> StudyPlan:
         _check_count("--aa-repeats", self.aa_repeats, "the A/A trials to run, e.g. 300")
         _check_count("--repeats", self.repeats, "the trials per injected slowdown, e.g. 100")
-        check_gate_options(self.min_rounds, self.threshold, 0.05, self.alpha)
+        check_gate_options(self.min_rounds, self.threshold, DEFAULT.memory_tolerance, self.alpha)
         self.sequential_plan()
         for s in self.slowdowns:
             if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
@@ -62,7 +62,7 @@ class StudyPlan:
             if isinstance(r, bool) or not isinstance(r, int) or r < 2:
                 raise ConfigError(
                     f"--rounds-grid values must be integers >= 2 (>= 4 to ever be significant "
-                    f"at alpha 0.05), e.g. 6,10,16; got {r!r}"
+                    f"at alpha {DEFAULT.alpha:g}), e.g. 6,10,16; got {r!r}"
                 )
         if not (isinstance(self.target, (int, float)) and 0 < self.target <= 1):
             raise ConfigError(f"--target must lie in (0, 1], e.g. 0.8 for 80 % detection; got {self.target!r}")

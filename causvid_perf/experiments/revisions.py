@@ -1,13 +1,13 @@
 """A/B across git revisions: each revision checked out into its own worktree, measured by a worker
 process that imports the code from there, the parent driving the same interleaved ABBA rounds,
-statistics and gate as an in-process A/B (experiments/ab.run_ab, with a ``run`` that asks the
-side's worker).
+statistics and gate as an in-process A/B (experiments/ab.run_ab with any design, with a ``run``
+that asks the side's worker).
 
 Library use::
 
     with RevisionPool(repo, log=print) as pool:
         a, b = pool.revision("HEAD~1"), pool.revision("HEAD")
-        report = compare_revisions(pool, (a, config), (b, config), rounds=6)
+        report = compare_revisions(pool, (a, config), (b, config), Fixed(6))
 
 A worker's PYTHONPATH is: its worktree (and the worktree's src/, for a src-layout package such as
 a diffusers checkout), then a folder holding only this causvid_perf (a link to it), then the
@@ -32,8 +32,8 @@ import causvid_perf
 from causvid_perf import vcs
 from causvid_perf.config import RunConfig
 from causvid_perf.experiments.ab import run_ab
+from causvid_perf.experiments.ab_design import Design
 from causvid_perf.experiments.ab_report import ABReport
-from causvid_perf.experiments.ab_sequential import SequentialPlan, run_ab_sequential
 from causvid_perf.experiments.defaults import DEFAULT_TIMEOUT_S
 from causvid_perf.experiments.worker_client import WORKER_MODULE, WorkerClient
 from causvid_perf.records.result import RunResult
@@ -171,21 +171,17 @@ def compare_revisions(
     pool: RevisionPool,
     side_a: tuple[Revision, RunConfig],
     side_b: tuple[Revision, RunConfig],
-    rounds: int,
+    design: Design,
     *,
-    plan: SequentialPlan | None = None,
     names: tuple[str, str] = ("side A", "side B"),
-    **gate: Any,
+    **options: Any,
 ) -> ABReport:
-    """run_ab (the fixed design, ``rounds`` per side) or, given a ``plan``, run_ab_sequential between
-    two revisions' workers; ``gate`` takes their keywords (threshold, alpha, ...); ``names`` are the
-    sides as messages call their workers."""
+    """run_ab by ``design`` between two revisions' workers; ``options`` are run_ab's (gate,
+    progress, ...); ``names`` are the sides as messages call their workers."""
     (rev_a, config_a), (rev_b, config_b) = side_a, side_b
     worker_a, worker_b = pool.loaded([(names[0], rev_a, config_a), (names[1], rev_b, config_b)])
-    workers, common = (worker_a, worker_b), {"run": ask_worker, "separate_processes": True, **gate}
-    if plan is not None:
-        report = run_ab_sequential(workers, config_a, config_b, plan, **common)
-    else:
-        report = run_ab(workers, config_a, config_b, rounds, **common)
+    report = run_ab(
+        (worker_a, worker_b), config_a, config_b, design, run=ask_worker, separate_processes=True, **options
+    )
     report.revisions = {"A": rev_a.to_dict(), "B": rev_b.to_dict()}
     return report

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import stats as _st
 
+from causvid_perf.judge.gate import DEFAULT
 from causvid_perf.judge.stats import as_samples, check_fraction, minimum_rounds
 
 #: Asymptotic relative efficiency of the Mann-Whitney U test relative to the t test for normal
@@ -56,7 +57,7 @@ def minimum_detectable_effect(
     a_samples: Iterable[float],
     b_samples: Iterable[float] | None = None,
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT.alpha,
     power: float = 0.8,
     rounds: int | None = None,
 ) -> float:
@@ -89,7 +90,7 @@ def minimum_detectable_effect(
     return math.expm1(z * s * math.sqrt(2.0 / (MW_ARE * int(rounds))))
 
 
-def rounds_needed(cv: float, effect: float, alpha: float = 0.05, power: float = 0.8) -> int:
+def rounds_needed(cv: float, effect: float, alpha: float = DEFAULT.alpha, power: float = 0.8) -> int:
     """Approximate rounds per side needed to detect a relative change ``effect`` given noise ``cv``.
 
     ``cv`` is the relative noise (e.g. from :func:`relative_noise`; 0.01 = 1 %) and ``effect``

@@ -23,6 +23,7 @@ import numpy as np
 from causvid_perf.config import VIDEO_FIELDS
 from causvid_perf.errors import ReferenceFileError
 from causvid_perf.judge import stats
+from causvid_perf.judge.gate import DEFAULT
 from causvid_perf.judge.tolerances import against_earlier
 from causvid_perf.judge.verdict import IMPROVEMENT, PASS, PREVIOUS, REGRESSION, Check, check_metric
 from causvid_perf.metrics import GUARDED_METRICS, HIGHER_IS_BETTER, TIME_METRICS
@@ -49,7 +50,7 @@ def judge(
     previous: Observation,
     gpu_class: str,
     *,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT.alpha,
     ms_ssim_threshold: float = DEFAULT_THRESHOLD,
 ) -> tuple[list[Check], list[str]]:
     """(checks, notes): every guarded metric and, for the same video, the output quality."""

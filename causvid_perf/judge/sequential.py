@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from causvid_perf.judge.gate import DEFAULT
 from causvid_perf.judge.stats import Comparison, as_samples, check_fraction, verdict_word
 
 BEYOND = "beyond"  # the interval lies wholly above 1 + threshold: a regression
@@ -97,7 +98,7 @@ def radius_factor(blocks: np.ndarray | int, alpha: float, phi: float = DEFAULT_P
 
 
 def confidence_sequence(
-    d: Sequence[float] | np.ndarray, alpha: float = 0.05, phi: float = DEFAULT_PHI
+    d: Sequence[float] | np.ndarray, alpha: float = DEFAULT.alpha, phi: float = DEFAULT_PHI
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(estimate, low, high) of ``mu`` (the log ratio) after each observation along the last axis of
     ``d``; leading axes are independent sequences (vectorised for simulation). Before two
@@ -191,8 +192,8 @@ def judge_sequence(
     b: Iterable[float],
     *,
     metric: str = "",
-    threshold: float = 0.03,
-    alpha: float = 0.05,
+    threshold: float = DEFAULT.threshold,
+    alpha: float = DEFAULT.alpha,
     phi: float = DEFAULT_PHI,
     min_rounds: int = 2 * ROUNDS_PER_BLOCK,
     lower_is_better: bool = True,

@@ -11,7 +11,7 @@ independent samples with :func:`compare_samples`:
   (``scipy.stats.bootstrap``, two independent samples, seeded, so results are reproducible).
 
 Reference points: asv flags a change with Mann-Whitney U at p = 0.002 plus a factor 1.1;
-TorchBench uses a 7 % threshold. The default gate here is a 3 % change at alpha = 0.05;
+TorchBench uses a 7 % threshold. The default gate here (:mod:`causvid_perf.judge.gate`) is a 3 % change at alpha = 0.05;
 :func:`~causvid_perf.judge.power.minimum_detectable_effect` and :func:`~causvid_perf.judge.power.rounds_needed`
 tell how many rounds that needs for
 the noise actually observed.
@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 from scipy import stats as _st
+
+from causvid_perf.judge.gate import DEFAULT
 
 __all__ = [
     "FASTER",
@@ -185,8 +187,8 @@ def compare_samples(
     *,
     metric: str = "",
     lower_is_better: bool = True,
-    threshold: float = 0.03,
-    alpha: float = 0.05,
+    threshold: float = DEFAULT.threshold,
+    alpha: float = DEFAULT.alpha,
     confidence: float = 0.95,
     n_resamples: int = 9999,
     seed: int = 0,
@@ -298,7 +300,7 @@ def verdict_word(above: bool, below: bool, lower_is_better: bool = True, time_me
     return SLOWER if worse else FASTER if better else NO_CHANGE
 
 
-def minimum_rounds(alpha: float = 0.05) -> int:
+def minimum_rounds(alpha: float = DEFAULT.alpha) -> int:
     """Smallest rounds per side at which a two-sided Mann-Whitney test can give p < alpha.
 
     With n rounds per side and complete separation, the exact two-sided p-value is

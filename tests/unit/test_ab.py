@@ -18,8 +18,10 @@ from causvid_perf.cli import compare_cmd
 from causvid_perf.cli import main as cli
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
-from causvid_perf.experiments import ab
+from causvid_perf.experiments import ab, ab_analysis
+from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.judge import power, stats
+from causvid_perf.judge.gate import DEFAULT, Gate
 from causvid_perf.measure import runner as measure_runner
 from causvid_perf.records.result import RunResult
 
@@ -45,6 +47,14 @@ class SlowEuler(FlowMatchEulerDiscreteScheduler):
 def factory(config):
     return SlowEuler(shift=config.shift)
 """
+
+
+def _run_fixed(
+    loaded, config_a, config_b, *, rounds, n_resamples=9999, threshold=DEFAULT.threshold, alpha=DEFAULT.alpha, **kwargs
+):
+    """ab.run_ab by the fixed design, with the gate's values as keywords."""
+    gate = Gate(threshold, DEFAULT.memory_tolerance, alpha)
+    return ab.run_ab(loaded, config_a, config_b, Fixed(rounds, n_resamples), gate=gate, **kwargs)
 
 
 def compare(argv: list[str]) -> int:
@@ -164,13 +174,13 @@ def test_agreement_metrics_of_different_samplers():
     frames_a = np.random.default_rng(0).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
     frames_b = frames_a.copy()
     frames_b[1:] ^= 1  # every frame but the first differs slightly
-    agreement = ab.output_agreement(frames_a, frames_b, seed_a=3, seed_b=3)
+    agreement = ab_analysis.output_agreement(frames_a, frames_b, seed_a=3, seed_b=3)
     assert agreement["identical_frames"] == 1 and agreement["psnr_per_frame"][0] is None
     assert all(v > 40 for v in agreement["psnr_per_frame"][1:])
     assert agreement["psnr_min"] == pytest.approx(min(agreement["psnr_per_frame"][1:]))
     assert 0.9 < agreement["ssim_min"] <= agreement["ssim_mean"] <= 1.0
     json.dumps(agreement, allow_nan=False)
-    other = ab.output_agreement(frames_a, frames_a[:5], seed_a=0, seed_b=0)
+    other = ab_analysis.output_agreement(frames_a, frames_a[:5], seed_a=0, seed_b=0)
     assert other == {"compared": False, "reason": "outputs differ in shape (9x32x32x3 vs 5x32x32x3)"}
 
 
@@ -267,7 +277,7 @@ def test_abba_order_warmups_and_seeds(monkeypatch):
     config_a, config_b = _config(sampler="euler", seed=10), _config(sampler="unipc", seed=10)
     runner = FakeRunner("unipc")
     monkeypatch.setattr(measure_runner, "run_case", runner)  # the default `run` (measure_run) goes through it
-    report = ab.run_ab(_fake_loaded(config_a), config_a, config_b, rounds=5, n_resamples=200)
+    report = _run_fixed(_fake_loaded(config_a), config_a, config_b, rounds=5, n_resamples=200)
     # One warm-up per side first, then ABBA; the k-th A and the k-th B share seed 10 + k.
     assert runner.calls[:2] == [("A", 10, False), ("B", 10, False)]
     measured = runner.calls[2:]
@@ -283,7 +293,7 @@ def test_abba_order_warmups_and_seeds(monkeypatch):
 def test_report_statistics_are_compare_samples_on_the_samples():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
     runner = FakeRunner("unipc", b_time_factor=1.01, seed=3)
-    report = ab.run_ab(
+    report = _run_fixed(
         _fake_loaded(config_a), config_a, config_b, rounds=6, threshold=0.02, alpha=0.1, run=runner, n_resamples=500
     )
     for side in "AB":
@@ -310,7 +320,7 @@ def test_report_statistics_are_compare_samples_on_the_samples():
 def test_memory_gate_uses_tolerance_and_direction_words():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
     loaded = _fake_loaded(config_a)
-    more = ab.run_ab(
+    more = _run_fixed(
         loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.10), n_resamples=500
     )
     vram = more.comparisons["peak_vram_gib"]
@@ -325,12 +335,12 @@ def test_memory_gate_uses_tolerance_and_direction_words():
         time_metric=False,
     )
     assert "allocated peak" in " ".join(more.notes)  # no NVML device peak: the allocated fallback
-    within = ab.run_ab(
+    within = _run_fixed(
         loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=1.02), n_resamples=500
     )
     assert within.comparisons["peak_vram_gib"].verdict == stats.HIGHER  # significant, but within 5 %
     assert not within.regression and within.exit_code == 0
-    less = ab.run_ab(
+    less = _run_fixed(
         loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", vram=10.0, b_vram_factor=0.8), n_resamples=500
     )
     assert less.comparisons["peak_vram_gib"].verdict == stats.LOWER and less.exit_code == 0
@@ -339,13 +349,13 @@ def test_memory_gate_uses_tolerance_and_direction_words():
 def test_slower_beyond_threshold_fails_and_faster_passes():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
     loaded = _fake_loaded(config_a)
-    slower = ab.run_ab(
+    slower = _run_fixed(
         loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=1.5), n_resamples=500
     )
     assert slower.verdicts["s_per_it"] == stats.SLOWER and slower.exit_code == 1
     assert set(slower.regressions) == {"s_per_it", "sampling_s"}  # prompt-to-output is not gated
     assert "**Result: regression (exit 1)**" in slower.to_markdown()
-    faster = ab.run_ab(
+    faster = _run_fixed(
         loaded, config_a, config_b, rounds=6, run=FakeRunner("unipc", b_time_factor=0.5), n_resamples=500
     )
     assert faster.verdicts["s_per_it"] == stats.FASTER and faster.exit_code == 0
@@ -353,7 +363,7 @@ def test_slower_beyond_threshold_fails_and_faster_passes():
 
 def test_non_finite_output_exits_3():
     config_a, config_b = _config(sampler="euler"), _config(sampler="unipc")
-    report = ab.run_ab(
+    report = _run_fixed(
         _fake_loaded(config_a), config_a, config_b, rounds=4, run=FakeRunner("unipc", b_finite=False), n_resamples=200
     )
     assert report.finite == {"A": True, "B": False} and report.exit_code == 3
@@ -363,9 +373,9 @@ def test_non_finite_output_exits_3():
 def test_run_ab_rejects_bad_gate_options():
     config = _config()
     with pytest.raises(ConfigError, match="rounds"):
-        ab.run_ab(_fake_loaded(config), config, config, rounds=1, run=FakeRunner("x"))
+        _run_fixed(_fake_loaded(config), config, config, rounds=1, run=FakeRunner("x"))
     with pytest.raises(ConfigError, match="threshold"):
-        ab.run_ab(_fake_loaded(config), config, config, rounds=4, threshold=-0.1, run=FakeRunner("x"))
+        _run_fixed(_fake_loaded(config), config, config, rounds=4, threshold=-0.1, run=FakeRunner("x"))
 
 
 def test_load_for_ab_shares_one_pipeline_unless_pipeline_fields_differ(monkeypatch):
@@ -439,7 +449,7 @@ def test_slowdown_b_is_active_only_in_b_runs_and_detached_afterwards():
     config = _config()
     loaded = _loaded_with_transformer(config)
     probe = HookProbe()
-    report = ab.run_ab(loaded, config, config, rounds=4, aa=True, run=probe, n_resamples=200, slowdown_b=1.5)
+    report = _run_fixed(loaded, config, config, rounds=4, aa=True, run=probe, n_resamples=200, slowdown_b=1.5)
     # Warm-up A, warm-up B, then ABBA: the hooks act in B's runs only.
     assert probe.active == [False, True] + [side == "B" for side in power.abba_order(4)]
     assert _injectors(loaded.pipe.transformer) == []
@@ -449,11 +459,11 @@ def test_slowdown_b_is_active_only_in_b_runs_and_detached_afterwards():
 
     # Also after an error in the middle of the rounds.
     with pytest.raises(RuntimeError, match="boom"):
-        ab.run_ab(loaded, config, config, rounds=4, run=HookProbe(fail_at=4), n_resamples=200, slowdown_b=2.0)
+        _run_fixed(loaded, config, config, rounds=4, run=HookProbe(fail_at=4), n_resamples=200, slowdown_b=2.0)
     assert not loaded.pipe.transformer._forward_hooks and not loaded.pipe.transformer._forward_pre_hooks
 
     # No slowdown: nothing is attached, and a pipeline without a transformer is fine.
-    plain = ab.run_ab(_fake_loaded(config), config, config, rounds=4, run=HookProbe(), n_resamples=200)
+    plain = _run_fixed(_fake_loaded(config), config, config, rounds=4, run=HookProbe(), n_resamples=200)
     assert plain.aa is True and plain.slowdown_b == 1.0 and plain.label_b == "B"
 
 
@@ -461,13 +471,13 @@ def test_slowdown_b_is_active_only_in_b_runs_and_detached_afterwards():
 def test_slowdown_b_must_be_a_finite_factor_of_at_least_1(factor):
     config = _config()
     with pytest.raises(ConfigError, match="slowdown of B must be a finite factor >= 1"):
-        ab.run_ab(_loaded_with_transformer(config), config, config, rounds=4, run=HookProbe(), slowdown_b=factor)
+        _run_fixed(_loaded_with_transformer(config), config, config, rounds=4, run=HookProbe(), slowdown_b=factor)
 
 
 def test_slowdown_b_needs_a_transformer_and_bad_option_exits_2(capsys):
     config = _config()
     with pytest.raises(ConfigError, match=r"pipe\.transformer"):
-        ab.run_ab(_fake_loaded(config), config, config, rounds=4, run=HookProbe(), slowdown_b=1.5)
+        _run_fixed(_fake_loaded(config), config, config, rounds=4, run=HookProbe(), slowdown_b=1.5)
     assert compare([*TINY, "--slowdown-b", "0.5"]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -486,9 +496,9 @@ def test_separate_processes_judge_each_sides_own_allocator_peak_not_the_shared_d
         return _result([0.01] * 6, 0.06, 0.1, own, device_vram=30.0 + 0.001 * rng.random())
 
     sides = (_fake_loaded(config_a), _fake_loaded(config_b))
-    shared = ab.run_ab(sides, config_a, config_b, rounds=6, run=run, n_resamples=200)
+    shared = _run_fixed(sides, config_a, config_b, rounds=6, run=run, n_resamples=200)
     assert not shared.comparisons["peak_vram_gib"].regression  # the device peak hides B's +20 %
-    apart = ab.run_ab(sides, config_a, config_b, rounds=6, run=run, n_resamples=200, separate_processes=True)
+    apart = _run_fixed(sides, config_a, config_b, rounds=6, run=run, n_resamples=200, separate_processes=True)
     assert apart.regressions == ["peak_vram_gib"] and apart.comparisons["peak_vram_gib"].ratio > 1.15
     assert any("each worker's own allocator peak" in note for note in apart.notes)
     assert all(r["peak_vram_device_shared"] and r["peak_vram_device_gib"] >= 30 for r in apart.runs + apart.warmups)

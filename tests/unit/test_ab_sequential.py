@@ -14,8 +14,10 @@ from causvid_perf.cli import main as cli
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, ExitCode
 from causvid_perf.experiments import ab_sequential
-from causvid_perf.experiments.ab_sequential import SequentialPlan, run_ab_sequential
+from causvid_perf.experiments.ab import run_ab
+from causvid_perf.experiments.ab_sequential import Sequential, SequentialPlan
 from causvid_perf.judge import power
+from causvid_perf.judge.gate import Gate
 from causvid_perf.judge.sequential import BEYOND, INSIDE
 
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -45,7 +47,7 @@ def _ab(ratio: float, noise: float, plan: SequentialPlan | None = None, **kwargs
     config_b = config_a.replace(sampler="euler")
     run = FakeRun(ratio, noise, **kwargs)
     loaded = types.SimpleNamespace(config=config_a.resolved("cpu"))
-    report = run_ab_sequential(loaded, config_a, config_b, plan, run=run, clock=lambda: run.now)
+    report = run_ab(loaded, config_a, config_b, Sequential(plan or SequentialPlan()), run=run, clock=lambda: run.now)
     return report, run
 
 
@@ -53,7 +55,7 @@ def test_a_clear_slowdown_stops_as_a_regression_after_few_rounds():
     report, run = _ab(1.3, 0.01)
     assert report.exit_code == ExitCode.REGRESSION and report.regressions == ["s_per_it", "sampling_s"]
     assert report.stop["decision"] == BEYOND and report.stop["reason"].startswith("regression, per-step time")
-    assert report.rounds == report.stop["rounds"] == 8 and report.design == "sequential"
+    assert report.rounds == report.stop["rounds"] == 8 and report.design.name == "sequential"
     # Warm-ups, then whole ABBA blocks, nothing after the decision.
     assert run.sides == ["A", "B", *power.abba_order(8)] and report.order == power.abba_order(8)
     assert report.comparisons["s_per_it"].ci_low > 1.03
@@ -115,7 +117,7 @@ def test_bad_plans_raise_before_any_run(plan, message):
 
 def test_stop_reason_names_the_metric_beyond():
     report, _ = _ab(1.3, 0.01)
-    gate = ab_sequential.Gate(0.03, 0.05, 0.05)
+    gate = Gate(0.03, 0.05, 0.05)
     reason = ab_sequential.stop_reason(report.comparisons, 8, (1.0, 1.0), SequentialPlan(), gate)
     assert reason == "regression, per-step time and sampling time wholly beyond the tolerance"
 

@@ -25,11 +25,13 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode, GitError, RevisionError
 from causvid_perf.experiments import bisect as bisect_module
 from causvid_perf.experiments import worker as worker_module
-from causvid_perf.experiments.ab_sequential import SequentialPlan
+from causvid_perf.experiments.ab_fixed import Fixed
+from causvid_perf.experiments.ab_sequential import Sequential, SequentialPlan
 from causvid_perf.experiments.bisect import BAD, GOOD, SKIP, bisect, search
 from causvid_perf.experiments.revisions import Revision, RevisionPool, compare_revisions
 from causvid_perf.experiments.worker_client import WorkerClient
 from causvid_perf.judge import stats
+from causvid_perf.judge.gate import Gate
 
 SAMPLER = "fastsched.sched:factory"
 TINY = ["--weights", "tiny", "--height", "32", "--width", "32", "--frames", "9", "--device", "cpu"]
@@ -42,7 +44,7 @@ CONFIG = RunConfig(weights="tiny", height=32, width=32, frames=9, device="cpu", 
 SLOW_STEP_S = 0.03
 ROUNDS = 10
 # A lenient gate (25 %), so a loaded machine's noise cannot fail A/A while a 2x change always fails it.
-GATE = {"threshold": 0.25, "alpha": 0.05}
+GATE = Gate(threshold=0.25)
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "make_revisions_demo.sh"
 
 
@@ -85,7 +87,7 @@ def _worktrees(path: Path) -> int:
 def test_compare_a_slower_revision_is_a_regression_with_exit_1(pool, repo):
     _, commits = repo
     fast, slow = pool.revision(commits[0]), pool.revision(commits[2])
-    report = compare_revisions(pool, (fast, CONFIG), (slow, CONFIG), ROUNDS, **GATE)
+    report = compare_revisions(pool, (fast, CONFIG), (slow, CONFIG), Fixed(ROUNDS), gate=GATE)
     assert report.exit_code == ExitCode.REGRESSION, report.to_markdown()
     s_per_it = report.comparisons["s_per_it"]
     assert s_per_it.verdict == stats.SLOWER and s_per_it.regression and s_per_it.ratio > 1.5
@@ -101,10 +103,10 @@ def test_the_sequential_design_across_revisions_stops_at_the_regression(pool, re
     _, commits = repo
     fast, slow = pool.revision(commits[0]), pool.revision(commits[2])
     plan = SequentialPlan(min_rounds=4, max_rounds=24)
-    report = compare_revisions(pool, (fast, CONFIG), (slow, CONFIG), 0, plan=plan, **GATE)
+    report = compare_revisions(pool, (fast, CONFIG), (slow, CONFIG), Sequential(plan), gate=GATE)
     assert report.exit_code == ExitCode.REGRESSION, report.to_markdown()
-    assert report.design == "sequential" and report.stop is not None and report.stop["decision"] == "beyond"
-    assert report.rounds < plan.max_rounds and report.comparisons["s_per_it"].ci_low > 1 + GATE["threshold"]
+    assert report.design.name == "sequential" and report.stop is not None and report.stop["decision"] == "beyond"
+    assert report.rounds < plan.max_rounds and report.comparisons["s_per_it"].ci_low > 1 + GATE.threshold
     assert all(r.get("peak_vram_device_shared") for r in report.runs)  # each side its own process
 
 
@@ -113,7 +115,7 @@ def test_a_and_a_across_two_commits_with_the_same_code_is_no_change(pool, repo):
     fast, docs = pool.revision(commits[0]), pool.revision(commits[1])
     outcomes = []
     for _ in range(3):  # a false alarm at alpha 0.05 in three tries in a row: ~1e-4
-        report = compare_revisions(pool, (fast, CONFIG), (docs, CONFIG), 6, **GATE)
+        report = compare_revisions(pool, (fast, CONFIG), (docs, CONFIG), Fixed(6), gate=GATE)
         outcomes.append((report.exit_code, report.comparisons["s_per_it"].verdict))
         if outcomes[-1] == (ExitCode.OK, stats.NO_CHANGE):
             break
@@ -128,7 +130,7 @@ def test_bisect_over_five_commits_names_the_slow_one_and_reuses_the_good_worker(
     # tables of both tries are kept for the message.
     tries = []
     for _ in range(2):
-        result = bisect(pool, good, bad, CONFIG, metric="s_per_it", rounds=ROUNDS, **GATE)
+        result = bisect(pool, good, bad, CONFIG, metric="s_per_it", design=Fixed(ROUNDS), gate=GATE)
         tries.append(result.to_markdown())
         if result.first_bad is not None and result.first_bad.commit == commits[2]:
             break
@@ -150,7 +152,7 @@ def test_a_crashing_revision_is_one_line_naming_the_side_and_its_last_output(poo
     _, commits = repo
     crash = pool.revision(commits[5])
     with pytest.raises(RevisionError) as info:
-        compare_revisions(pool, (pool.revision(commits[0]), CONFIG), (crash, CONFIG), 4)
+        compare_revisions(pool, (pool.revision(commits[0]), CONFIG), (crash, CONFIG), Fixed(4))
     message = str(info.value)
     assert message == (
         f"side B ({commits[5][:10]}): the worker exited with status 7 during load; last output: crashing on purpose"
@@ -326,7 +328,7 @@ def test_bisect_skips_a_commit_that_cannot_be_measured_and_names_the_candidates(
     monkeypatch.setattr(bisect_module, "compare_revisions", fake_compare)
     good = Revision("HEAD~4", commits[0], "fast sampler")
     bad = Revision("HEAD", commits[4], "docs: link the guide")
-    result = bisect(Pool(), good, bad, CONFIG, rounds=4)
+    result = bisect(Pool(), good, bad, CONFIG, design=Fixed(4))
     assert [(s.revision.commit, s.verdict) for s in result.steps] == [
         (commits[4], BAD),
         (commits[2], SKIP),
@@ -342,4 +344,4 @@ def test_bisect_skips_a_commit_that_cannot_be_measured_and_names_the_candidates(
 
     monkeypatch.setattr(bisect_module, "compare_revisions", good_fails)
     with pytest.raises(RevisionError, match="good"):
-        bisect(Pool(), good, bad, CONFIG, rounds=4)
+        bisect(Pool(), good, bad, CONFIG, design=Fixed(4))
