@@ -241,11 +241,12 @@ def _first_run_note(record: CaseRecord, baselines_name: str) -> str:
     """The line a CPU case without a baseline for its class passes with (docs/method.md): a CPU's
     speed is its own, so another CPU's figures never judge it."""
     device_class = (record.key or {}).get("gpu_class")
-    kept = "kept in the history" if record.validity.fit else f"kept in the history, {record.validity.describe()}"
-    return (
-        f"first run on {device_class}: {baselines_name} has no baseline for this CPU class, nothing judged; "
-        f"{kept} (--compare-to latest judges the next run against it, --update-baselines records it)"
+    kept = (
+        "kept in the history (--compare-to latest judges the next run against it, --update-baselines records it)"
+        if record.validity.fit
+        else f"kept in the history but not a reference, {record.validity.describe()}"
     )
+    return f"first run on {device_class}: {baselines_name} has no baseline for this CPU class, nothing judged; {kept}"
 
 
 def _validity(results: list[RunResult], slowdown: float, rounds: int, key: dict[str, Any]) -> Validity:
