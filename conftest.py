@@ -2,7 +2,7 @@
 
 The suite's pytest plugins (`causvid_perf.plugin.hooks`, `causvid_perf.plugin.quality`) are
 installed as entry points by `make test`; this file only holds what the repository's own tests
-share: one torch thread, and hypothesis profiles sized for a 2-core CI box.
+share: one torch thread, hypothesis profiles sized for a 2-core CI box, and `quiet_cpu`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from causvid_perf.plugin import fixture as perf_fixture
 from causvid_perf.torch_state import torch_threads
 
 # "ci" (chosen when CI is set): fewer examples, no per-example deadline, because a loaded 2-core
@@ -28,3 +29,13 @@ def one_cpu_thread():
     in the A/B tests): noise that swamps the effects the tests check."""
     with torch_threads(1):
         yield
+
+
+@pytest.fixture
+def quiet_cpu(monkeypatch):
+    """For a test whose plugin runs (pytester, in-process) must be fit to be references on a busy
+    machine: the plugin reads no CPU load, so the shared-CPU rule has nothing to judge. That rule
+    is tested on simulated readings (tests/perf/test_cpu_class.py)."""
+    monkeypatch.setattr(perf_fixture, "cpu_snapshot", dict)
+    # An outer `pytest -n N` is not the inner session's: its runs have no xdist workers of their own.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)

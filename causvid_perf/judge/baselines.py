@@ -215,10 +215,16 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def key_differences(key: Mapping[str, Any], other: Mapping[str, Any]) -> list[str]:
-    """The fields two keys differ in, as 'shift 3.0 -> 8.0' (both normalised first); [] for one case."""
+def key_differences(key: Mapping[str, Any], other: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+    """The fields two keys differ in, as 'shift 3.0 -> 8.0' (both normalised first; `ignore`d
+    fields left out); [] for one case."""
     a, b = normalize_key(key), normalize_key(other)
-    return [f"{name} {_shown(b[name])} -> {_shown(a[name])}" for name in KEY_FIELDS if a[name] != b[name]]
+    skip = set(ignore)
+    return [
+        f"{name} {_shown(b[name])} -> {_shown(a[name])}"
+        for name in KEY_FIELDS
+        if a[name] != b[name] and name not in skip
+    ]
 
 
 def _shown(value: Any) -> str:

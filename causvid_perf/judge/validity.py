@@ -8,6 +8,10 @@ A run is unfit when its numbers describe something other than the code at a quie
   container NVML reports host pids, so this process cannot find itself by pid): NVML's used memory
   minus this process's reserved pool and its CUDA context;
 - the GPU throttled for heat or power;
+- the CPU was shared while the case ran: other processes kept at least half a hardware thread (or a
+  tenth of the machine's threads) busy on average, the hypervisor stole 5 % of the CPU time or more,
+  or the case ran on a CPU beside other pytest-xdist workers of the same run (measure/machine.py
+  reads /proc/stat and /proc/loadavg at the case's start and end);
 - it kept too few rounds for a median to mean much;
 - it ran tiny weights but carries a GPU's key (tiny timings describe the harness, not the GPU).
 
@@ -30,6 +34,13 @@ CONTEXT_ALLOWANCE_GIB = 1.0
 OTHER_MEMORY_LIMIT_GIB = 0.5
 # A median of fewer rounds than this is not a reference.
 MIN_REFERENCE_ROUNDS = 3
+# Other processes' CPU use over a case that makes it unfit: this many hardware threads busy on
+# average, or this fraction of the machine's threads where that is more (a big machine's
+# background work leaves a one-thread case alone).
+SHARED_CPU_THREADS = 0.5
+SHARED_CPU_FRACTION = 0.1
+# CPU time stolen by the hypervisor for other guests that makes a case unfit.
+STEAL_LIMIT = 0.05
 _IGNORED_THROTTLE = {"GpuIdle", "ApplicationsClocksSetting"}
 _SLOWING_THROTTLE = {"HwSlowdown", "HwThermalSlowdown", "SwThermalSlowdown", "HwPowerBrakeSlowdown"}
 
@@ -78,7 +89,30 @@ def machine_validity(machine: Mapping[str, Any]) -> Validity:
     throttle = set(machine.get("throttle_reasons") or []) - _IGNORED_THROTTLE
     if throttle & _SLOWING_THROTTLE:
         reasons.append(f"GPU throttled: {', '.join(sorted(throttle))}")
+    load = machine.get("cpu_load")
+    if isinstance(load, Mapping):
+        reasons += cpu_load_reasons(load, on_cpu=is_cpu_class(machine.get("gpu_class")))
     return Validity(tuple(reasons))
+
+
+def cpu_load_reasons(load: Mapping[str, Any], *, on_cpu: bool) -> list[str]:
+    """Why a case's CPU load (measure/machine.py's cpu_load) says the machine was shared; [] if not."""
+    reasons = []
+    threads, others, steal = load.get("threads"), load.get("other_threads"), load.get("steal_fraction")
+    limit = max(SHARED_CPU_THREADS, SHARED_CPU_FRACTION * threads) if isinstance(threads, int) else SHARED_CPU_THREADS
+    if isinstance(others, (int, float)) and others >= limit:
+        averages = [load.get("load_start"), load.get("load_end")]
+        shown = " -> ".join(f"{a:.2f}" for a in averages if isinstance(a, (int, float)))
+        reasons.append(
+            f"the CPU was shared: other processes kept {others:.2f} of {threads} hardware threads busy"
+            + (f" (load average {shown})" if shown else "")
+        )
+    if isinstance(steal, (int, float)) and steal >= STEAL_LIMIT:
+        reasons.append(f"the hypervisor stole {steal:.0%} of the CPU time")
+    workers = load.get("workers")
+    if on_cpu and isinstance(workers, int) and workers > 1:
+        reasons.append(f"measured beside {workers - 1} other pytest-xdist worker(s) on the same CPU")
+    return reasons
 
 
 def run_validity(

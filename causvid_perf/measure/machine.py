@@ -7,6 +7,8 @@ import os
 import platform
 import re
 import socket
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import diffusers
@@ -18,7 +20,9 @@ from causvid_perf.judge.baselines import cpu_class
 from causvid_perf.judge.validity import other_memory_gib
 from causvid_perf.metrics import GIB
 
-CPUINFO = "/proc/cpuinfo"
+CPUINFO, LOADAVG, STAT = "/proc/cpuinfo", "/proc/loadavg", "/proc/stat"
+# /proc/stat's aggregate "cpu" line, in its order (jiffies since boot, over every CPU).
+_STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
 def cpu_model() -> str:
@@ -43,6 +47,50 @@ def cpu_threads() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def cpu_snapshot() -> dict[str, Any]:
+    """What the CPU was doing up to now: the load averages (/proc/loadavg), the jiffies of every CPU
+    by kind (/proc/stat, steal included), this process's own CPU time and the clock. A reading that
+    fails (not Linux) is left out: machine state is best effort."""
+    user, system = os.times()[:2]
+    snapshot: dict[str, Any] = {"clock_s": time.monotonic(), "process_cpu_s": user + system}
+    try:
+        with open(LOADAVG, encoding="ascii") as handle:
+            snapshot["loadavg"] = [float(x) for x in handle.read().split()[:3]]
+        with open(STAT, encoding="ascii") as handle:
+            values = handle.readline().split()
+        if values and values[0] == "cpu":
+            snapshot["jiffies"] = dict(zip(_STAT_FIELDS, (int(v) for v in values[1:]), strict=False))
+    except (OSError, ValueError):
+        pass
+    return snapshot
+
+
+def cpu_load(start: Mapping[str, Any], end: Mapping[str, Any], workers: int = 1) -> dict[str, Any]:
+    """The CPU's load over a case, between two `cpu_snapshot`s: the 1-minute load average at its start
+    and end, the hardware threads other processes kept busy on average (all CPU time but idle, iowait
+    and steal, less this process's own), the fraction of CPU time the hypervisor stole, and the
+    pytest-xdist workers of this run measuring side by side. None where a reading is missing."""
+    load: dict[str, Any] = {
+        "threads": cpu_threads(),
+        "load_start": (start.get("loadavg") or [None])[0],
+        "load_end": (end.get("loadavg") or [None])[0],
+        "other_threads": None,
+        "steal_fraction": None,
+        "workers": workers,
+    }
+    before, after = start.get("jiffies"), end.get("jiffies")
+    wall = float(end.get("clock_s", 0.0)) - float(start.get("clock_s", 0.0))
+    if isinstance(before, Mapping) and isinstance(after, Mapping) and wall > 0:
+        delta = {name: after.get(name, 0) - before.get(name, 0) for name in _STAT_FIELDS}
+        total = sum(delta.values())
+        if total > 0:
+            busy = (total - delta["idle"] - delta["iowait"] - delta["steal"]) / os.sysconf("SC_CLK_TCK")
+            own = float(end.get("process_cpu_s", 0.0)) - float(start.get("process_cpu_s", 0.0))
+            load["other_threads"] = max(0.0, busy - own) / wall
+            load["steal_fraction"] = delta["steal"] / total
+    return load
 
 
 def gpu_class(device_name: str | None) -> str:

@@ -3,6 +3,7 @@ run it is compared with, and records it for the history, pytest-benchmark and th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.previous import Observation, judge
 from causvid_perf.judge.tolerances import CHUNK_BOUNDARY_LIMIT, DEFAULT_METRICS, tolerances_for
 from causvid_perf.judge.validity import Validity, run_validity
-from causvid_perf.measure.machine import memory_state, nvml_used_gib
+from causvid_perf.measure.machine import cpu_load, cpu_snapshot, memory_state, nvml_used_gib
 from causvid_perf.measure.repeats import medians_of
 from causvid_perf.metrics import GB, GIB
 from causvid_perf.pipeline.loading import LoadedPipeline
@@ -101,9 +102,12 @@ class PerfRunner:
         """One measurement of the case (warm-up and measured rounds), judged against its baselines
         and the run it is compared with."""
         memory_before = memory_state(run_config.device, nvml_used_gib(run_config.device))
+        cpu_before = cpu_snapshot()
         results = self._measure(loaded, run_config, rounds, benchmark)
         medians, samples = medians_of(results)
         last = results[-1]
+        # The CPU's load over the case (from its start to its end) joins the machine state it is judged by.
+        last.machine["cpu_load"] = cpu_load(cpu_before, cpu_snapshot(), _xdist_workers())
         last.metrics.load_s = load_s
         key = baseline_key(run_config, last.machine["gpu_class"])
         record = CaseRecord(
@@ -225,15 +229,24 @@ class PerfRunner:
         state.outcomes.append(outcome)
 
 
+def _xdist_workers() -> int:
+    """How many pytest-xdist workers this run has (1 without xdist): they measure side by side."""
+    try:
+        return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        return 1
+
+
 def _first_run_note(record: CaseRecord, baselines_name: str) -> str:
     """The line a CPU case without a baseline for its class passes with (docs/method.md): a CPU's
     speed is its own, so another CPU's figures never judge it."""
     device_class = (record.key or {}).get("gpu_class")
-    kept = "kept in the history" if record.validity.fit else f"kept in the history, {record.validity.describe()}"
-    return (
-        f"first run on {device_class}: {baselines_name} has no baseline for this CPU class, nothing judged; "
-        f"{kept} (--compare-to latest judges the next run against it, --update-baselines records it)"
+    kept = (
+        "kept in the history (--compare-to latest judges the next run against it, --update-baselines records it)"
+        if record.validity.fit
+        else f"kept in the history but not a reference, {record.validity.describe()}"
     )
+    return f"first run on {device_class}: {baselines_name} has no baseline for this CPU class, nothing judged; {kept}"
 
 
 def _validity(results: list[RunResult], slowdown: float, rounds: int, key: dict[str, Any]) -> Validity:

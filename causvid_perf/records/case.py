@@ -10,7 +10,7 @@ The session file (records/history.py) is a list of these; pytest-benchmark's ``e
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,14 +93,15 @@ class CaseRecord:
             text += f" {steps} steps cfg {'?' if guidance is None else f'{guidance:g}'}"
         return text
 
-    def work_differences(self, earlier: CaseRecord) -> list[str]:
+    def work_differences(self, earlier: CaseRecord, ignore: Iterable[str] = ()) -> list[str]:
         """How the work of this case differs from `earlier`'s, field by field ('shift 3.0 -> 8.0'):
         their keys (judge/baselines.py), an older record's missing work fields taking the model
-        recipe's values. [] for the same work, or where a record has no usable key (version 1)."""
+        recipe's values, the `ignore`d fields left out. [] for the same work, or where a record has
+        no usable key (version 1)."""
         if not self.key or not earlier.key:
             return []
         try:
-            return key_differences(self.key, earlier.key)
+            return key_differences(self.key, earlier.key, ignore)
         except BaselineError:  # a key this release cannot read: judged by id, as before keys held the work
             return []
 

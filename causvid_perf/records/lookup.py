@@ -39,14 +39,20 @@ class Target:
         return found
 
 
+# The key fields that pytest's --sampler and --attention change in every case on purpose: a run with
+# another sampler is compared with the previous one to judge that change (speed, and how far the
+# output moved). Any other difference in the key is other work, never compared.
+JUDGED_CHANGES = ("sampler", "attention")
+
+
 def previous_case(run: Run, case: CaseRecord) -> tuple[CaseRecord | None, str | None]:
     """The case of `run` that `case` is compared with: the one of the same id that did the same work
-    (the same key: device class, model, size, steps, sampler, shift, timesteps, chunks, window, sink,
-    checkpoint...). Else None and the note that says why."""
+    (the same key but for JUDGED_CHANGES: device class, model, size, steps, shift, timesteps,
+    chunks, window, sink, checkpoint...). Else None and the note that says why."""
     earlier = run.cases.get(case.id)
     if earlier is None:
         return None, f"not in the previous {run.title}"
-    differences = case.work_differences(earlier)
+    differences = case.work_differences(earlier, ignore=JUDGED_CHANGES)
     if differences:
         return (
             None,

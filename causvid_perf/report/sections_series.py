@@ -204,8 +204,31 @@ def _machine_row(run: Run) -> list[str | Cell]:
         fmt.number(number(m.get("power_w")), "W"),
         ", ".join(throttle) if isinstance(throttle, list) and throttle else ("none" if throttle == [] else "n/a"),
         fmt.number(number(other), "GiB"),
+        _cpu_load(run),
         Cell("yes") if run.fit else Cell(f"no: {run.why_unfit()}", "bad"),
     ]
+
+
+def _cpu_load(run: Run) -> str:
+    """The CPU load over the run's cases (measure/machine.py's cpu_load): the range of the 1-minute
+    load average at their starts and ends, the most hardware threads other processes kept busy over
+    one case, the most steal time; n/a for runs recorded before it."""
+    loads = [
+        load
+        for case in run.cases.values()
+        if isinstance(load := ((case.result or {}).get("machine") or {}).get("cpu_load"), dict)
+    ]
+    averages = [a for a in (number(load.get(n)) for load in loads for n in ("load_start", "load_end")) if a is not None]
+    if not averages:
+        return "n/a"
+    text = f"{min(averages):.2f}" if min(averages) == max(averages) else f"{min(averages):.2f}–{max(averages):.2f}"
+    others = [o for o in (number(load.get("other_threads")) for load in loads) if o is not None]
+    if others:
+        text += f", others {max(others):.2f} of {loads[0].get('threads') or '?'} threads"
+    steal = [s for s in (number(load.get("steal_fraction")) for load in loads) if s is not None]
+    if steal and max(steal) > 0:
+        text += f", steal {max(steal):.0%}"
+    return text
 
 
 def machine_blocks(runs: Sequence[Run]) -> list[Block]:
@@ -223,6 +246,7 @@ def machine_blocks(runs: Sequence[Run]) -> list[Block]:
         "power",
         "throttle reasons",
         "other processes' GPU memory",
+        "CPU load (1-min average; others' busy threads)",
         "fit to be a reference",
     ]
     return [

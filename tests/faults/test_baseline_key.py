@@ -116,6 +116,9 @@ def test_a_case_of_the_same_id_that_did_other_work_is_not_the_previous_run(confi
     assert other is None and note is not None
     assert f"not compared with the previous {run.title}: its tiny did other work (" in note
     assert next(iter(changes)) in note
+    # Another sampler is the change `--sampler` asks --compare-to to judge: compared.
+    judged, note = previous_case(run, _record(baseline_key(config.replace(sampler="euler"), CPU)))
+    assert judged is earlier and note is None
     # Another CPU class is other work too: another machine's timings are not this one's previous run.
     elsewhere, note = previous_case(run, _record(baseline_key(config, cpu_class("Other CPU", 8))))
     assert elsewhere is None and note is not None and "gpu_class" in note

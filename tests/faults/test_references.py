@@ -41,7 +41,8 @@ def factory(config):
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, quiet_cpu: None) -> pytest.Pytester:
+    """The tiny case; the CPU reads as quiet, so each test's own cause is the only one judged."""
     pytester.makepyfile(test_tiny=CASE)
     return pytester
 

@@ -181,7 +181,9 @@ def test_tiny(perf):
 """
 
 
-def test_pytest_runs_store_label_and_branch_and_prune_keeps_the_run_a_baseline_came_from(pytester, monkeypatch):
+def test_pytest_runs_store_label_and_branch_and_prune_keeps_the_run_a_baseline_came_from(
+    pytester, monkeypatch, quiet_cpu
+):
     pytester.makepyfile(test_tiny=TINY_CASE_TEST)
     monkeypatch.setenv("CAUSVID_PERF_BRANCH", "feature-x")
     folder, baselines = pytester.path / "hist", pytester.path / "b.json"

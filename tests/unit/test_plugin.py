@@ -47,10 +47,11 @@ STEADY = ["--rounds", "4"]
 
 
 @pytest.fixture
-def suite(pytester):
+def suite(pytester, quiet_cpu):
     """pytester with the tiny case. Runs are in-process (a second's work instead of ten): the package
     imports every module at its top, so the outer session has imported torch and diffusers already
-    and pytester's module snapshot leaves them alone. xdist runs start their own workers anyway."""
+    and pytester's module snapshot leaves them alone. xdist runs start their own workers anyway.
+    The CPU reads as quiet (`quiet_cpu`), so runs are references on a busy machine too."""
     pytester.makepyfile(test_tiny=TINY_CASE_TEST)
     pytester.runpytest = pytester.runpytest_inprocess
     return pytester
@@ -240,8 +241,10 @@ def test_compare_to_judges_output_quality_and_leaves_a_contact_sheet(suite):
     args = [*FAST, *STEADY, "--baselines", "none.json", "--history-dir", str(history), "--ms-ssim-threshold", "0.99"]
     suite.runpytest(*args).assert_outcomes(passed=1)
     same = suite.runpytest(*args, "--compare-to", "latest")
-    same.assert_outcomes(passed=1)  # no baseline, and the same video as before: nothing fails
+    # The same video as before: the output check passes. Its times are judged too, and a loaded
+    # machine's drift between the two runs (+82 % in one run here) may fail them: not this test's subject.
     same.stdout.fnmatch_lines(["*vs run * output_ms_ssim 1.0000 pass*"])
+    assert not [line for line in same.outlines if "vs previous run" in line and "output_ms_ssim" in line]
     # Another sampler makes another video from the same seed: the output check fails the test.
     other = suite.runpytest(*args, "--compare-to", "latest", "--sampler", "euler")
     other.assert_outcomes(failed=1)
@@ -271,7 +274,7 @@ def test_compare_to_a_pytest_benchmark_file(suite):
     result.stdout.fnmatch_lines(["*s_per_it * vs previous run *", "*vs pytest-benchmark run * of *"])
 
 
-def test_xdist_workers_write_their_own_history_and_latest_takes_every_worker_file(suite):
+def test_xdist_workers_write_their_own_history_and_a_session_file_takes_every_worker_file(suite):
     history = suite.path / "hist"
     suite.makepyfile(
         test_two=TINY_CASE_TEST.replace('PerfCase("tiny"', 'PerfCase("tiny-two"').replace("test_tiny", "test_two")
@@ -281,10 +284,16 @@ def test_xdist_workers_write_their_own_history_and_latest_takes_every_worker_fil
     files = sorted(history.glob("*.json"))
     workers = [json.loads(f.read_text()) for f in files]
     assert {w["worker"] for w in workers} == {"gw0", "gw1"} and len({w["run_id"] for w in workers}) == 1
+    # Two workers measured side by side on one CPU: no case of theirs is a reference, so `latest`
+    # passes over the run; named as a file, it is taken as named, with every worker file of its run.
+    reasons = [case["validity"]["reasons"] for w in workers for case in w["cases"]]
+    assert len(reasons) == 2 and all(
+        any("other pytest-xdist worker(s) on the same CPU" in r for r in c) for c in reasons
+    )
     # The next run compares each case with the worker file that holds it. What is checked is which
     # run each case was compared with, not its timings (a loaded 2-core machine may judge a 2-round
     # tiny case slower than before), so either outcome.
-    outcomes = suite.runpytest(*args, "--compare-to", "latest").parseoutcomes()
+    outcomes = suite.runpytest(*args, "--compare-to", str(files[0])).parseoutcomes()
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2
     newest = _sessions(history)[-1]
     compared = {c["id"]: c["compared_to"] for c in newest["cases"]}

@@ -355,7 +355,8 @@ def test_machine_state(built):
     assert len(rows) == 3  # the history's runs, newest first
     assert rows[0][0].startswith(COMMITS[2][:10])
     assert all(r[6] == torch.__version__ for r in rows[:3])
-    assert rows[0][13] == "yes"
+    assert rows[0][13] == "n/a"  # these runs recorded no CPU load
+    assert rows[0][14] == "yes"
 
 
 def test_markdown_images_next_to_it(built):
@@ -587,8 +588,8 @@ def test_gpu_shaped_history(inputs, tmp_path):
     rows = _table_rows(md, "Machine state of each run")
     assert rows[0][3] == "NVIDIA H100 80GB HBM3" and rows[0][4] == "550.54.15"
     assert rows[0][8] == "SM 1980/1980 MHz, mem 2619 MHz" and rows[0][9] == "88 C"
-    assert rows[0][11] == "SwThermalSlowdown" and rows[0][13] == "no: GPU throttled: SwThermalSlowdown"
-    assert rows[1][11] == "none" and rows[1][12] == "0.0 GiB" and rows[1][13] == "yes"
+    assert rows[0][11] == "SwThermalSlowdown" and rows[0][14] == "no: GPU throttled: SwThermalSlowdown"
+    assert rows[1][11] == "none" and rows[1][12] == "0.0 GiB" and rows[1][14] == "yes"
     (pair,) = _table_rows(md, "CausVid against its teacher")
     assert pair[7] == "21.1 GiB / 21.1 GiB" and pair[8] == "1.00"
 
