@@ -233,7 +233,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state.interrupted:
         tr.write_line(
             f"interrupted by {state.interrupted}: {len(state.outcomes)} finished case(s) kept, the session marked "
-            f"incomplete (never a baseline or --compare-to run); {len(state.discarded)} partial output(s) removed"
+            f"incomplete (never a --compare-to or report reference); {len(state.discarded)} partial output(s) removed"
         )
     if state.target is not None:
         tr.write_line(f"--compare-to {state.options.compare_to}: {state.target.describe()}")

@@ -18,6 +18,7 @@ from causvid_perf.cli import main as cli
 from causvid_perf.errors import ExitCode
 from causvid_perf.records.history import SESSION_VERSION, Session, load_runs, load_session
 from causvid_perf.records.lookup import find_run
+from causvid_perf.report.build import build_report
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ["-p", "no:cacheprovider", "--rounds", "1", "--warmup-rounds", "0", "--baselines", "none.json"]
@@ -67,6 +68,12 @@ def _env(marker: Path) -> dict[str, str]:
     return env
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default action even when this test runs as a background job, whose
+    shell ignores SIGINT (Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _signal_when(marker: Path, process: subprocess.Popen, signum: int) -> tuple[int, str]:
     """Sends signum once the marker file exists; the exit status and the output."""
     deadline = time.monotonic() + 240
@@ -94,6 +101,7 @@ def test_a_signal_mid_session_keeps_the_finished_case_marks_the_session_incomple
         [sys.executable, "-m", "pytest", "test_two.py", *RUNS, "--history-dir", str(history)],
         cwd=tmp_path,
         env=_env(marker),
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -125,6 +133,8 @@ def test_a_signal_mid_session_keeps_the_finished_case_marks_the_session_incomple
     capsys.readouterr()
     assert cli.main(["history", "--history", str(history), "list"]) == ExitCode.OK
     assert f"unfit: incomplete: interrupted by {name} after 1 finished case(s)" in capsys.readouterr().out
+    _, md = build_report(history, out_dir=tmp_path / "report")
+    assert f"no: incomplete: interrupted by {name} after 1 finished case(s)" in md.read_text()
 
 
 CLI_HANG = """
@@ -153,6 +163,7 @@ def test_a_signal_mid_cli_run_exits_with_its_code_in_one_line_and_leaves_no_temp
         [sys.executable, str(script), *argv, "--quiet", "--json", str(out_json)],
         cwd=tmp_path,
         env=_env(marker),
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
