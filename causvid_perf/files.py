@@ -58,6 +58,10 @@ def read_only_reason(path: str | os.PathLike) -> str | None:
 # The folder the commands' default outputs go under (bench, sweep, report); git ignores it and
 # `make clean` removes it.
 OUTPUT_DIR = Path("causvid-perf-out")
+# The suite's session history (records/history.py), and the environment variable that moves it;
+# defined here, with no heavy imports, for the CLI's parsers.
+DEFAULT_HISTORY_DIR = Path(".benchmarks") / "causvid-perf"
+HISTORY_DIR_ENV = "CAUSVID_PERF_HISTORY"
 
 
 def atomic_write(

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from causvid_perf.cli.options import Command
-from causvid_perf.records.history import DEFAULT_HISTORY_DIR, HISTORY_DIR_ENV
+from causvid_perf.files import DEFAULT_HISTORY_DIR, HISTORY_DIR_ENV
 
 HELP = "list, show, label and prune the stored runs of the suite's history"
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from causvid_perf import fmt
 from causvid_perf.errors import ExitCode
 from causvid_perf.files import check_writable
 from causvid_perf.metrics import METRICS, RUN_METRICS, STREAM_METRICS
-from causvid_perf.records.result import RunResult
+
+if TYPE_CHECKING:  # for annotations only: `--help` imports this module, and records/ brings numpy
+    from causvid_perf.records.result import RunResult
 
 # Printed under every table measured with tiny weights.
 HARNESS_ONLY = (

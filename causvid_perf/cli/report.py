@@ -6,8 +6,7 @@ import os
 from typing import Any
 
 from causvid_perf.cli.options import Command
-from causvid_perf.files import OUTPUT_DIR
-from causvid_perf.records.history import DEFAULT_HISTORY_DIR
+from causvid_perf.files import DEFAULT_HISTORY_DIR, OUTPUT_DIR
 
 DEFAULT_OUT_DIR = OUTPUT_DIR / "report"
 

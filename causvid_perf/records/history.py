@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import HistoryError
-from causvid_perf.files import sweep_stale_temps, write_json_atomic
+from causvid_perf.files import DEFAULT_HISTORY_DIR, HISTORY_DIR_ENV, sweep_stale_temps, write_json_atomic
 from causvid_perf.judge.validity import Validity
 from causvid_perf.records.case import CaseRecord
 from causvid_perf.vcs import current_branch, current_commit
@@ -37,9 +37,7 @@ from causvid_perf.vcs import current_branch, current_commit
 SESSION_SCHEMA = "causvid-perf/session"
 SESSION_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
-DEFAULT_HISTORY_DIR = Path(".benchmarks") / "causvid-perf"
 STALE_TEMP_S = 3600.0
-HISTORY_DIR_ENV = "CAUSVID_PERF_HISTORY"
 
 
 def default_history_dir(root: Path | None = None) -> Path:

@@ -30,6 +30,9 @@ class Block:
     data: str = ""  # the CSV text of a "csv" block
 
 
+# A plot's CSV up to this many characters is embedded in the HTML page (self-contained); a longer one
+# (a history of hundreds of runs) is linked to its file beside the page, so the page stays small.
+EMBEDDED_CSV_LIMIT = 200_000
 STATE_CSS = {REGRESSION: "bad", IMPROVEMENT: "good", NO_BASELINE: "muted", NOT_MEASURED: "muted"}
 
 
@@ -89,6 +92,12 @@ def render_html(title: str, subtitle: str, blocks: Sequence[Block]) -> str:
         elif block.kind == "img":
             data = base64.b64encode(block.image).decode("ascii")
             parts.append(f'<img src="data:image/png;base64,{data}" alt="{esc(block.text)}">')
+        elif block.kind == "csv" and len(block.data) > EMBEDDED_CSV_LIMIT:  # a long history's: linked, not embedded
+            link = f'<a href="{esc(block.name)}">{esc(block.name)}</a>'
+            size = f"{len(block.data) / 1e6:.1f} MB"
+            parts.append(
+                f'<p class="meta">{esc(block.text)}: {link} (beside this page: {size}, too large to embed)</p>'
+            )
         elif block.kind == "csv":  # embedded, so the page stays one self-contained file
             data = base64.b64encode(block.data.encode("utf-8")).decode("ascii")
             link = f'<a download="{esc(block.name)}" href="data:text/csv;base64,{data}">{esc(block.name)}</a>'

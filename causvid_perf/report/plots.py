@@ -18,6 +18,11 @@ from causvid_perf.records.case import CaseRecord, number
 from causvid_perf.records.history import Run
 
 SWEEP_PANELS = ("sampling_s", "ssim_vs_teacher")
+# A plot across runs labels every run up to this many, then about this many evenly spaced ones (and
+# the newest): 2,000 labels are a smear that takes matplotlib minutes to lay out. Every run stays a point.
+MAX_RUN_LABELS = 20
+# Past this many runs the points and lines get thinner, so neighbours stay apart.
+DENSE_RUNS = 100
 
 
 def _figure(width: float, height: float) -> Any:
@@ -34,6 +39,19 @@ def _png(figure: Any) -> bytes:
 
 def _axis_label(metric: str) -> str:
     return f"{metric} ({unit(metric)})" if unit(metric) else metric
+
+
+def labelled_runs(count: int, most: int = MAX_RUN_LABELS) -> list[int]:
+    """The run indices (0..count-1) that get an x label: all of them up to ``most``, else at most
+    about ``most`` round-numbered ones (MaxNLocator) and the newest run: ``most`` + 1 at most."""
+    if count <= most:
+        return list(range(count))
+    locator = MaxNLocator(nbins=most, integer=True, steps=[1, 2, 2.5, 5, 10])
+    positions = [int(p) for p in locator.tick_values(0, count - 1) if 0 <= p <= count - 1]
+    step = positions[1] - positions[0] if len(positions) > 1 else count
+    if count - 1 - positions[-1] < step / 2:
+        positions.pop()  # too close to the newest run to read: the newest wins
+    return positions + [count - 1]
 
 
 def case_series(
@@ -68,12 +86,14 @@ def series_plot(
     bands: Mapping[str, Band] | None = None,
     unfit: Collection[int] = (),
 ) -> bytes | None:
-    """One line per case across runs, every run a labelled x position (``ticks``, unique); a case's
-    baseline as a dashed line in its colour with its pass band shaded; the points of runs in
-    ``unfit`` (indices) crossed out in red. None for no series."""
+    """One line per case across runs, every run an x position (``ticks``: its unique label; up to
+    MAX_RUN_LABELS runs all are labelled, past that about that many, evenly spaced, and the newest);
+    a case's baseline as a dashed line in its colour with its pass band shaded; the points of runs
+    in ``unfit`` (indices) crossed out in red. None for no series."""
     if not series:
         return None
     count = len(ticks)
+    dense = count > DENSE_RUNS
     figure = _figure(min(20.0, max(10.0, 0.55 * count)), 4.6)
     ax = figure.add_subplot(1, 1, 1)
     crossed = False
@@ -82,7 +102,11 @@ def series_plot(
         bad = [(x, y) for x, y in points if x in unfit]
         # the line joins references only; an unfit run's value is a red cross apart from it
         (line,) = ax.plot(
-            *(zip(*fit, strict=True) if fit else ([], [])), marker=marker, linewidth=1.4, markersize=4, label=case_id
+            *(zip(*fit, strict=True) if fit else ([], [])),
+            marker=marker,
+            linewidth=0.8 if dense else 1.4,
+            markersize=1.5 if dense else 4,
+            label=case_id,
         )
         band = (bands or {}).get(case_id)
         if band is not None:
@@ -90,14 +114,21 @@ def series_plot(
             ax.axhline(band.value, color=colour, linestyle="--", linewidth=1.0, alpha=0.8)
             ax.axhspan(band.low, band.high, color=colour, alpha=0.12, linewidth=0)
         if bad:
-            ax.plot(*zip(*bad, strict=True), linestyle="none", marker="x", color="#c0392b", markersize=9, mew=2)
+            size, width = (6, 1.5) if dense else (9, 2)
+            ax.plot(*zip(*bad, strict=True), linestyle="none", marker="x", color="#c0392b", markersize=size, mew=width)
             crossed = True
     if bands:
         ax.plot([], [], color="grey", linestyle="--", label="baseline (band: pass)")
     if crossed:
         ax.plot([], [], linestyle="none", marker="x", color="#c0392b", mew=2, label="unfit run (not a reference)")
-    ax.set_xticks(list(range(count)))
-    ax.set_xticklabels(ticks, fontsize=7, rotation=45 if count > 8 else 0, ha="right" if count > 8 else "center")
+    labelled = labelled_runs(count)
+    ax.set_xticks(labelled)
+    slanted = len(labelled) > 8
+    ax.set_xticklabels(
+        [ticks[i] for i in labelled], fontsize=7, rotation=45 if slanted else 0, ha="right" if slanted else "center"
+    )
+    if len(labelled) < count:
+        ax.set_xlabel(f"{count} runs, oldest on the left; {len(labelled)} of them labelled", fontsize=8)
     ax.set_xlim(-0.5, count - 0.5)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)

@@ -30,6 +30,9 @@ SWEEP_FIRST = (
 )
 SWEEP_GRIDS = ("sampling_s", "ssim_vs_teacher")
 
+# The machine table lists the newest runs only: a long history would make it thousands of rows.
+MACHINE_ROWS = 50
+
 
 def benchmark_blocks(runs: Sequence[Run], directory: str) -> list[Block]:
     blocks = [Block("h2", "pytest-benchmark timings")]
@@ -249,8 +252,15 @@ def machine_blocks(runs: Sequence[Run]) -> list[Block]:
         "CPU load (1-min average; others' busy threads)",
         "fit to be a reference",
     ]
+    shown = list(reversed(runs))[:MACHINE_ROWS]
+    note = "Newest first; read when the run started."
+    if len(runs) > len(shown):
+        note += (
+            f" The newest {len(shown)} of {len(runs)} runs; `causvid-perf history list` lists them all, "
+            "`causvid-perf history show RUN` shows one."
+        )
     return [
         Block("h2", "Machine state of each run"),
-        Block("p", "Newest first; read when the run started."),
-        Block("table", headers=headers, rows=[_machine_row(run) for run in reversed(runs)]),
+        Block("p", note),
+        Block("table", headers=headers, rows=[_machine_row(run) for run in shown]),
     ]

@@ -13,13 +13,15 @@ from causvid_perf.metrics import METRICS, PEAK_VRAM
 from causvid_perf.records.history import Run
 from causvid_perf.report.document import Block
 from causvid_perf.report.export import run_series_block
-from causvid_perf.report.plots import Band, case_series, trend_plot
+from causvid_perf.report.plots import Band, trend_plot
 
 # Plotted across runs. Peak VRAM is the device-level (NVML) figure; when no run has one, the
 # allocator's peak is plotted instead. The switch is per plot, not per case (CaseRecord.peak_vram_gib),
 # so one line never mixes the two quantities.
 TREND_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s", "peak_vram_device_gib")
 VRAM_FALLBACK = "peak_vram_allocated_gib"
+# Unfit runs named (with their reasons) in the text above the plots, newest first; the CSVs name all.
+UNFIT_NAMED = 10
 
 
 def run_ticks(runs: Sequence[Run]) -> list[str]:
@@ -57,8 +59,18 @@ def case_bands(runs: Sequence[Run], metric: str, store: BaselineStore | None) ->
     return bands
 
 
-def metric_series(runs: Sequence[Run], metric: str) -> dict[str, list[tuple[int, float]]]:
-    return case_series(runs, lambda case: case.metrics.get(metric))
+def all_metric_series(runs: Sequence[Run], metrics: Sequence[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """metric -> case id -> [(run index, value)], reading each case's metrics once (a long history
+    holds thousands of cases, and CaseRecord.metrics builds its dict on every call)."""
+    series: dict[str, dict[str, list[tuple[int, float]]]] = {metric: {} for metric in metrics}
+    for index, run in enumerate(runs):
+        for case in run.cases.values():
+            values = case.metrics
+            for metric in metrics:
+                value = values.get(metric)
+                if value is not None:
+                    series[metric].setdefault(case.id, []).append((index, value))
+    return series
 
 
 def trend_blocks(runs: Sequence[Run], store: BaselineStore | None = None) -> list[Block]:
@@ -68,17 +80,21 @@ def trend_blocks(runs: Sequence[Run], store: BaselineStore | None = None) -> lis
         described += "; dashed: the case's measured baseline, shaded: the values judged a pass"
     blocks = [Block("h2", "Trends across runs"), Block("p", f"{len(runs)} run(s), oldest on the left; {described}.")]
     if unfit:
-        why = "; ".join(f"{runs[index].caption}: {reason}" for index, reason in unfit.items())
+        newest = sorted(unfit, reverse=True)[:UNFIT_NAMED]
+        why = "; ".join(f"{runs[index].caption}: {unfit[index]}" for index in newest)
+        if len(unfit) > len(newest):
+            why += f"; and {len(unfit) - len(newest)} older ones, named in the CSVs' unfit_reason column"
         blocks.append(
             Block(
                 "p", f"Left out of the lines, drawn as red crosses: {len(unfit)} unfit run(s), not references ({why})."
             )
         )
+    every_series = all_metric_series(runs, TREND_METRICS + (VRAM_FALLBACK,))
     for metric in TREND_METRICS:
-        series = metric_series(runs, metric)
+        series = every_series[metric]
         if not series and metric == TREND_METRICS[-1]:
             metric = VRAM_FALLBACK
-            series = metric_series(runs, metric)
+            series = every_series[metric]
             if not series:
                 blocks.append(
                     Block(

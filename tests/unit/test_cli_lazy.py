@@ -1,4 +1,4 @@
-"""`causvid-perf --help` stays fast: the parsers import no torch, diffusers or matplotlib, and each
+"""`causvid-perf --help` stays fast: the parsers import no torch, diffusers, matplotlib or numpy, and each
 subcommand's run module is loaded by name (cli.options.Command) only when it runs."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from causvid_perf.cli.main import build_parser
 from causvid_perf.cli.options import Command
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "diffusers", "transformers", "matplotlib", "scipy")
+HEAVY = ("torch", "diffusers", "transformers", "matplotlib", "scipy", "numpy", "jsonschema")
 
 # In a fresh interpreter: build the whole parser, print every subcommand's help, and list which
 # heavy packages got imported on the way.
