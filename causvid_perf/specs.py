@@ -232,7 +232,9 @@ SAMPLERS = ("unipc", "euler", "dpmpp", "causvid")
 # Profiles are named settings a user can ask for instead of spelling out every option.
 PROFILES: dict[str, dict[str, Any]] = {
     # The published H100 study: CausVid-14B, 832x480, 81 frames, 6 steps, guidance 1.0, with fp8
-    # weight storage and the text encoder off the GPU (what a 21.56 GB peak implies).
+    # weight storage, the text encoder offloaded (never beside the transformer) and an untiled decode
+    # with the transformer resident: the recipe whose plan is the published 21.56 (GiB) peak
+    # (pipeline/recipe.py, docs/memory.md).
     "study": {
         "model": "causvid-14b",
         "height": 480,
@@ -248,6 +250,11 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The streaming models on tiny weights: 9 latent frames, three chunks of 3.
     "tiny-stream": {"weights": "tiny", "height": 32, "width": 32, "frames": 33},
 }
+
+
+# Profiles sized for a GPU (full-size models at full resolution): on a CPU they run only when tiny
+# weights are asked for, and then at the tiny profile's size (config.profile_on_cpu).
+GPU_PROFILES = ("study", "study-1.3b")
 
 
 def transformer_config(family: str, tiny: bool) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from causvid_perf.errors import ConfigError
 from causvid_perf.measure import flops
 from causvid_perf.measure.instruments import Meter, StepTimer
 from causvid_perf.measure.machine import device_name, machine_info
-from causvid_perf.measure.stages import case_config, encode_prompt, frames_to_uint8, text_encoder_visit
+from causvid_perf.measure.stages import (
+    case_config,
+    encode_prompt,
+    frames_to_uint8,
+    stage_memory_with_plan,
+    text_encoder_visit,
+)
 from causvid_perf.measure.stream_runner import run_stream
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.samplers import build_scheduler
@@ -100,7 +106,7 @@ def run_case(
         tflop_per_step=tflop,
         achieved_tflops=achieved,
         mfu=mfu,
-        stage_memory=meter.stage_memory(),
+        stage_memory=stage_memory_with_plan(loaded, config, meter.stage_memory()),
     )
     output = OutputInfo(
         list(frames.shape),

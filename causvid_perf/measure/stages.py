@@ -12,7 +12,9 @@ import torch
 
 from causvid_perf.config import PIPELINE_FIELDS, RunConfig
 from causvid_perf.errors import ConfigError
+from causvid_perf.measure.memory_plan import beside_measured, memory_plan
 from causvid_perf.pipeline.loading import LoadedPipeline
+from causvid_perf.pipeline.recipe import release_cached_memory
 from causvid_perf.quality.scores import to_uint8
 
 
@@ -39,14 +41,22 @@ def frames_to_uint8(pipe: Any, video: torch.Tensor) -> np.ndarray:
 
 @contextmanager
 def text_encoder_visit(loaded: LoadedPipeline, config: RunConfig) -> Iterator[None]:
-    """With te-offload the text encoder lives on the CPU and visits the GPU only to encode."""
-    if loaded.text_encoder_offloaded:
-        loaded.pipe.text_encoder.to(config.device)
+    """With te-offload the text encoder lives in host memory and visits the GPU only to encode,
+    while the transformer waits in host memory (the two never share the GPU: pipeline/recipe.py).
+    After the visit the cached blocks are released before the transformer comes back, so neither
+    the encoder's reserved memory nor its device memory outlives the stage."""
+    recipe = loaded.recipe
+    if not recipe.te_offload:
+        yield
+        return
+    loaded.move(recipe.parked_for_visit, "cpu")
+    loaded.move(("text_encoder",), config.device)
     try:
         yield
     finally:
-        if loaded.text_encoder_offloaded:
-            loaded.pipe.text_encoder.to("cpu")
+        loaded.move(("text_encoder",), "cpu")
+        release_cached_memory(config.device)
+        loaded.move(recipe.parked_for_visit, config.device)
 
 
 def encode_prompt(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -59,3 +69,15 @@ def encode_prompt(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tens
             max_sequence_length=512,
             device=torch.device(config.device),
         )
+
+
+def stage_memory_with_plan(
+    loaded: LoadedPipeline, config: RunConfig, stage_memory: dict[str, dict[str, float | None]]
+) -> dict[str, dict[str, float | None]]:
+    """On a GPU, each stage's measured peaks beside the memory plan's prediction (planned_gib,
+    plan_ratio = planned / measured allocated), and the load's own peak; on CPU as measured."""
+    if not config.device.startswith("cuda"):
+        return stage_memory
+    load = loaded.details.get("load_peak_allocated_gib")
+    measured = {"load": {"allocated_gib": load}, **stage_memory} if load is not None else stage_memory
+    return beside_measured(memory_plan(config), measured)

@@ -24,7 +24,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.measure import flops
 from causvid_perf.measure.instruments import CallTimer, Clock, Meter
 from causvid_perf.measure.machine import device_name, machine_info
-from causvid_perf.measure.stages import case_config, encode_prompt, frames_to_uint8
+from causvid_perf.measure.stages import case_config, encode_prompt, frames_to_uint8, stage_memory_with_plan
 from causvid_perf.metrics import GIB
 from causvid_perf.pipeline.loading import DTYPES, LoadedPipeline
 from causvid_perf.pipeline.stream_decode import ChunkDecoder
@@ -213,7 +213,7 @@ def _metrics(
         tflop / len(call_s),
         achieved,
         mfu,
-        meter.stage_memory(),
+        stage_memory_with_plan(loaded, config, meter.stage_memory()),
         latencies[0],
         statistics.median(latencies[1:]) if len(latencies) > 1 else None,
         (total_frames - per_chunk[0]["frames"]) / after_first if after_first > 0 else None,

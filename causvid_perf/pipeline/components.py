@@ -1,12 +1,18 @@
 """Builds pipeline components without a hub: tiny random models (CPU) and full-size random ones (GPU).
 
-Full-size "synthetic" models are constructed directly on the target device in the compute dtype:
-on a GPU that costs what real weights cost in time and memory, without a slow CPU init. On the
-``meta`` device the same builders give parameter counts instantly (used by the tests).
+Full-size "synthetic" models are built with their parameters on the ``meta`` device (buffers, such
+as the RoPE tables, are real), the storage recipe is applied there (fp8 marks the parameters' stored
+dtype), and then each module's parameters are materialised on the GPU in the compute dtype,
+initialised there (fast), cast to their stored dtype and moved to the component's home (host memory
+for an offloaded text encoder). So a synthetic build reaches the GPU in its stored dtype: its
+load-time peak is a pretrained load's plus one module's initialisation copy. On the ``meta`` device
+the same builders give parameter counts and the memory plan instantly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -122,3 +128,70 @@ def build_components(spec: ModelSpec, *, tiny: bool, device: str, dtype: torch.d
 
 def parameter_count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+# -- synthetic full-size components: parameters on meta, materialised module by module ----------------
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Modules built inside get their parameters on the meta device and their buffers where they
+    are made (the host), so tables computed at construction (RoPE) stay real."""
+    original = torch.nn.Module.register_parameter
+
+    def register(module: torch.nn.Module, name: str, param: torch.nn.Parameter | None) -> None:
+        original(module, name, param)
+        if param is not None and param.device.type != "meta":  # a meta one is kept: ties stay tied
+            module._parameters[name] = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    torch.nn.Module.register_parameter = register
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = original
+
+
+def _init_parameter(name: str, tensor: torch.Tensor) -> None:
+    """A parameter of a module without reset_parameters (norm gains, scale tables): norms as built."""
+    if name in ("weight", "gamma", "scale") and tensor.dim() == 1:
+        tensor.fill_(1.0)
+    elif name in ("bias", "beta"):
+        tensor.zero_()
+    else:
+        tensor.normal_(0.0, tensor.shape[-1] ** -0.5)
+
+
+def materialise(module: torch.nn.Module, *, device: str, home: str, compute_dtype: torch.dtype) -> int:
+    """Replaces every meta parameter, module by module: made on `device` in the compute dtype (fp8
+    cannot be initialised), initialised by the module's own reset_parameters (norm gains at one
+    otherwise), cast to the dtype the meta parameter carries (its stored dtype) and moved to `home`.
+    Buffers follow to `home`. Returns the largest initialisation copy in bytes (the transient)."""
+    largest = 0
+    done: dict[int, torch.nn.Parameter] = {}  # a parameter shared by two modules (tied embeddings)
+    with torch.no_grad():
+        for sub in module.modules():
+            metas = {}
+            for name, param in sub.named_parameters(recurse=False):
+                if id(param) in done:
+                    sub._parameters[name] = done[id(param)]
+                elif param.device.type == "meta":
+                    metas[name] = param
+            if not metas:
+                continue
+            stored = {n: p.dtype for n, p in metas.items()}
+            for name, param in metas.items():
+                dtype = param.dtype if param.dtype.is_floating_point and param.element_size() > 1 else compute_dtype
+                empty = torch.empty(param.shape, dtype=dtype, device=device)
+                sub._parameters[name] = torch.nn.Parameter(empty, requires_grad=False)
+            largest = max(largest, sum(p.numel() * p.element_size() for p in sub.parameters(recurse=False)))
+            reset = getattr(sub, "reset_parameters", None)
+            if callable(reset):
+                reset()
+            else:
+                for name in metas:
+                    _init_parameter(name, sub._parameters[name])
+            for name, dtype in stored.items():
+                value = sub._parameters[name].to(device=home, dtype=dtype)
+                sub._parameters[name] = done[id(metas[name])] = torch.nn.Parameter(value, requires_grad=False)
+    module.to(home)  # the buffers
+    return largest

@@ -18,8 +18,9 @@ from huggingface_hub import hf_hub_download, snapshot_download
 
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, WeightsNotFoundError
-from causvid_perf.pipeline.components import build_components
+from causvid_perf.pipeline.components import build_components, materialise, parameters_on_meta
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
+from causvid_perf.pipeline.recipe import MemoryRecipe, release_cached_memory
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.pipeline.weights_check import check_weights_files
 from causvid_perf.specs import ModelSpec, transformer_config
@@ -40,8 +41,12 @@ class LoadedPipeline:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def recipe(self) -> MemoryRecipe:
+        return MemoryRecipe.of(self.config.memory)
+
+    @property
     def text_encoder_offloaded(self) -> bool:
-        return "te-offload" in self.config.memory
+        return self.recipe.te_offload
 
     @property
     def on_gpu(self) -> bool:
@@ -54,7 +59,12 @@ class LoadedPipeline:
 
     def place(self) -> None:
         """Puts the components where the memory recipe wants them (back on the GPU after park())."""
-        _place(self.pipe, self.config, self.config.device)
+        place(self.pipe, self.recipe, self.config.device)
+
+    def move(self, components: tuple[str, ...], device: str) -> None:
+        """Moves the named components (the text encoder's visit parks and restores the transformer)."""
+        for name in components:
+            getattr(self.pipe, name).to(device)
 
 
 _COMPONENTS = ("transformer", "vae", "text_encoder")
@@ -221,9 +231,31 @@ def _load_tiny(config: RunConfig, dtype: torch.dtype) -> tuple[Any, dict[str, An
     return pipe, details
 
 
+def synthetic_on_meta(config: RunConfig, dtype: torch.dtype) -> dict[str, Any]:
+    """The full-size components with their parameters on the meta device and the storage recipe
+    applied (fp8 parameters carry their stored dtype): the synthetic build's first half, and what
+    the memory plan reads weights from."""
+    with parameters_on_meta():
+        components = build_components(config.spec, tiny=False, device="cpu", dtype=dtype, seed=config.seed)
+    apply_storage_recipe(components["transformer"], components["vae"], MemoryRecipe.of(config.memory), dtype)
+    return components
+
+
 def _load_synthetic(config: RunConfig, dtype: torch.dtype, device: str) -> tuple[Any, dict[str, Any]]:
-    components = build_components(config.spec, tiny=False, device=device, dtype=dtype, seed=config.seed)
-    details = {"weights": "full-size architecture, random weights, built on the device"}
+    """Built on meta, then materialised module by module on the device, in the text encoder, VAE,
+    transformer order: each reaches its home in its stored dtype (components.materialise)."""
+    components = synthetic_on_meta(config, dtype)
+    recipe = MemoryRecipe.of(config.memory)
+    torch.manual_seed(config.seed)
+    transient = 0
+    for name in ("text_encoder", "vae", "transformer"):
+        home = device if recipe.home(name) == "gpu" else "cpu"
+        compute = torch.float32 if name == "vae" else dtype
+        transient = max(transient, materialise(components[name], device=device, home=home, compute_dtype=compute))
+    details = {
+        "weights": "full-size architecture, random weights, materialised module by module on the device",
+        "largest_init_copy_bytes": transient,
+    }
     return _assemble(components, config), details
 
 
@@ -250,20 +282,22 @@ def _load_pretrained(config: RunConfig, dtype: torch.dtype, models_dir: Path | N
     return pipe, details
 
 
-def _apply_memory_recipe(pipe: Any, config: RunConfig, dtype: torch.dtype, device: str) -> None:
-    if "fp8-storage" in config.memory:
+FP8_STORAGE = torch.float8_e4m3fn
+
+
+def apply_storage_recipe(transformer: Any, vae: Any, recipe: MemoryRecipe, dtype: torch.dtype) -> None:
+    """What the recipe changes in the components themselves, wherever they are (meta included)."""
+    if recipe.fp8_storage:
         # Weights stored in fp8, upcast layer by layer for compute: half the bf16 footprint.
-        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
-    if "vae-tiling" in config.memory:
-        pipe.vae.enable_tiling()
-    _place(pipe, config, device)
+        transformer.enable_layerwise_casting(storage_dtype=FP8_STORAGE, compute_dtype=dtype)
+    if recipe.vae_tiling:
+        vae.enable_tiling()
 
 
-def _place(pipe: Any, config: RunConfig, device: str) -> None:
-    for name in ("transformer", "vae"):
-        getattr(pipe, name).to(device)
-    # With te-offload the text encoder lives on the CPU and visits the GPU only to encode.
-    pipe.text_encoder.to("cpu" if "te-offload" in config.memory else device)
+def place(pipe: Any, recipe: MemoryRecipe, device: str) -> None:
+    """Each component to its home: the GPU, or host memory for an offloaded text encoder."""
+    for name in ("transformer", "vae", "text_encoder"):
+        getattr(pipe, name).to(device if recipe.home(name) == "gpu" else "cpu")
 
 
 def _set_attention(pipe: Any, backend: str) -> None:
@@ -276,13 +310,16 @@ def _set_attention(pipe: Any, backend: str) -> None:
 
 
 def _build(config: RunConfig, dtype: torch.dtype, device: str, models: Path | None) -> tuple[Any, dict[str, Any]]:
+    recipe = MemoryRecipe.of(config.memory)
+    if config.weights == "synthetic":
+        return _load_synthetic(config, dtype, device)  # the recipe applied on meta, placed as built
     if config.weights == "tiny":
         pipe, details = _load_tiny(config, dtype)
-    elif config.weights == "synthetic":
-        pipe, details = _load_synthetic(config, dtype, device)
     else:
         pipe, details = _load_pretrained(config, dtype, models)
-    _apply_memory_recipe(pipe, config, dtype, device)
+    # Cast where the weights were loaded (host memory), then move: the GPU sees the stored dtype only.
+    apply_storage_recipe(pipe.transformer, pipe.vae, recipe, dtype)
+    place(pipe, recipe, device)
     return pipe, details
 
 
@@ -297,6 +334,7 @@ def load_pipeline(
     dtype = DTYPES[config.dtype]
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     try:
         pipe, details = _build(config, dtype, device, models)
@@ -311,4 +349,7 @@ def load_pipeline(
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
     load_s = time.perf_counter() - start
+    if device.startswith("cuda"):
+        details["load_peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    release_cached_memory(device)  # what the build left cached is not the first case's memory
     return LoadedPipeline(pipe=pipe, config=config, load_s=load_s, details=details)

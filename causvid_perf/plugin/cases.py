@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from causvid_perf.config import RunConfig
+from causvid_perf.judge.published import STUDY_CEILING_GIB
 from causvid_perf.specs import PROFILES
-
-STUDY_VRAM_CEILING_GB = 22.0  # the study's 21.56 GB peak, unit unstated: a ceiling of about 22 GB
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class PerfCase:
     id: str
     config: RunConfig
     marks: tuple[str, ...] = ()
-    vram_ceiling_gb: float | None = None  # absolute ceiling on the device peak, in 10^9 bytes
+    vram_ceiling_gib: float | None = None  # absolute ceiling on torch's allocated peak (judge/published.py)
     note: str = ""
 
     @property
@@ -38,7 +37,7 @@ GPU_CASES: tuple[PerfCase, ...] = (
         "causvid-14b-study",
         RunConfig(model="causvid-14b", **_STUDY),
         _H100,
-        vram_ceiling_gb=STUDY_VRAM_CEILING_GB,
+        vram_ceiling_gib=STUDY_CEILING_GIB,
         note="the study's setting: fp8 weight storage, text encoder offloaded",
     ),
     PerfCase("causvid-1.3b-study", RunConfig(model="causvid-1.3b", **_STUDY_13B), _H100),

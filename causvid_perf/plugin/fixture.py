@@ -18,10 +18,10 @@ from causvid_perf.judge.tolerances import CHUNK_BOUNDARY_LIMIT, DEFAULT_METRICS,
 from causvid_perf.judge.validity import Validity, run_validity
 from causvid_perf.measure.machine import cpu_load, cpu_snapshot, memory_state, nvml_used_gib
 from causvid_perf.measure.repeats import medians_of
-from causvid_perf.metrics import GB, GIB
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.plugin.engine import CaseOutcome, free_memory, measure_rounds, provenance, resolve_case_config
+from causvid_perf.plugin.plan_gate import skip_unless_plan_fits
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import make_provenance
 from causvid_perf.records.benchmark import extra_info
@@ -29,7 +29,7 @@ from causvid_perf.records.case import FRAMES, CaseRecord
 from causvid_perf.records.history import new_session
 from causvid_perf.records.lookup import previous_case
 from causvid_perf.records.outputs import case_quality, save_case_output
-from causvid_perf.records.result import RunResult, peak_vram
+from causvid_perf.records.result import RunResult
 from causvid_perf.vcs import current_commit
 
 
@@ -40,6 +40,7 @@ class PerfRunner:
     def check(self, case: PerfCase) -> CaseOutcome:
         state, options = self.state, self.state.options
         config = resolve_case_config(case, options)
+        skip_unless_plan_fits(config, options.require_gpu)
         free_memory()
         loaded, fresh = state.cache.get(config)
         if fresh:
@@ -185,11 +186,12 @@ class PerfRunner:
             self.state.write_failures.append(f"{record.id}: {exc}")
 
     def _check_ceiling(self, case: PerfCase, medians: dict[str, float | None]) -> None:
-        peak = peak_vram(medians.get("peak_vram_device_gib"), medians.get("peak_vram_allocated_gib"))
-        if case.vram_ceiling_gb is not None and peak is not None:
-            peak_gb = peak * GIB / GB
-            assert peak_gb <= case.vram_ceiling_gb, (
-                f"peak VRAM {peak_gb:.2f} GB is over the study's ceiling of {case.vram_ceiling_gb} GB for {case.id}"
+        """The study's published peak is torch's allocated peak in GiB (judge/published.py)."""
+        peak = medians.get("peak_vram_allocated_gib")
+        if case.vram_ceiling_gib is not None and peak is not None:
+            assert peak <= case.vram_ceiling_gib, (
+                f"peak allocated VRAM {peak:.2f} GiB is over the study's ceiling of {case.vram_ceiling_gib} GiB "
+                f"for {case.id}"
             )
 
     def _check_chunk_boundaries(self, case: PerfCase, record: CaseRecord) -> None:

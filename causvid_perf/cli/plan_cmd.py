@@ -1,0 +1,29 @@
+"""`causvid-perf plan` as it runs, loaded by name (cli.options.Command) only then; its parser,
+cli/plan.py, imports no torch, so `causvid-perf --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+
+from causvid_perf.cli.configs import config_from_args
+from causvid_perf.cli.output import check_outputs, log
+from causvid_perf.config import RunConfig
+from causvid_perf.files import write_json_atomic
+from causvid_perf.measure.memory_plan import memory_plan
+
+
+def plan_config(args: argparse.Namespace) -> RunConfig:
+    """The run the options ask for, as a GPU would run it (bf16 unless --dtype says otherwise).
+    Its fields are checked as on a CPU with tiny weights: the checks that need a GPU are the run's."""
+    config = config_from_args(args)
+    config.replace(weights="tiny", device="cpu", attention="native", checkpoint=None).validate()
+    return config.resolved("cuda")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    check_outputs(args.json)
+    plan = memory_plan(plan_config(args))
+    print(plan.render())
+    if args.json:
+        log(f"wrote {write_json_atomic(args.json, plan.to_dict())}")
+    return 0
