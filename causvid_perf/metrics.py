@@ -2,6 +2,11 @@
 
 Everything that shows, stores or judges a metric (result JSON, baselines, tables, report, A/B)
 looks its facts up here. Default tolerances are the judge's business (judge/tolerances.py).
+
+The catalogue owns the list of a run's metrics: `records/result.Metrics` has one field per run
+metric and the run result schema one property (tests/unit/test_catalogue.py holds both equal to
+`RUN_METRICS`); an entry's `ab_run` puts it in every A/B run's record (`AB_RUN_METRICS`) and its
+`summary` in the terminal summary's line per case (`SUMMARY_METRICS`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class Metric:
     unit: str
     direction: str = LOWER_IS_BETTER
     kind: str = "time"  # time, rate, memory, compute or quality
+    ab_run: bool = False  # kept in each run's record of an A/B report (experiments/ab_session.py)
+    summary: str = ""  # its text in the terminal summary, "{}" standing for the median; "" = not shown
 
     @property
     def lower_is_better(self) -> bool:
@@ -36,28 +43,28 @@ class Metric:
 
 _RUN = (
     Metric("load_s", "load", "s"),
-    Metric("text_encode_s", "text encode", "s"),
-    Metric("sampling_s", "sampling time", "s"),
-    Metric("s_per_it", "per-step time", "s/it"),
-    Metric("decode_s", "decode", "s"),
+    Metric("text_encode_s", "text encode", "s", ab_run=True),
+    Metric("sampling_s", "sampling time", "s", ab_run=True, summary="sampling {} s"),
+    Metric("s_per_it", "per-step time", "s/it", ab_run=True, summary="s/it {}"),
+    Metric("decode_s", "decode", "s", ab_run=True),
     Metric("frames_out_s", "frames out", "s"),
-    Metric("prompt_to_output_s", "prompt-to-output", "s"),
-    Metric("peak_vram_allocated_gib", "peak VRAM allocated", "GiB", kind="memory"),
+    Metric("prompt_to_output_s", "prompt-to-output", "s", ab_run=True, summary="prompt-to-output {} s"),
+    Metric("peak_vram_allocated_gib", "peak VRAM allocated", "GiB", kind="memory", ab_run=True),
     Metric("peak_vram_reserved_gib", "peak VRAM reserved", "GiB", kind="memory"),
-    Metric("peak_vram_device_gib", "peak VRAM device", "GiB", kind="memory"),
+    Metric("peak_vram_device_gib", "peak VRAM device", "GiB", kind="memory", ab_run=True, summary="peak VRAM {} GiB"),
     Metric("tflop_per_step", "compute per step", "TFLOP", kind="compute"),
     Metric("achieved_tflops", "achieved", "TFLOP/s", HIGHER_IS_BETTER, "compute"),
     Metric("mfu", "MFU", "", HIGHER_IS_BETTER, "compute"),
     # Streaming (autoregressive) runs only; None for a bidirectional run.
-    Metric("first_frames_s", "time to first frames", "s"),
+    Metric("first_frames_s", "time to first frames", "s", ab_run=True),
     Metric("steady_chunk_s", "chunk time (steady state)", "s"),
-    Metric("stream_fps", "FPS after the first chunk", "frames/s", HIGHER_IS_BETTER, "rate"),
+    Metric("stream_fps", "FPS after the first chunk", "frames/s", HIGHER_IS_BETTER, "rate", ab_run=True),
     Metric("overall_fps", "FPS overall", "frames/s", HIGHER_IS_BETTER, "rate"),
     Metric("kv_cache_gib", "KV cache", "GiB", kind="memory"),
 )
 STREAM_METRICS = ("first_frames_s", "steady_chunk_s", "stream_fps", "overall_fps", "kv_cache_gib")
 # Not stored in a result: the device-level peak where NVML read one, else the allocator's.
-PEAK_VRAM = Metric("peak_vram_gib", "peak VRAM", "GiB", kind="memory")
+PEAK_VRAM = Metric("peak_vram_gib", "peak VRAM", "GiB", kind="memory", ab_run=True)
 _QUALITY = (
     Metric("flicker_score", "flicker", "", kind="quality"),
     Metric("mean_frame_difference", "mean frame difference", "", kind="quality"),
@@ -72,6 +79,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (*_RUN, PEAK_VRAM, *_QUALITY)}
 
 # The scalar metrics every RunResult carries (None where not measurable, e.g. VRAM on CPU).
 RUN_METRICS: tuple[str, ...] = tuple(m.name for m in _RUN)
+# Kept in every run's record of an A/B report (besides the per-step times, the VRAM source and finite).
+AB_RUN_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS.values() if m.ab_run)
+# Shown, each as its `summary` text, on the terminal summary's line per case, in catalogue order.
+SUMMARY_METRICS: tuple[Metric, ...] = tuple(m for m in METRICS.values() if m.summary)
 # Guarded by baselines and by --compare-to: medians over a case's measured rounds.
 GUARDED_METRICS = (
     "sampling_s",

@@ -20,6 +20,7 @@ from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_report import ab_metrics
 from causvid_perf.measure.runner import case_config, measure_run
 from causvid_perf.measure.slowdown import SlowdownInjector
+from causvid_perf.metrics import AB_RUN_METRICS
 from causvid_perf.records.result import RunResult
 
 Loaded = Any  # a LoadedPipeline, or anything with a resolved ``.config`` (tests)
@@ -36,27 +37,16 @@ def _per_step(result: Any) -> float | None:
 
 
 def _run_record(index: int, side: str, round_index: int, seed: int, result: Any) -> dict[str, Any]:
+    """One run of an A/B: its place, the catalogue's A/B metrics (metrics.AB_RUN_METRICS, None where
+    the run has none), which peak VRAM ``peak_vram_gib`` is, the per-step times and whether it was finite."""
     m = result.metrics
-    vram, source = m.peak_vram_gib, m.peak_vram_source
-    return {
-        "index": index,
-        "side": side,
-        "round": round_index,
-        "seed": seed,
-        "s_per_it": _per_step(result),
-        "sampling_s": m.sampling_s,
-        "prompt_to_output_s": m.prompt_to_output_s,
-        "peak_vram_gib": vram,
-        "peak_vram_source": source,
-        "peak_vram_allocated_gib": m.peak_vram_allocated_gib,
-        "peak_vram_device_gib": m.peak_vram_device_gib,
-        "step_s": list(m.step_s),
-        "text_encode_s": m.text_encode_s,
-        "decode_s": m.decode_s,
-        "first_frames_s": getattr(m, "first_frames_s", None),
-        "stream_fps": getattr(m, "stream_fps", None),
-        "finite": result.output.finite,
-    }
+    record: dict[str, Any] = {"index": index, "side": side, "round": round_index, "seed": seed}
+    record.update({name: getattr(m, name, None) for name in AB_RUN_METRICS})
+    record["s_per_it"] = _per_step(result)  # the median step where the run gave no s_per_it
+    record["peak_vram_source"] = m.peak_vram_source
+    record["step_s"] = list(m.step_s)
+    record["finite"] = result.output.finite
+    return record
 
 
 class ABSession:

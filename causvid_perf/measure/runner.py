@@ -90,7 +90,7 @@ def run_case(
     family_config = transformer_config(config.spec.family, tiny=config.weights == "tiny")
     tflop = flops.step_tflop(config.dit_tokens, family_config, config.uses_cfg)
     achieved, mfu = flops.mfu(tflop, s_per_it, device_name(config.device))
-    stages, peaks = meter.stages, meter.vram_peaks()
+    stages, (peak_allocated, peak_reserved, peak_device) = meter.stages, meter.vram_peaks()
     metrics = Metrics(
         load_s=loaded.load_s if include_load else None,
         text_encode_s=stages["text_encode"].seconds,
@@ -100,9 +100,9 @@ def run_case(
         decode_s=stages["decode"].seconds,
         frames_out_s=stages["frames_out"].seconds,
         prompt_to_output_s=prompt_to_output,
-        peak_vram_allocated_gib=peaks[0],
-        peak_vram_reserved_gib=peaks[1],
-        peak_vram_device_gib=peaks[2],
+        peak_vram_allocated_gib=peak_allocated,
+        peak_vram_reserved_gib=peak_reserved,
+        peak_vram_device_gib=peak_device,
         tflop_per_step=tflop,
         achieved_tflops=achieved,
         mfu=mfu,

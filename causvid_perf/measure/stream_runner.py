@@ -199,26 +199,28 @@ def _metrics(
     sampling_s = sum(call_s)
     tflop = sum(c["tflop"] for c in per_chunk)
     achieved, mfu = flops.mfu(tflop, sampling_s, device_name(config.device))
-    # Metrics' fields in their order: times, VRAM peaks, compute, per-stage memory, then the stream's.
+    peak_allocated, peak_reserved, peak_device = meter.vram_peaks()
     return Metrics(
-        loaded.load_s if include_load else None,
-        meter.stages["text_encode"].seconds,
-        sampling_s,
-        call_s,
-        statistics.median(call_s),
-        sum(c["decode_s"] for c in per_chunk),
-        sum(c["frames_out_s"] for c in per_chunk),
-        emitted,
-        *meter.vram_peaks(),
-        tflop / len(call_s),
-        achieved,
-        mfu,
-        stage_memory_with_plan(loaded, config, meter.stage_memory()),
-        latencies[0],
-        statistics.median(latencies[1:]) if len(latencies) > 1 else None,
-        (total_frames - per_chunk[0]["frames"]) / after_first if after_first > 0 else None,
-        total_frames / emitted,
-        generator.cache.nbytes / GIB if generator.cache else None,
+        load_s=loaded.load_s if include_load else None,
+        text_encode_s=meter.stages["text_encode"].seconds,
+        sampling_s=sampling_s,
+        step_s=call_s,
+        s_per_it=statistics.median(call_s),
+        decode_s=sum(c["decode_s"] for c in per_chunk),
+        frames_out_s=sum(c["frames_out_s"] for c in per_chunk),
+        prompt_to_output_s=emitted,
+        peak_vram_allocated_gib=peak_allocated,
+        peak_vram_reserved_gib=peak_reserved,
+        peak_vram_device_gib=peak_device,
+        tflop_per_step=tflop / len(call_s),
+        achieved_tflops=achieved,
+        mfu=mfu,
+        stage_memory=stage_memory_with_plan(loaded, config, meter.stage_memory()),
+        first_frames_s=latencies[0],
+        steady_chunk_s=statistics.median(latencies[1:]) if len(latencies) > 1 else None,
+        stream_fps=(total_frames - per_chunk[0]["frames"]) / after_first if after_first > 0 else None,
+        overall_fps=total_frames / emitted,
+        kv_cache_gib=generator.cache.nbytes / GIB if generator.cache else None,
     )
 
 

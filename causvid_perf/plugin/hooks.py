@@ -4,7 +4,7 @@ session-scoped pipeline cache and the `perf` fixture (plugin/fixture.py)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pynvml
@@ -26,6 +26,7 @@ from causvid_perf.errors import (
 from causvid_perf.files import force_writes
 from causvid_perf.judge.previous import OUTPUT_CHECK
 from causvid_perf.judge.verdict import Check
+from causvid_perf.metrics import SUMMARY_METRICS
 from causvid_perf.plugin.engine import SYNCED_TIMER, PipelineCache, current_machine, gpu_class_of_this_machine
 from causvid_perf.plugin.fixture import PerfRunner
 from causvid_perf.plugin.options import SuiteOptions, add_options, sampler_misfit
@@ -243,11 +244,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"moved {model} between host and GPU in {seconds:.2f} s (not in any case's figures)")
     for outcome in state.outcomes:
         record, m = outcome.record, outcome.record.medians
-        tr.write_line(
-            f"{record.id}: sampling {_f(m['sampling_s'])} s, s/it {_f(m['s_per_it'])}, "
-            f"prompt-to-output {_f(m['prompt_to_output_s'])} s, peak VRAM {_f(m['peak_vram_device_gib'])} GiB "
-            f"({', '.join(sorted({c.state for c in record.checks}))})"
-        )
+        tr.write_line(f"{record.id}: {summary_figures(m)} ({', '.join(sorted({c.state for c in record.checks}))})")
         sampler = state.options.sampler
         if sampler and record.config.get("sampler") != sampler:
             why = sampler_misfit(RunConfig.from_dict(record.config), sampler) or "it does not fit this case"
@@ -283,6 +280,12 @@ def _brief(check: Check) -> str:
         change = fmt.change(check.rel_change)
     p = "" if check.p_value is None else f" (p {check.p_value:.2g})"
     return f"{check.name} {change} {check.state}{p}"
+
+
+def summary_figures(medians: Mapping[str, float | None]) -> str:
+    """The medians of the catalogue's summary metrics (metrics.SUMMARY_METRICS), each in its own text:
+    "sampling 0.120 s, s/it 0.020, ..."; n/a where a median is missing or None."""
+    return ", ".join(m.summary.format(_f(medians.get(m.name))) for m in SUMMARY_METRICS)
 
 
 def _f(value: float | None) -> str:

@@ -25,8 +25,15 @@ def peak_vram(device_gib: float | None, allocated_gib: float | None) -> float | 
     return device_gib if device_gib is not None else allocated_gib
 
 
-@dataclass
+# Metrics' fields that are per-step or per-stage detail, not scalar metrics of the catalogue.
+DETAIL_FIELDS = ("step_s", "stage_memory")
+
+
+@dataclass(kw_only=True)
 class Metrics:
+    """One field per scalar metric of the catalogue (metrics.RUN_METRICS) plus DETAIL_FIELDS, held
+    equal by tests/unit/test_catalogue.py; keyword-only, so a new field cannot shift the others."""
+
     load_s: float | None
     text_encode_s: float
     sampling_s: float
