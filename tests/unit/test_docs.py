@@ -267,6 +267,8 @@ def docs_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(FIXTURES / "hist", workdir / ".benchmarks" / "causvid-perf")
     shutil.copytree(FIXTURES / "pytest-benchmark", workdir / ".benchmarks" / "pytest-benchmark")
     shutil.copy(FIXTURES / "sweep.json", workdir / "sweep.json")
+    (workdir / "causvid-perf-out").mkdir()  # where the docs' sweep writes it, for the report to read
+    shutil.copy(FIXTURES / "sweep.json", workdir / "causvid-perf-out" / "sweep.json")
     # docs/revisions.md's demo repository, made as the page makes it
     subprocess.run([str(REPO / DEMO_SCRIPT), DEMO_REPO], cwd=workdir, check=True, capture_output=True, timeout=120)
     return workdir
