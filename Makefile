@@ -25,4 +25,4 @@ gpu-evidence: $(VENV)/.installed
 	bash scripts/gpu_evidence.sh $(OUT_DIR)
 
 clean:
-	rm -rf $(VENV) .benchmarks .pytest_cache .mypy_cache .ruff_cache causvid-perf-out
+	rm -rf $(VENV) .benchmarks .pytest_cache .mypy_cache .ruff_cache .hypothesis causvid-perf-out causvid-perf-demo

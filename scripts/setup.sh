@@ -15,5 +15,20 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet torch==2.13.0
 fi
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# The venv sees system site-packages, so pip counts a system pytest (or ruff, mypy) as installed and
+# puts no script for it into .venv/bin: `pytest` would then be the system's, which sees no torch
+# (exit 4, "No module named 'torch'"). Each tool the README and Makefile run is installed into the
+# venv itself, at the version pip resolved, so .venv/bin has it.
+for tool in pytest ruff mypy; do
+  if [ ! -x ".venv/bin/$tool" ]; then
+    version=$(.venv/bin/python -c "from importlib.metadata import version; print(version('$tool'))")
+    echo "setup: installing $tool $version into .venv (the system's is outside the venv)"
+    .venv/bin/python -m pip install --quiet --ignore-installed --no-deps "$tool==$version"
+  fi
+done
 .venv/bin/python -c "import torch, diffusers; print(f'setup: torch {torch.__version__}, diffusers {diffusers.__version__}, cuda available: {torch.cuda.is_available()}')"
+for tool in pytest ruff mypy causvid-perf; do
+  test -x ".venv/bin/$tool" || { echo "setup: .venv/bin/$tool is missing" >&2; exit 1; }
+done
+echo "setup: done; run the tests with .venv/bin/pytest, or after '. .venv/bin/activate' with pytest"
 touch .venv/.installed

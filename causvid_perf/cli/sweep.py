@@ -7,6 +7,10 @@ from typing import Any
 
 from causvid_perf.cli.options import Command, add_run_options
 from causvid_perf.experiments.defaults import DEFAULT_GUIDANCES, DEFAULT_STEPS
+from causvid_perf.files import OUTPUT_DIR
+
+# Where the sweep's files go when the command names neither (as bench's do: a new folder per run).
+DEFAULT_OUT = f"{OUTPUT_DIR}/sweep-<time>"
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -47,6 +51,8 @@ def add_parser(sub: Any) -> None:
     sweep.add_argument(
         "--teacher-steps", type=int, default=None, help="fewer teacher steps for a quick look (default: its own recipe)"
     )
-    sweep.add_argument("--json", help="write the sweep JSON here")
-    sweep.add_argument("--markdown", help="write the markdown table here")
+    sweep.add_argument("--json", help=f"write the sweep JSON here (with neither file named: {DEFAULT_OUT}/sweep.json)")
+    sweep.add_argument(
+        "--markdown", help=f"write the markdown table here (with neither file named: {DEFAULT_OUT}/sweep.md)"
+    )
     sweep.set_defaults(func=Command("causvid_perf.cli.sweep_cmd:cmd_sweep"))

@@ -4,13 +4,14 @@ cli/sweep.py, imports no torch, diffusers or matplotlib, so `causvid-perf --help
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
 from causvid_perf.cli.configs import config_from_args, ready, tiny_defaults_if_cpu
 from causvid_perf.cli.output import check_outputs, log
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.sweep import run_sweep, sweep_markdown, sweep_pair
-from causvid_perf.files import write_json_atomic, write_text_atomic
+from causvid_perf.files import OUTPUT_DIR, write_json_atomic, write_text_atomic
 from causvid_perf.pipeline.loading import load_pipeline
 
 
@@ -29,6 +30,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for steps in args.steps:  # every point of the grid is a valid run before anything loads
         for guidance in args.guidance:
             ready(student.replace(steps=steps, guidance=guidance, timesteps=None))
+    if not args.json and not args.markdown:  # the default: a new folder under the git-ignored output folder
+        out = OUTPUT_DIR / f"sweep-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        args.json, args.markdown = str(out / "sweep.json"), str(out / "sweep.md")
+        check_outputs(args.json, args.markdown)
     loaded = {}
     for role, config in (("student", student), ("teacher", teacher)):
         log(f"[{config.model}] loading ({config.weights} weights) ...")

@@ -268,6 +268,8 @@ def docs_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(FIXTURES / "hist", workdir / ".benchmarks" / "causvid-perf")
     shutil.copytree(FIXTURES / "pytest-benchmark", workdir / ".benchmarks" / "pytest-benchmark")
     shutil.copy(FIXTURES / "sweep.json", workdir / "sweep.json")
+    (workdir / "causvid-perf-out").mkdir()  # where the docs' sweep writes it, for the report to read
+    shutil.copy(FIXTURES / "sweep.json", workdir / "causvid-perf-out" / "sweep.json")
     # docs/revisions.md's demo repository, made as the page makes it but with a slow commit that
     # sleeps DEMO_SLOW_STEP_S per step instead of the default 3 ms: on a loaded 2-core machine a tiny
     # step takes 10-20 ms, and 3 ms more left the page's bisect unsure that --bad is slower (exit 2)
