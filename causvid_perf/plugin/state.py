@@ -16,6 +16,7 @@ from causvid_perf.plugin.engine import CaseOutcome, PipelineCache
 from causvid_perf.plugin.options import SuiteOptions
 from causvid_perf.records.history import Run, Session, new_run_id
 from causvid_perf.records.lookup import Target, find_run
+from causvid_perf.records.outputs import run_folder
 
 
 class PerfState:
@@ -41,7 +42,7 @@ class PerfState:
     @property
     def outputs_dir(self) -> Path:
         """This worker's folder of frames and contact sheets (records/outputs.py)."""
-        return self.options.history_dir / "outputs" / self.run_name
+        return self.options.history_dir / run_folder(self.run_name)
 
     def end_interrupted(self, signal_name: str) -> None:
         """Marks the session incomplete (its finished cases are kept; the run is never a reference)

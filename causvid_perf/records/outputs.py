@@ -39,6 +39,11 @@ def case_quality(frames: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def run_folder(run_name: str) -> Path:
+    """Where one worker's run keeps its cases' outputs, relative to the history folder."""
+    return Path("outputs") / run_name
+
+
 def save_case_output(
     history_dir: Path,
     run_name: str,
@@ -49,7 +54,7 @@ def save_case_output(
 ) -> dict[str, str]:
     """Writes the npz and the contact sheet (each atomically); returns {"frames", "contact_sheet"}:
     their paths relative to the history folder."""
-    folder = Path("outputs") / run_name
+    folder = run_folder(run_name)
     slug = files.slug(case_id)
     npz = folder / f"{slug}.npz"
     save_reference(history_dir / npz, frames, provenance)
