@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
 from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, PROMPT_TOKEN_LIMIT, SAMPLERS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
@@ -148,10 +149,10 @@ class RunConfig:
         return "+".join(self.memory) if self.memory else "none"
 
     def describe(self) -> str:
-        """Short human label, e.g. 'causvid-14b 832x480x81 6 steps cfg 1.0'."""
+        """Short human label, e.g. 'causvid-14b 832x480x81 6 steps cfg 1' (fmt.case_label)."""
         steps = self.steps if self.steps is not None else self.spec.default_steps
         guidance = self.guidance if self.guidance is not None else self.spec.default_guidance
-        text = f"{self.model} {self.width}x{self.height}x{self.frames} {steps} steps cfg {guidance:g}"
+        text = fmt.case_label(self.model, self.width, self.height, self.frames, steps, guidance)
         if self.chunk_frames:
             text += f" chunks of {self.chunk_frames}"
         if self.window_frames:

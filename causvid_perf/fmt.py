@@ -85,3 +85,19 @@ def size(n_bytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
         value /= 1000
     return f"{value:.3g} TB"
+
+
+def guidance(value: float | None) -> str:
+    """A guidance scale as every label writes it: 'cfg 1', 'cfg 5', 'cfg 3.5'; 'cfg ?' when unknown."""
+    return "cfg ?" if value is None else f"cfg {value:g}"
+
+
+def case_label(
+    model: str | None, width: Any, height: Any, frames: Any, steps: Any = None, cfg: float | None = None
+) -> str:
+    """The one label of a case, e.g. 'causvid-14b 832x480x81 6 steps cfg 1': the model, its size and,
+    where the steps are known, the steps and guidance. Callers append what tells their cases apart."""
+    text = f"{model or '?'} {width}x{height}x{frames}"
+    if steps is not None:
+        text += f" {steps} steps {guidance(cfg)}"
+    return text

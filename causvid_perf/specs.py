@@ -223,7 +223,10 @@ MODELS: dict[str, ModelSpec] = {
 }
 STREAMING_MODELS = tuple(name for name, spec in MODELS.items() if spec.is_streaming)
 
-WEIGHT_SOURCES = ("tiny", "synthetic", "pretrained", "auto")
+# Where a run's weights come from, once resolved (what a baseline key and a stored run hold), and
+# what a user may ask for: those, or auto (pretrained if found, else synthetic on a GPU).
+RESOLVED_WEIGHT_SOURCES = ("tiny", "synthetic", "pretrained")
+WEIGHT_SOURCES = (*RESOLVED_WEIGHT_SOURCES, "auto")
 
 # The samplers known by name (pipeline/samplers.py builds them); a user's own is named by a dotted
 # path, package.module:factory.

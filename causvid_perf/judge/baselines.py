@@ -17,11 +17,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import BaselineError, ConfigError
 from causvid_perf.judge.verdict import MEASURED, PUBLISHED, Check, MetricSpec, check_metric
 from causvid_perf.metrics import guarded_metrics
-from causvid_perf.specs import MODELS
+from causvid_perf.specs import MODELS, RESOLVED_WEIGHT_SOURCES
 
 # The device class of a CPU run: "cpu:<processor model> x<threads>", e.g. "cpu:AMD EPYC x2". A CPU's
 # speed is its own, so a CPU baseline judges only runs on the same processor model and thread count.
@@ -73,7 +74,6 @@ _FLOAT_KEY_FIELDS = frozenset({"guidance"})
 # Streaming settings: a whole number, or None where the model has none (a bidirectional model has no
 # chunks; None as window means attention to every earlier chunk).
 _OPTIONAL_INT_KEY_FIELDS = frozenset({"chunk_frames", "window_frames", "sink_frames"})
-WEIGHTS = ("tiny", "synthetic", "pretrained")
 # Where the weights' CausVid part comes from: a LoRA fused into the Wan base (a bidirectional
 # student), a full model (a streaming model's released model.pt, or --checkpoint), none (a teacher).
 CHECKPOINT_KINDS = ("lora", "full", "none")
@@ -197,8 +197,10 @@ def _normalize_key_field(name: str, value: Any) -> Any:
         return float(value)
     if not isinstance(value, str) or not value:
         raise BaselineError(f"baseline key field {name} must be a non-empty string, got {value!r}")
-    if name == "weights" and value not in WEIGHTS:
-        raise BaselineError(f"baseline key field weights must be one of {', '.join(WEIGHTS)}, got {value!r}")
+    if name == "weights" and value not in RESOLVED_WEIGHT_SOURCES:
+        raise BaselineError(
+            f"baseline key field weights must be one of {', '.join(RESOLVED_WEIGHT_SOURCES)}, got {value!r}"
+        )
     if name == "checkpoint" and value not in CHECKPOINT_KINDS:
         raise BaselineError(
             f"baseline key field checkpoint must be one of {', '.join(CHECKPOINT_KINDS)}, got {value!r}"
@@ -234,14 +236,14 @@ def _shown(value: Any) -> str:
 
 
 def case_context(key: Mapping[str, Any]) -> str:
-    """Short case description for messages, e.g. ``causvid-14b 832x480x81 6 steps cfg 1.0``.
+    """Short case description for messages, e.g. ``causvid-14b 832x480x81 6 steps cfg 1`` (fmt.case_label).
 
     The GPU is not included (callers prefix the device name); the memory recipe is appended
     when it is not ``none``, and shift, timesteps, chunks, window, sink and checkpoint kind where
     they are not the model recipe's, because they are what tells otherwise identical cases apart.
     """
     k = normalize_key(key)
-    text = f"{k['model']} {k['width']}x{k['height']}x{k['frames']} {k['steps']} steps cfg {k['guidance']!r}"
+    text = fmt.case_label(k["model"], k["width"], k["height"], k["frames"], k["steps"], k["guidance"])
     if k["memory"] != "none":
         text += f" memory {k['memory']}"
     # The work fields that differ from the model's recipe tell otherwise identical cases apart too.

@@ -1,6 +1,6 @@
 """The `bench` file: CausVid and its teacher, each measured like a perf case (warm-up, rounds, medians).
 
-    {"schema": "causvid-perf/bench", "version": 1, "created", "commit", "machine", "harness_only",
+    {"schema": "causvid-perf/bench", "version": SCHEMA_VERSION, "created", "commit", "machine", "harness_only",
      "models": {"<model>": {"role", "config", "rounds", "warmup_rounds", "medians", "spread", "samples",
                             "validity", "continuous", "result"}},
      "failed": {"<model>": "<one-line reason>"}}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from causvid_perf import fmt
 from causvid_perf.errors import BaselineError, HistoryError
 from causvid_perf.judge.baselines import key_differences
 from causvid_perf.judge.validity import Validity, run_validity
@@ -85,13 +86,8 @@ class CaseRecord:
         return self.setting("width"), self.setting("height"), self.setting("frames")
 
     def describe(self) -> str:
-        """'causvid-1.3b 64x64x17 6 steps cfg 1'."""
-        width, height, frames = self.size()
-        text = f"{self.model or '?'} {width}x{height}x{frames}"
-        steps, guidance = self.setting("steps"), number(self.setting("guidance"))
-        if steps is not None:
-            text += f" {steps} steps cfg {'?' if guidance is None else f'{guidance:g}'}"
-        return text
+        """'causvid-1.3b 64x64x17 6 steps cfg 1' (fmt.case_label)."""
+        return fmt.case_label(self.model, *self.size(), self.setting("steps"), number(self.setting("guidance")))
 
     def work_differences(self, earlier: CaseRecord, ignore: Iterable[str] = ()) -> list[str]:
         """How the work of this case differs from `earlier`'s, field by field ('shift 3.0 -> 8.0'):

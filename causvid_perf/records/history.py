@@ -3,7 +3,7 @@
 pytest-benchmark keeps time statistics (and disables itself under xdist); these files keep every
 metric of every case, so reports and `--compare-to` work either way. Layout:
 
-    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": 4,
+    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": SESSION_VERSION,
         "created", "commit", "branch", "label", "worker", "run_id", "machine", "incomplete",
         "cases": [CaseRecord.to_dict(), ...]}
     <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (records/outputs.py)
@@ -36,7 +36,7 @@ from causvid_perf.vcs import current_branch, current_commit
 
 SESSION_SCHEMA = "causvid-perf/session"
 SESSION_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = tuple(range(1, SESSION_VERSION + 1))  # every version so far reads
 STALE_TEMP_S = 3600.0
 
 

@@ -1,6 +1,6 @@
 """The sweep file: CausVid over steps x guidance against its teacher (written by `causvid-perf sweep`).
 
-{"schema": "causvid-perf/sweep", "version": 1, "weights", "meaningful", "student": {...},
+{"schema": "causvid-perf/sweep", "version": SCHEMA_VERSION, "weights", "meaningful", "student": {...},
  "teacher": {...}, "rows": [{"steps", "guidance", "sampling_s", "s_per_it", "peak_vram_gib",
  "psnr_vs_teacher", "ssim_vs_teacher", "ms_ssim_vs_teacher"}]}
 """

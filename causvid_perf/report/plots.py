@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from causvid_perf import fmt
 from causvid_perf.metrics import METRICS, unit
 from causvid_perf.records.case import CaseRecord, number
 from causvid_perf.records.history import Run
@@ -196,8 +197,7 @@ def sweep_plot(series: SweepSeries) -> bytes | None:
     for position, (metric, lines) in enumerate(series.items(), start=1):
         ax = figure.add_subplot(1, len(series), position)
         for guidance, points in lines:
-            label = f"cfg {guidance:g}" if number(guidance) is not None else "cfg ?"
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=fmt.guidance(number(guidance)))
         ax.set_xlabel("steps")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(_axis_label(metric))

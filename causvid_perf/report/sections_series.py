@@ -140,7 +140,7 @@ def _sweep_grids(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
         cells = {(r.get("steps"), r.get("guidance")): number(r.get(metric)) for r in rows}
         grid = [[f"{s} steps"] + [fmt.number(cells.get((s, g)), unit(metric)) for g in guidances] for s in steps]
         blocks.append(Block("h3", f"{metric}: steps (rows) x guidance (columns)"))
-        blocks.append(Block("table", headers=["steps"] + [f"cfg {g:g}" for g in guidances], rows=grid))
+        blocks.append(Block("table", headers=["steps"] + [fmt.guidance(g) for g in guidances], rows=grid))
     return blocks
 
 

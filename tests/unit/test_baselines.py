@@ -47,7 +47,7 @@ MEASURED = {
     "spread": {"sampling_s": {"min": 20.8, "max": 21.3}},
 }
 PUBLISHED = {"kind": "published", "source": "CausVid (Yin et al., 2025), Table 1"}
-CONTEXT = "NVIDIA H100 80GB HBM3, causvid-14b 832x480x81 6 steps cfg 1.0"
+CONTEXT = "NVIDIA H100 80GB HBM3, causvid-14b 832x480x81 6 steps cfg 1"
 
 
 def spec(
@@ -173,13 +173,13 @@ def test_message_matches_the_documented_format() -> None:
     assert check.state == verdict.REGRESSION
     assert check.message(CONTEXT) == (
         "sampling_s 23.9 s vs baseline 21.0 s (+13.8 %, tolerance 5 % / 0.5 s) "
-        "on NVIDIA H100 80GB HBM3, causvid-14b 832x480x81 6 steps cfg 1.0"
+        "on NVIDIA H100 80GB HBM3, causvid-14b 832x480x81 6 steps cfg 1"
     )
 
 
 def test_case_context() -> None:
-    assert case_context(KEY) == "causvid-14b 832x480x81 6 steps cfg 1.0"
-    assert case_context({**KEY, "guidance": 5}) == "causvid-14b 832x480x81 6 steps cfg 5.0"
+    assert case_context(KEY) == "causvid-14b 832x480x81 6 steps cfg 1"
+    assert case_context({**KEY, "guidance": 5}) == "causvid-14b 832x480x81 6 steps cfg 5"
     assert case_context({**KEY, "memory": "fp8-storage+te-offload"}).endswith(" memory fp8-storage+te-offload")
 
 
