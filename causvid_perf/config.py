@@ -11,7 +11,7 @@ from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
-from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, PROMPT_TOKEN_LIMIT, SAMPLERS, WEIGHT_SOURCES, ModelSpec
+from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
@@ -183,11 +183,11 @@ class RunConfig:
         Words and punctuation marks are counted: each is at least one token, so a prompt counted over
         the limit is surely cut (the real tokenizer may cut a somewhat shorter one as well)."""
         tokens = len(re.findall(r"\w+|[^\w\s]", self.prompt or ""))
-        if tokens < PROMPT_TOKEN_LIMIT:  # the tokenizer adds an end-of-text token
+        if tokens < TEXT_TOKENS:  # the tokenizer adds an end-of-text token
             return None
         return (
             f"the prompt has at least {tokens} tokens (words and punctuation); the text encoder reads "
-            f"{PROMPT_TOKEN_LIMIT}, so it will be cut and the rest has no effect"
+            f"{TEXT_TOKENS}, so it will be cut and the rest has no effect"
         )
 
     # -- validation ---------------------------------------------------------------------------

@@ -75,7 +75,9 @@ VAE_TINY: dict[str, Any] = {
     "temperal_downsample": [False, True, True],
 }
 
-TEXT_TOKENS = 512  # max_sequence_length of the Wan pipeline; T in the FLOP model.
+# max_sequence_length of the Wan pipeline: the text encoder (UMT5) reads this many tokens of a prompt
+# and cuts the rest off; T in the FLOP model.
+TEXT_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,6 @@ class StreamRecipe:
 # The most denoising steps any recipe allows: twice the teacher's 50. More is a typo, not a test
 # (a million steps would be accepted with an ETA of days).
 MAX_STEPS = 100
-# The text encoder (UMT5) reads this many tokens of a prompt; the rest is cut off.
-PROMPT_TOKEN_LIMIT = 512
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from causvid_perf.measure.memory_plan import beside_measured, memory_plan
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.pipeline.recipe import release_cached_memory
 from causvid_perf.quality.scores import to_uint8
+from causvid_perf.specs import TEXT_TOKENS
 
 
 def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
@@ -66,7 +67,7 @@ def encode_prompt(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tens
             negative_prompt=config.negative_prompt or None,
             do_classifier_free_guidance=config.uses_cfg,
             num_videos_per_prompt=1,
-            max_sequence_length=512,
+            max_sequence_length=TEXT_TOKENS,
             device=torch.device(config.device),
         )
 

@@ -12,7 +12,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, ExitCode
 from causvid_perf.pipeline import loading
 from causvid_perf.records.history import HISTORY_DIR_ENV
-from causvid_perf.specs import MAX_STEPS, MODELS, PROMPT_TOKEN_LIMIT
+from causvid_perf.specs import MAX_STEPS, MODELS, TEXT_TOKENS
 
 pytest_plugins = ["pytester"]
 TINY = ["--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
@@ -73,7 +73,7 @@ def test_a_prompt_over_the_token_limit_is_run_with_a_notice_that_it_is_cut(tmp_p
     notes = [line for line in err.splitlines() if line.startswith("note: the prompt")]
     assert notes == [
         f"note: the prompt has at least 780 tokens (words and punctuation); the text encoder reads "
-        f"{PROMPT_TOKEN_LIMIT}, so it will be cut and the rest has no effect"
+        f"{TEXT_TOKENS}, so it will be cut and the rest has no effect"
     ]
     assert out.is_file()
     assert RunConfig(prompt="a fox in the snow").prompt_notice() is None

@@ -12,8 +12,10 @@ import pytest
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments import bisect as bisect_module
+from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.bisect import BAD, GOOD, bisect
 from causvid_perf.experiments.revisions import Revision
+from causvid_perf.judge.gate import Gate
 
 CONFIG = RunConfig(weights="tiny", height=32, width=32, frames=9, device="cpu")
 THRESHOLD = 0.03
@@ -47,10 +49,10 @@ def fake_range(monkeypatch, count: int, first_slow: int | None) -> tuple[Revisio
         assert (good_commit, bad_commit) == (good.commit, commits[-1])
         return [(commit, f"change {i}") for i, commit in enumerate(commits)]
 
-    def compare_revisions(pool, side_a, side_b, rounds, *, names, **gate):
+    def compare_revisions(pool, side_a, side_b, design, *, names, gate, **options):
         measured.append(side_b[0].commit)
         ratio = seconds[side_b[0].commit] / seconds[side_a[0].commit]
-        regression = ratio > 1 + gate["threshold"]
+        regression = ratio > 1 + gate.threshold
         comparison = types.SimpleNamespace(
             regression=regression,
             ratio=ratio,
@@ -72,7 +74,7 @@ CASES = [(count, first) for count in (1, 2, 3, 5, 8, 13) for first in range(coun
 @pytest.mark.parametrize("count, first_slow", CASES, ids=[f"{c}-commits-slow-from-{f}" for c, f in CASES])
 def test_first_bad_is_the_first_slow_commit(monkeypatch, count, first_slow):
     good, bad, commits, measured = fake_range(monkeypatch, count, first_slow)
-    result = bisect(Pool(), good, bad, CONFIG, rounds=4, threshold=THRESHOLD, alpha=0.05)
+    result = bisect(Pool(), good, bad, CONFIG, design=Fixed(4), gate=Gate(threshold=THRESHOLD))
     assert result.first_bad is not None and result.first_bad.commit == commits[first_slow]
     assert [r.commit for r in result.candidates] == [commits[first_slow]]
     assert result.exit_code == ExitCode.OK
@@ -88,6 +90,6 @@ def test_first_bad_is_the_first_slow_commit(monkeypatch, count, first_slow):
 
 def test_no_regression_in_the_range_names_no_first_bad(monkeypatch):
     good, bad, _, measured = fake_range(monkeypatch, 5, None)
-    result = bisect(Pool(), good, bad, CONFIG, rounds=4, threshold=THRESHOLD, alpha=0.05)
+    result = bisect(Pool(), good, bad, CONFIG, design=Fixed(4), gate=Gate(threshold=THRESHOLD))
     assert result.first_bad is None and result.exit_code == ExitCode.USAGE
     assert measured == [bad.commit]  # only the bad end: nothing to bisect
