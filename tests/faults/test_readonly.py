@@ -58,7 +58,9 @@ PROVENANCE = {
 
 
 @pytest.fixture
-def read_only_baselines(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes]:
+def read_only_baselines(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, quiet_cpu: None
+) -> tuple[Path, bytes]:
     monkeypatch.delenv(files.FORCE_WRITE_ENV, raising=False)
     pytester.makepyfile(test_case=CASE)
     path = pytester.path / "baselines.json"
@@ -90,7 +92,7 @@ def test_force_write_replaces_it_and_keeps_its_mode(pytester, read_only_baseline
     assert not files.writes_forced()  # the session's setting ended with it
 
 
-def test_an_immutable_baselines_file_prints_the_figures_and_one_line_no_traceback(pytester, monkeypatch):
+def test_an_immutable_baselines_file_prints_the_figures_and_one_line_no_traceback(pytester, monkeypatch, quiet_cpu):
     pytester.makepyfile(test_case=CASE)
     path = pytester.path / "baselines.json"
     record(path, OTHER_KEY, {"sampling_s": 2.0}, PROVENANCE)
