@@ -13,7 +13,8 @@ import statistics
 import sys
 from typing import Any
 
-from causvid_perf.cli.options import add_run_options, config_from_args, ready
+from causvid_perf.cli.configs import config_from_args, ready
+from causvid_perf.cli.options import add_run_options
 from causvid_perf.cli.output import log
 from causvid_perf.errors import CausvidPerfError
 from causvid_perf.files import write_json_atomic, write_text_atomic
