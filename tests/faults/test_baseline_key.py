@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_baselines import measured_provenance
 
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import BaselineError
@@ -35,18 +36,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CPU = cpu_class("AMD EPYC", 2)
 TINY = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9).resolved("cpu")
 STREAM = RunConfig(model="self-forcing-1.3b", weights="tiny", height=32, width=32, frames=21).resolved("cpu")
-PROVENANCE = {
-    "kind": "measured",
-    "date": "2026-01-01T00:00:00+00:00",
-    "commit": "test",
-    "gpu": "cpu",
-    "driver": None,
-    "cuda": None,
-    "torch": "x",
-    "diffusers": "x",
-    "rounds": 3,
-    "spread": {},
-}
+PROVENANCE = measured_provenance()
 
 
 def _store_with(tmp_path: Path, key: dict, value: float = 1e-6):

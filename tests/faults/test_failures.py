@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 from diffusers import WanPipeline
+from fake_baselines import measured_provenance, tiny_key
 
 from causvid_perf import files
 from causvid_perf.cli import main as cli
@@ -152,32 +153,8 @@ record(sys.argv[1], {key}, {{"sampling_s": 2.0}}, {provenance})
 
 
 def test_a_writer_killed_mid_write_leaves_the_file_whole_and_its_temp_is_swept(tmp_path):
-    key = {
-        "gpu_class": "cpu",
-        "model": "causvid-1.3b",
-        "weights": "tiny",
-        "height": 32,
-        "width": 32,
-        "frames": 9,
-        "steps": 6,
-        "guidance": 1.0,
-        "sampler": "unipc",
-        "dtype": "float32",
-        "memory": "none",
-        "attention": "native",
-    }
-    provenance = {
-        "kind": "measured",
-        "date": "2026-11-24T10:00:00+00:00",
-        "commit": "test",
-        "gpu": "cpu",
-        "driver": None,
-        "cuda": None,
-        "torch": "x",
-        "diffusers": "x",
-        "rounds": 3,
-        "spread": {},
-    }
+    key = tiny_key("cpu")
+    provenance = measured_provenance(date="2026-11-24T10:00:00+00:00")
     path = tmp_path / "baselines.json"
     record(path, key, {"sampling_s": 1.0}, provenance)
     before = path.read_bytes()

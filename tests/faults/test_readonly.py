@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_baselines import measured_provenance
 
 from causvid_perf import files
 from causvid_perf.cli import main as cli
@@ -43,18 +44,7 @@ OTHER_KEY = {
     "memory": "none",
     "attention": "native",
 }
-PROVENANCE = {
-    "kind": "measured",
-    "date": "2026-11-24T10:00:00+00:00",
-    "commit": "test",
-    "gpu": "H100",
-    "driver": None,
-    "cuda": None,
-    "torch": "x",
-    "diffusers": "x",
-    "rounds": 3,
-    "spread": {},
-}
+PROVENANCE = measured_provenance(date="2026-11-24T10:00:00+00:00", gpu="H100")
 
 
 @pytest.fixture

@@ -74,8 +74,17 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _signal_when(marker: Path, process: subprocess.Popen, signum: int) -> tuple[int, str]:
-    """Sends signum once the marker file exists; the exit status and the output."""
+def _signal_when(marker: Path, argv: list[str], cwd: Path, signum: int) -> tuple[int, str]:
+    """Starts argv, sends signum once the marker file exists; the exit status and the output."""
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=_env(marker),
+        preexec_fn=_default_sigint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not marker.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -97,16 +106,8 @@ def test_a_signal_mid_session_keeps_the_finished_case_marks_the_session_incomple
 ):
     (tmp_path / "test_two.py").write_text(TWO_CASES)
     history, marker = tmp_path / "h", tmp_path / "marker"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "test_two.py", *RUNS, "--history-dir", str(history)],
-        cwd=tmp_path,
-        env=_env(marker),
-        preexec_fn=_default_sigint,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    status, out = _signal_when(marker, process, signum)
+    argv = [sys.executable, "-m", "pytest", "test_two.py", *RUNS, "--history-dir", str(history)]
+    status, out = _signal_when(marker, argv, tmp_path, signum)
     assert status == code, out  # 143 for SIGTERM, 130 for SIGINT: the documented codes
     assert f"interrupted by {name}: 1 finished case(s) kept, the session marked incomplete" in out
     assert "1 partial output(s) removed" in out
@@ -159,16 +160,9 @@ def test_a_signal_mid_cli_run_exits_with_its_code_in_one_line_and_leaves_no_temp
     script, marker, out_json = tmp_path / "hang.py", tmp_path / "marker", tmp_path / "out" / "run.json"
     script.write_text(CLI_HANG)
     argv = ["run", "--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
-    process = subprocess.Popen(
-        [sys.executable, str(script), *argv, "--quiet", "--json", str(out_json)],
-        cwd=tmp_path,
-        env=_env(marker),
-        preexec_fn=_default_sigint,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    status, out = _signal_when(
+        marker, [sys.executable, str(script), *argv, "--quiet", "--json", str(out_json)], tmp_path, signum
     )
-    status, out = _signal_when(marker, process, signum)
     assert status == code, out
     name = signal.Signals(signum).name
     assert out.strip().splitlines()[-1] == f"interrupted by {name}; stopped, temp files removed (exit {int(code)})"

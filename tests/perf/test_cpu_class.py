@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fake_baselines import measured_provenance, tiny_key
 
 from causvid_perf.judge.baselines import cpu_class
 from causvid_perf.judge.baselines_file import load_baselines
@@ -45,18 +46,7 @@ import causvid_perf.measure.machine as machine
 def fake_cpu(monkeypatch):
     monkeypatch.setattr(machine, "cpu_model", lambda: {FAKE_CPU!r})
 """
-PROVENANCE = {
-    "kind": "measured",
-    "date": "2026-01-01T00:00:00+00:00",
-    "commit": "test",
-    "gpu": "cpu",
-    "driver": None,
-    "cuda": None,
-    "torch": "x",
-    "diffusers": "x",
-    "rounds": 3,
-    "spread": {},
-}
+PROVENANCE = measured_provenance()
 
 
 @pytest.fixture
@@ -65,23 +55,6 @@ def fake_cpu_suite(pytester):
     pytester.makeconftest(FAKE_CPU_CONFTEST)
     pytester.runpytest = pytester.runpytest_inprocess
     return pytester
-
-
-def _tiny_key(device_class: str) -> dict:
-    return {
-        "gpu_class": device_class,
-        "model": "causvid-1.3b",
-        "weights": "tiny",
-        "height": 32,
-        "width": 32,
-        "frames": 9,
-        "steps": 6,
-        "guidance": 1.0,
-        "sampler": "unipc",
-        "dtype": "float32",
-        "memory": "none",
-        "attention": "native",
-    }
 
 
 def _only_case(history: Path) -> dict:
@@ -94,7 +67,7 @@ def test_a_cpu_class_without_a_baseline_is_a_first_run_that_says_so_and_passes(f
     fake = cpu_class(FAKE_CPU, cpu_threads())
     path, history = fake_cpu_suite.path / "b.json", fake_cpu_suite.path / "hist"
     # This machine's real class has a baseline no run could meet; the fake class has none.
-    record_baseline(path, _tiny_key(gpu_class(None)), {"sampling_s": 1e-6}, PROVENANCE, {"sampling_s": (0.01, 1e-7)})
+    record_baseline(path, tiny_key(gpu_class(None)), {"sampling_s": 1e-6}, PROVENANCE, {"sampling_s": (0.01, 1e-7)})
     result = fake_cpu_suite.runpytest(*FAST, "--baselines", str(path), "--history-dir", str(history))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*first run on {fake}: b.json has no baseline for this CPU class, nothing judged*"])
@@ -107,7 +80,7 @@ def test_a_cpu_class_without_a_baseline_is_a_first_run_that_says_so_and_passes(f
 def test_a_baseline_of_the_same_cpu_class_judges_the_run(fake_cpu_suite):
     fake = cpu_class(FAKE_CPU, cpu_threads())
     path, history = fake_cpu_suite.path / "b.json", fake_cpu_suite.path / "hist"
-    record_baseline(path, _tiny_key(fake), {"sampling_s": 1e-6}, PROVENANCE, {"sampling_s": (0.01, 1e-7)})
+    record_baseline(path, tiny_key(fake), {"sampling_s": 1e-6}, PROVENANCE, {"sampling_s": (0.01, 1e-7)})
     result = fake_cpu_suite.runpytest(*FAST, "--baselines", str(path), "--history-dir", str(history))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*sampling_s * s vs baseline 1e-06 s (+*%*) on CPU, causvid-1.3b 32x32x9*"])

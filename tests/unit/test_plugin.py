@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fake_baselines import measured_provenance, tiny_key
 
 from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.judge.baselines_file import record as record_baseline
@@ -26,20 +27,7 @@ CASE = PerfCase("tiny", RunConfig(model="causvid-1.3b", weights="tiny", height=3
 def test_tiny(perf):
     perf.check(CASE)
 """
-TINY_KEY = {
-    "gpu_class": gpu_class(None),  # this machine's CPU class: a baseline judges only runs on its own class
-    "model": "causvid-1.3b",
-    "weights": "tiny",
-    "height": 32,
-    "width": 32,
-    "frames": 9,
-    "steps": 6,
-    "guidance": 1.0,
-    "sampler": "unipc",
-    "dtype": "float32",
-    "memory": "none",
-    "attention": "native",
-}
+TINY_KEY = tiny_key(gpu_class(None))  # this machine's CPU class: a baseline judges only runs on its own class
 FAST = ["--rounds", "3", "--warmup-rounds", "1", "-p", "no:cacheprovider"]
 # For tests that judge a run against an earlier one on something other than time: with 4 rounds a
 # time change must also be significant to count, so a noisy 2-core machine does not fail them.
@@ -63,18 +51,7 @@ def _write_baseline(path, **metrics):
         path,
         TINY_KEY,
         {n: v for n, (v, _, _) in spec.items()},
-        {
-            "kind": "measured",
-            "date": "2026-01-01T00:00:00+00:00",
-            "commit": "test",
-            "gpu": "cpu",
-            "driver": None,
-            "cuda": None,
-            "torch": "x",
-            "diffusers": "x",
-            "rounds": 1,
-            "spread": {},
-        },
+        measured_provenance(rounds=1),
         tolerances={n: (r, a) for n, (_, r, a) in spec.items()},
     )
 
