@@ -13,12 +13,12 @@ import pytest
 
 from causvid_perf.config import ATTENTION_BACKENDS, RunConfig
 from causvid_perf.errors import CausvidPerfError, HistoryError
-from causvid_perf.files import check_writable, read_only_reason
+from causvid_perf.files import HISTORY_DIR_ENV, check_writable, read_only_reason
 from causvid_perf.pipeline.loading import models_dir_from
 from causvid_perf.pipeline.samplers import build_scheduler, check_sampler
 from causvid_perf.pipeline.weights_check import check_weights_files
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.records.history import HISTORY_DIR_ENV, clean_label, default_history_dir
+from causvid_perf.records.history import clean_label, default_history_dir
 from causvid_perf.specs import SAMPLERS, WEIGHT_SOURCES
 
 WEIGHTS_ENV = "CAUSVID_PERF_WEIGHTS"
