@@ -17,7 +17,7 @@ import torch
 import transformers
 
 from causvid_perf.judge.baselines import cpu_class
-from causvid_perf.judge.validity import other_memory_gib
+from causvid_perf.judge.validity import machine_validity, other_memory_gib
 from causvid_perf.metrics import GIB
 
 CPUINFO, LOADAVG, STAT = "/proc/cpuinfo", "/proc/loadavg", "/proc/stat"
@@ -223,3 +223,18 @@ def machine_info(device: str) -> dict[str, Any]:
         info.update(gpu_state(device))
         info.update(memory_state(device, info.get("memory_used_gib")))
     return info
+
+
+def current_machine(device: str) -> dict[str, Any]:
+    """`machine_info` with whether the machine is fit to record a baseline on, and why not."""
+    info = machine_info(device)
+    validity = machine_validity(info)
+    info["fit_for_baseline"], info["unfit_reason"] = validity.fit, "; ".join(validity.reasons)
+    return info
+
+
+def gpu_class_of_this_machine() -> str:
+    """The class of the first GPU, or "cpu" on a machine without one."""
+    if torch.cuda.is_available():
+        return gpu_class(torch.cuda.get_device_name(0))
+    return "cpu"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from typing import Any
 
 from causvid_perf.config import RunConfig
 from causvid_perf.measure.runner import run_case
@@ -32,6 +33,24 @@ def repeat_runs(
             on_round(f"round {index + 1}/{rounds}")
             results.append(run_case(loaded, config, include_load=False, keep_frames=index == rounds - 1))
     return results
+
+
+def measure_rounds(
+    loaded: LoadedPipeline, config: RunConfig, benchmark: Any, rounds: int, warmup_rounds: int
+) -> list[RunResult]:
+    """Warm-up rounds, then measured rounds through pytest-benchmark's pedantic mode (or the plain
+    loop of `repeat_runs` where it is disabled, as under xdist). Returns the measured rounds."""
+    if benchmark is None or getattr(benchmark, "disabled", True):
+        return repeat_runs(loaded, config, rounds, warmup_rounds)
+    results: list[RunResult] = []
+    total = rounds + warmup_rounds
+
+    def one_round() -> None:
+        results.append(run_case(loaded, config, include_load=False, keep_frames=len(results) == total - 1))
+
+    with one_thread_on_cpu(config.device):
+        benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+    return results[warmup_rounds:]
 
 
 def medians_of(results: list[RunResult]) -> tuple[dict[str, float | None], dict[str, list[float]]]:

@@ -17,10 +17,12 @@ from causvid_perf.judge.previous import Observation, judge
 from causvid_perf.judge.tolerances import CHUNK_BOUNDARY_LIMIT, DEFAULT_METRICS, tolerances_for
 from causvid_perf.judge.validity import Validity, run_validity
 from causvid_perf.measure.machine import cpu_load, cpu_snapshot, memory_state, nvml_used_gib
-from causvid_perf.measure.repeats import medians_of
+from causvid_perf.measure.pipeline_cache import free_memory
+from causvid_perf.measure.repeats import measure_rounds, medians_of, spread_of
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.plugin.cases import PerfCase
-from causvid_perf.plugin.engine import CaseOutcome, free_memory, measure_rounds, provenance, resolve_case_config
+from causvid_perf.plugin.engine import resolve_case_config
+from causvid_perf.plugin.outcome import CaseOutcome
 from causvid_perf.plugin.plan_gate import skip_unless_plan_fits
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import make_provenance
@@ -29,6 +31,7 @@ from causvid_perf.records.case import FRAMES, CaseRecord
 from causvid_perf.records.history import new_session
 from causvid_perf.records.lookup import previous_case
 from causvid_perf.records.outputs import case_quality, save_case_output
+from causvid_perf.records.provenance import measured_provenance
 from causvid_perf.records.result import RunResult
 from causvid_perf.vcs import current_commit
 
@@ -215,7 +218,7 @@ class PerfRunner:
             self.state.options.baselines,
             key,
             guarded,
-            provenance(outcome.result, record.samples, rounds, current_commit()),
+            measured_provenance(outcome.result, spread_of(record.samples), rounds, current_commit()),
             tolerances_for(key["gpu_class"], guarded),
         )
         self.state.recorded.append(diff.render())

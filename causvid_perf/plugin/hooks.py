@@ -26,8 +26,10 @@ from causvid_perf.errors import (
 from causvid_perf.files import force_writes
 from causvid_perf.judge.previous import OUTPUT_CHECK
 from causvid_perf.judge.verdict import Check
+from causvid_perf.measure.instruments import SYNCED_TIMER
+from causvid_perf.measure.machine import current_machine, gpu_class_of_this_machine
+from causvid_perf.measure.pipeline_cache import PipelineCache
 from causvid_perf.metrics import SUMMARY_METRICS
-from causvid_perf.plugin.engine import SYNCED_TIMER, PipelineCache, current_machine, gpu_class_of_this_machine
 from causvid_perf.plugin.fixture import PerfRunner
 from causvid_perf.plugin.options import SuiteOptions, add_options, sampler_misfit
 from causvid_perf.plugin.quality import option_value

@@ -12,8 +12,9 @@ import pytest
 
 from causvid_perf.judge.baselines import BaselineStore
 from causvid_perf.judge.baselines_file import load_baselines
-from causvid_perf.plugin.engine import CaseOutcome, PipelineCache
+from causvid_perf.measure.pipeline_cache import PipelineCache
 from causvid_perf.plugin.options import SuiteOptions
+from causvid_perf.plugin.outcome import CaseOutcome
 from causvid_perf.records.history import Run, Session, new_run_id
 from causvid_perf.records.lookup import Target, find_run
 from causvid_perf.records.outputs import run_folder
@@ -29,7 +30,7 @@ class PerfState:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         self.run_name = f"{stamp}_{self.run_id[:8]}_{self.worker}"  # folder of this worker's outputs
         self._store: BaselineStore | None = None
-        self.cache = PipelineCache(options)
+        self.cache = PipelineCache(options.models_dir, options.inject_slowdown)
         self.outcomes: list[CaseOutcome] = []
         self.recorded: list[str] = []  # rendered diffs of --update-baselines
         self.session: Session | None = None

@@ -26,9 +26,9 @@ from causvid_perf.cli import main as cli
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.judge.baselines_file import load_baselines, record
+from causvid_perf.measure import pipeline_cache
+from causvid_perf.measure.pipeline_cache import PipelineCache
 from causvid_perf.pipeline import components, loading
-from causvid_perf.plugin.engine import PipelineCache
-from causvid_perf.plugin.options import SuiteOptions
 
 pytest_plugins = ["pytester"]
 TINY = ["--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
@@ -216,14 +216,12 @@ class FakeLoaded:
 
 def _peak_of_case(device: FakeDevice, order: list[str], case: str, monkeypatch: pytest.MonkeyPatch) -> int:
     sizes = {"causvid-1.3b": 3_000, "wan2.1-t2v-14b": 28_000, "causvid-14b": 29_000}
-    from causvid_perf.plugin import engine
-
     monkeypatch.setattr(
-        engine, "load_pipeline", lambda config, **kw: FakeLoaded(device, config.model, sizes[config.model])
+        pipeline_cache, "load_pipeline", lambda config, **kw: FakeLoaded(device, config.model, sizes[config.model])
     )
-    monkeypatch.setattr(engine, "free_memory", lambda: None)
+    monkeypatch.setattr(pipeline_cache, "free_memory", lambda: None)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
-    cache = PipelineCache(SuiteOptions())
+    cache = PipelineCache()
     peak = 0
     for model in order:
         cache.get(RunConfig(model=model, weights="tiny", device="cuda").normalised())

@@ -8,9 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from causvid_perf.config import RunConfig
+from causvid_perf.measure import pipeline_cache
 from causvid_perf.pipeline.loading import LoadedPipeline
-from causvid_perf.plugin import engine
-from causvid_perf.plugin.options import SuiteOptions
 
 TINY = {"weights": "auto", "device": "cpu", "height": 32, "width": 32, "frames": 9, "steps": 2}
 
@@ -31,12 +30,12 @@ class CountingLoader:
 @pytest.fixture
 def loader(monkeypatch) -> CountingLoader:
     counting = CountingLoader()
-    monkeypatch.setattr(engine, "load_pipeline", counting)
+    monkeypatch.setattr(pipeline_cache, "load_pipeline", counting)
     return counting
 
 
 def test_cases_sharing_a_pipeline_load_it_once(loader):
-    cache = engine.PipelineCache(SuiteOptions())
+    cache = pipeline_cache.PipelineCache()
     student = RunConfig(model="causvid-1.3b", **TINY)
     first, fresh = cache.get(student)
     assert fresh and len(loader.calls) == 1
@@ -56,7 +55,7 @@ def test_cases_sharing_a_pipeline_load_it_once(loader):
 
 
 def test_each_pipeline_loads_once_however_the_cases_interleave(loader):
-    cache = engine.PipelineCache(SuiteOptions())
+    cache = pipeline_cache.PipelineCache()
     student, teacher = RunConfig(model="causvid-1.3b", **TINY), RunConfig(model="wan2.1-t2v-1.3b", **TINY)
     seen = {}
     for config in (student, teacher, student, teacher, teacher, student):
@@ -68,7 +67,7 @@ def test_each_pipeline_loads_once_however_the_cases_interleave(loader):
 
 
 def test_a_cleared_cache_loads_again(loader):
-    cache = engine.PipelineCache(SuiteOptions())
+    cache = pipeline_cache.PipelineCache()
     config = RunConfig(model="causvid-1.3b", **TINY)
     cache.get(config)
     cache.clear()
