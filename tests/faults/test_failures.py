@@ -1,5 +1,5 @@
 """Failures during a run lose nothing and mislead no one: CUDA out of memory (simulated), a full disk
-under the history, a writer killed mid-write, and one case's VRAM figures seen through another's."""
+under the history, a writer killed mid-write."""
 
 from __future__ import annotations
 
@@ -16,18 +16,14 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 from diffusers import WanPipeline
 from fake_baselines import measured_provenance, tiny_key
 
 from causvid_perf import files
 from causvid_perf.cli import main as cli
-from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.judge.baselines_file import load_baselines, record
-from causvid_perf.measure import pipeline_cache
-from causvid_perf.measure.pipeline_cache import PipelineCache
 from causvid_perf.pipeline import components, loading
 
 pytest_plugins = ["pytester"]
@@ -180,64 +176,3 @@ def test_stale_history_temps_are_swept_and_fresh_ones_kept(tmp_path):
     os.utime(stale, (old, old))
     assert files.sweep_stale_temps(tmp_path, ".*.json.*", older_than_s=3600) == [stale]
     assert fresh.exists() and not stale.exists()
-
-
-# -- VRAM per case, not per session -----------------------------------------------------------------
-
-
-class FakeDevice:
-    """A GPU made of bookkeeping: pipelines put on it count their parameter bytes; its meter reads
-    what is on it plus what the case itself allocates."""
-
-    def __init__(self) -> None:
-        self.resident: dict[str, int] = {}
-
-    def meter(self, working_bytes: int) -> int:
-        return sum(self.resident.values()) + working_bytes
-
-
-class FakeLoaded:
-    def __init__(self, device: FakeDevice, model: str, nbytes: int):
-        self.device, self.nbytes = device, nbytes
-        self.config = RunConfig(model=model, weights="tiny", device="cuda").normalised()
-        self.load_s = 0.0
-        device.resident[model] = nbytes  # loading puts it on the GPU
-
-    @property
-    def on_gpu(self) -> bool:
-        return True
-
-    def park(self) -> None:
-        self.device.resident.pop(self.config.model, None)
-
-    def place(self) -> None:
-        self.device.resident[self.config.model] = self.nbytes
-
-
-def _peak_of_case(device: FakeDevice, order: list[str], case: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    sizes = {"causvid-1.3b": 3_000, "wan2.1-t2v-14b": 28_000, "causvid-14b": 29_000}
-    monkeypatch.setattr(
-        pipeline_cache, "load_pipeline", lambda config, **kw: FakeLoaded(device, config.model, sizes[config.model])
-    )
-    monkeypatch.setattr(pipeline_cache, "free_memory", lambda: None)
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
-    cache = PipelineCache()
-    peak = 0
-    for model in order:
-        cache.get(RunConfig(model=model, weights="tiny", device="cuda").normalised())
-        if model == case:
-            peak = device.meter(working_bytes=500)
-    return peak
-
-
-@pytest.mark.parametrize("before", [[], ["wan2.1-t2v-14b"], ["causvid-14b", "wan2.1-t2v-14b"]])
-def test_a_cases_vram_does_not_depend_on_the_pipelines_loaded_before_it(before, monkeypatch):
-    alone = _peak_of_case(FakeDevice(), ["causvid-1.3b"], "causvid-1.3b", monkeypatch)
-    after_others = _peak_of_case(FakeDevice(), [*before, "causvid-1.3b"], "causvid-1.3b", monkeypatch)
-    assert after_others == alone == 3_000 + 500
-
-
-def test_a_parked_pipeline_comes_back_when_its_case_runs_again(monkeypatch):
-    device = FakeDevice()
-    peak = _peak_of_case(device, ["causvid-1.3b", "wan2.1-t2v-14b", "causvid-1.3b"], "causvid-1.3b", monkeypatch)
-    assert device.resident == {"causvid-1.3b": 3_000} and peak == 3_500

@@ -8,6 +8,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from pytest_benchmark.utils import load_timer
 
 from causvid_perf.measure import instruments
 from causvid_perf.metrics import GIB
@@ -33,6 +34,12 @@ class FakeCuda:
         self.now += BODY_S  # the host returns at once, after its own bookkeeping
         self.queued_s += seconds
         self.queued_bytes += nbytes
+
+    def is_available(self) -> bool:
+        return True
+
+    def is_initialized(self) -> bool:
+        return True
 
     def synchronize(self, device: str | None = None) -> None:
         self.synchronize_calls.append(str(device))
@@ -104,3 +111,11 @@ def test_on_cpu_there_is_nothing_to_synchronize(cuda):
     assert cuda.synchronize_calls == []
     assert meter.stages["sampling"].seconds == pytest.approx(BODY_S)
     assert meter.vram_peaks() == (None, None, None)
+
+
+def test_the_perf_cases_clock_waits_for_queued_work_and_pytest_benchmark_loads_it(cuda):
+    start = instruments.synced_perf_counter()
+    cuda.launch(SYNC_S, 0)
+    assert instruments.synced_perf_counter() - start == pytest.approx(BODY_S + SYNC_S)
+    # the plugin hands SYNCED_TIMER to --benchmark-timer, which pytest-benchmark imports by its dotted name
+    assert load_timer(instruments.SYNCED_TIMER).target is instruments.synced_perf_counter
