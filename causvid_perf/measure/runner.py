@@ -39,18 +39,26 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
     return pipe.vae.decode(unnormalize_latents(pipe.vae, latents), return_dict=False)[0]
 
 
+def _video_args(config: RunConfig) -> dict[str, Any]:
+    """What the pipeline call makes, for the measured run and the plain call alike: the video's size,
+    the steps, the guidance and the seeded noise."""
+    return {
+        "height": config.height,
+        "width": config.width,
+        "num_frames": config.frames,
+        "num_inference_steps": config.steps,
+        "guidance_scale": config.guidance,
+        "generator": torch.Generator("cpu").manual_seed(config.seed),  # same noise on any device
+    }
+
+
 def _sample(loaded: LoadedPipeline, config: RunConfig, embeds: tuple, timer: StepTimer) -> torch.Tensor:
     prompt_embeds, negative_embeds = embeds
     with timer.attached(loaded.pipe.transformer):
         return loaded.pipe(
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_embeds,
-            height=config.height,
-            width=config.width,
-            num_frames=config.frames,
-            num_inference_steps=config.steps,
-            guidance_scale=config.guidance,
-            generator=torch.Generator("cpu").manual_seed(config.seed),  # same noise on any device
+            **_video_args(config),
             output_type="latent",
             callback_on_step_end=timer.callback,
         ).frames
@@ -223,12 +231,7 @@ def time_plain_call(loaded: LoadedPipeline, config: RunConfig | None = None) -> 
             video = pipe(
                 prompt=config.prompt,
                 negative_prompt=config.negative_prompt or None,
-                height=config.height,
-                width=config.width,
-                num_frames=config.frames,
-                num_inference_steps=config.steps,
-                guidance_scale=config.guidance,
-                generator=torch.Generator("cpu").manual_seed(config.seed),
+                **_video_args(config),
                 output_type="np",
             ).frames[0]
         to_uint8(video)
