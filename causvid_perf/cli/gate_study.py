@@ -11,22 +11,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from causvid_perf.cli.options import (
-    Command,
-    add_report_options,
-    add_run_subcommand,
-    add_sequential_options,
-    add_threshold_options,
-)
+from causvid_perf.cli import options
 
 HELP = "A/A false alarms, caught injected slowdowns and rounds used of both compare designs"
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    study = add_run_subcommand(sub, "gate-study", HELP, __doc__)
+    study = options.add_run_subcommand(sub, "gate-study", HELP, __doc__)
     study.add_argument("--aa-repeats", type=int, default=10, help="A/A trials (default 10)")
-    add_threshold_options(study)
-    add_sequential_options(study, budget_minutes=False)
+    options.add_threshold_options(study)
+    options.add_sequential_options(study, budget_minutes=False)
     study.add_argument(
         "--slowdowns",
         default="0.05,0.03",
@@ -47,10 +41,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=0.8,
         help="catch rate at which a rounds value of the fixed design counts as enough (default 0.8)",
     )
-    add_report_options(
+    options.add_report_options(
         study,
         "write the full study (every trial) as JSON here; kept current after every trial "
         '("complete": false until the end), so a killed study leaves its data',
     )
-    study.set_defaults(func=Command("causvid_perf.cli.gate_study_cmd:cmd_gate_study"))
+    study.set_defaults(func=options.Command("causvid_perf.cli.gate_study_cmd:cmd_gate_study"))
     return study
