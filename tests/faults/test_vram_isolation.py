@@ -1,17 +1,18 @@
 """A case's device memory does not depend on the pipelines loaded or run before it.
 
-No GPU here, so the GPU is host memory standing in for one, and both of its readings come from
-the code, not from the test:
-- what sits on it: the real tiny pipelines, parked and placed by the session's `PipelineCache`
-  through `LoadedPipeline.park`/`place`; every `Module.to("cuda")` the code makes puts the real
-  bytes of that module's tensors on it, every `Module.to("cpu")` takes them off (the tensors
-  themselves never move, so the cases still run on the CPU);
-- what the cases allocate: the project's own allocation meter (`measure/live_memory.LiveBytes`)
-  counts every storage an operator creates, over the whole sequence of cases, until it is freed,
-  so what an earlier case leaves alive is in the later case's reading, as it would be on a GPU.
+No GPU here, so host memory stands in for one, and both parts of a case's reading come from the
+code, not from the test:
+- what sits on the device: the real tiny pipelines, parked and placed by the session's
+  `PipelineCache` through `LoadedPipeline.park`/`place`; every `Module.to("cuda")` the code makes
+  puts the real bytes of that module's tensors on it, every `Module.to("cpu")` takes them off (the
+  tensors themselves never move, so the cases still run on the CPU);
+- what the case allocates: the project's own allocation meter (`measure/live_memory.LiveBytes`)
+  counts every storage the case's operators create, while it lives, over the case's one round.
 
-A case's device peak = what sits on the device as it starts + the peak of live bytes while it runs.
-A cache that left the other pipeline on the device fails the comparison (checked below)."""
+A case's device peak = what sits on the device as it starts + the peak of what it allocates. A
+cache that left the other pipeline on the device fails the comparison (the second test). Not in
+the reading: tensors an earlier case leaves referenced outside the modules (host and device
+memory are one here, so where they would live cannot be told)."""
 
 from __future__ import annotations
 
