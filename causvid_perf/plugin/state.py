@@ -30,7 +30,7 @@ class PerfState:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         self.run_name = f"{stamp}_{self.run_id[:8]}_{self.worker}"  # folder of this worker's outputs
         self._store: BaselineStore | None = None
-        self.cache = PipelineCache(options.models_dir, options.inject_slowdown)
+        self.cache = PipelineCache(models_dir=options.models_dir, slowdown=options.inject_slowdown)
         self.outcomes: list[CaseOutcome] = []
         self.recorded: list[str] = []  # rendered diffs of --update-baselines
         self.session: Session | None = None
