@@ -111,7 +111,9 @@ class CaseRecord:
 
     # -- the session format -------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, absolute_outputs: bool = False) -> dict[str, Any]:
+        """The case as a session file keeps it; pytest-benchmark's extra_info (records/benchmark.py)
+        is the same dict with `absolute_outputs`, since its file lies apart from the history folder."""
         return {
             "id": self.id,
             "key": self.key,
@@ -123,7 +125,9 @@ class CaseRecord:
             "compared_to": self.compared_to,
             "comparison_notes": self.comparison_notes,
             "quality": self.quality,
-            "output": self.output,
+            "output": {name: str(path.resolve()) for name in self.output if (path := self.output_path(name))}
+            if absolute_outputs
+            else self.output,
             "validity": self.validity.to_dict(),
             "memory_before": self.memory_before,
             "remeasured": self.remeasured,
