@@ -5,7 +5,8 @@ that read an older file) and its file, written atomically through that format.
 - ``causvid-perf/gate-study``: `gate-study --json` (experiments/gate_study_result.py);
 - ``causvid-perf/bisect``: `bisect --json` (experiments/bisect.py);
 - ``causvid-perf/overhead``: `overhead --json` (experiments/overhead.py);
-- ``causvid-perf/memory-plan``: `plan --json` (measure/memory_plan.py).
+- ``causvid-perf/memory-plan``: `plan --json` (measure/memory_plan.py);
+- ``causvid-perf/evidence-case``: one case of the GPU evidence run (scripts/evidence_case.py).
 
 The experiments build each document's body; this module owns its header, how an older one is read
 (`read_report`) and how it is written (`ReportFiles.write_json`, `write_report`).
@@ -47,7 +48,11 @@ BISECT = Format("causvid-perf/bisect", 1, ReportError, fix="give the JSON `causv
 OVERHEAD = Format("causvid-perf/overhead", 1, ReportError, fix="give the JSON `causvid-perf overhead --json` wrote")
 MEMORY_PLAN = Format("causvid-perf/memory-plan", 1, ReportError, fix="give the JSON `causvid-perf plan --json` wrote")
 
-REPORT_FORMATS = (AB_REPORT, GATE_STUDY, BISECT, OVERHEAD, MEMORY_PLAN)
+EVIDENCE_CASE = Format(
+    "causvid-perf/evidence-case", 1, ReportError, fix="give the STEM.json scripts/evidence_case.py wrote"
+)
+
+REPORT_FORMATS = (AB_REPORT, GATE_STUDY, BISECT, OVERHEAD, MEMORY_PLAN, EVIDENCE_CASE)
 
 
 def write_report(path: str | os.PathLike, form: Format, body: dict[str, Any]) -> Path:
