@@ -94,6 +94,10 @@ class Format:
             raise self.error(f"no such {self.kind} file {path}; {self.fix}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise self.error(f"{path} is not valid JSON ({exc}); {self.fix}") from None
+        except OSError as exc:
+            raise self.error(
+                f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions"
+            ) from None
         return self.upgrade(data, str(path))
 
     def write(self, path: str | os.PathLike, document: Mapping[str, Any]) -> Path:

@@ -1,8 +1,8 @@
 """pytest-benchmark's storage files, as far as the suite writes and reads them.
 
-Each perf case puts its record into the benchmark's ``extra_info`` (`extra_info`), so a saved
-pytest-benchmark file (``--benchmark-autosave``) can be reported on and be a ``--compare-to``
-target; `load_benchmark_file` reads it back into a `Run` of `CaseRecord`s.
+Each perf case puts its record, `CaseRecord.to_dict` under `CASE_INFO`'s header, into the
+benchmark's ``extra_info`` (`extra_info`), so a saved pytest-benchmark file
+(``--benchmark-autosave``) can be reported on and be a ``--compare-to`` target; `load_benchmark_file` reads it back into a `Run` of `CaseRecord`s.
 """
 
 from __future__ import annotations

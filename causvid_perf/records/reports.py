@@ -32,7 +32,6 @@ AB_REPORT = Format(
     "causvid-perf/ab-report",
     2,
     ReportError,
-    kind="A/B report",
     migrations={1: migrate_ab_v1_to_v2},
     fix="give the JSON `causvid-perf compare --json` wrote",
 )
