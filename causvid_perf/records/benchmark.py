@@ -139,7 +139,7 @@ def _case(bench: Mapping[str, Any]) -> CaseRecord:
     raw = bench.get("extra_info")
     info: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
     if "schema" not in info:  # version 1 carried no header (and a benchmark outside the suite none at all)
-        info = {**info, **CASE_INFO.header(), "version": 1}
+        info = {**info, **CASE_INFO.header(), "version": CASE_INFO.oldest}
     body = CASE_INFO.upgrade(info, f"pytest-benchmark case {bench['name']}")
     body["id"] = body.get("id") or bench.get("param") or bench["name"]
     case = CaseRecord.from_dict(body)
