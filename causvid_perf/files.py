@@ -187,19 +187,3 @@ def json_safe(value: Any) -> Any:
 def slug(text: str, fallback: str = "case") -> str:
     """A file-name-safe form of a case id or label: letters, digits, '_', '.', '-'."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.") or fallback
-
-
-class ReportFiles:
-    """write_json and write_markdown (each atomic) for an experiment's report that has to_dict and to_markdown."""
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def to_markdown(self) -> str:
-        raise NotImplementedError
-
-    def write_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
-
-    def write_markdown(self, path: str | os.PathLike) -> Path:
-        return write_text_atomic(path, self.to_markdown() + "\n")

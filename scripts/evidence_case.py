@@ -17,10 +17,11 @@ from causvid_perf.cli.configs import config_from_args, ready
 from causvid_perf.cli.options import add_run_options
 from causvid_perf.cli.output import log
 from causvid_perf.errors import CausvidPerfError
-from causvid_perf.files import write_json_atomic, write_text_atomic
+from causvid_perf.files import write_text_atomic
 from causvid_perf.measure.memory_plan import check_fits, memory_plan
 from causvid_perf.measure.repeats import medians_of, repeat_runs
 from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.records.reports import EVIDENCE_CASE, write_report
 
 STAGE_TIMES = ("text_encode_s", "sampling_s", "decode_s", "frames_out_s", "prompt_to_output_s")
 STREAM = ("first_frames_s", "steady_chunk_s", "stream_fps", "overall_fps", "kv_cache_gib")
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {exc}")
         return int(exc.exit_code)
     data = {"rounds": [r.to_dict() for r in results], "plan": plan.to_dict() if plan else None}
-    log(f"wrote {write_json_atomic(args.out + '.json', data)}")
+    log(f"wrote {write_report(args.out + '.json', EVIDENCE_CASE, data)}")
     text = summary(args.out.rsplit("/", 1)[-1], loaded, results, plan)
     log(f"wrote {write_text_atomic(args.out + '.md', text)}")
     print(text)

@@ -12,8 +12,9 @@ from causvid_perf.cli.configs import check_count, ready, run_config
 from causvid_perf.cli.output import log, render_table
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.overhead import measure_overhead
-from causvid_perf.files import check_writable, write_json_atomic
+from causvid_perf.files import check_writable
 from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.records.reports import OVERHEAD
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
@@ -41,5 +42,5 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         f"{loaded.config.describe()} on {loaded.config.device} ({where}), {args.rounds} rounds per side in ABBA order"
     )
     if args.json:
-        log(f"wrote {write_json_atomic(args.json, result.to_dict(loaded.config.to_dict(), machine))}")
+        log(f"wrote {OVERHEAD.write(args.json, result.to_dict(loaded.config.to_dict(), machine))}")
     return ExitCode.OK

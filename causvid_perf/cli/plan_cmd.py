@@ -8,8 +8,8 @@ import argparse
 from causvid_perf.cli.configs import config_from_args
 from causvid_perf.cli.output import check_outputs, log
 from causvid_perf.config import RunConfig
-from causvid_perf.files import write_json_atomic
 from causvid_perf.measure.memory_plan import memory_plan
+from causvid_perf.records.reports import MEMORY_PLAN, write_report
 
 
 def plan_config(args: argparse.Namespace) -> RunConfig:
@@ -25,5 +25,5 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plan = memory_plan(plan_config(args))
     print(plan.render())
     if args.json:
-        log(f"wrote {write_json_atomic(args.json, plan.to_dict())}")
+        log(f"wrote {write_report(args.json, MEMORY_PLAN, plan.to_dict())}")
     return 0

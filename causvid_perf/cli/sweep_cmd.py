@@ -11,8 +11,9 @@ from causvid_perf.cli.output import check_outputs, log
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.sweep import run_sweep, sweep_markdown, sweep_pair
-from causvid_perf.files import OUTPUT_DIR, write_json_atomic, write_text_atomic
+from causvid_perf.files import OUTPUT_DIR, write_text_atomic
 from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.records.sweep import write_sweep
 
 
 def student_config(args: argparse.Namespace) -> RunConfig:
@@ -51,7 +52,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     text = sweep_markdown(data)
     print(text)
     if args.json:
-        log(f"wrote {write_json_atomic(args.json, data)}")
+        log(f"wrote {write_sweep(args.json, data)}")
     if args.markdown:
         log(f"wrote {write_text_atomic(args.markdown, text)}")
     return ExitCode.OK

@@ -14,12 +14,10 @@ from typing import Any, ClassVar, Protocol
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
-from causvid_perf.files import ReportFiles, json_safe
+from causvid_perf.files import json_safe
 from causvid_perf.judge.gate import DEFAULT
 from causvid_perf.metrics import METRICS as METRIC_INFO
-
-AB_SCHEMA_ID = "causvid-perf/ab-report"
-AB_SCHEMA_VERSION = 2  # 2: "design" and "sequential" (how a sequential A/B stopped, its whole sequence)
+from causvid_perf.records.reports import AB_REPORT, ReportFiles
 
 # The metrics an A/B compares, in table order. Times use speed words and --threshold; the memory
 # row direction words and --memory-tolerance (see judge/stats.py).
@@ -75,6 +73,8 @@ class ReportDesign(Protocol):
 @dataclass
 class ABReport(ReportFiles):
     """Everything one A/B comparison measured and decided; ``to_dict`` is its JSON form."""
+
+    FORMAT = AB_REPORT
 
     config_a: RunConfig  # resolved
     config_b: RunConfig
@@ -158,8 +158,7 @@ class ABReport(ReportFiles):
     def to_dict(self) -> dict[str, Any]:
         return json_safe(
             {
-                "schema": AB_SCHEMA_ID,
-                "version": AB_SCHEMA_VERSION,
+                **AB_REPORT.header(),
                 "created": self.created,
                 "aa": self.aa,
                 "design": self.design.name,

@@ -23,11 +23,10 @@ from causvid_perf.experiments.ab_design import Design
 from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.ab_report import AB_METRICS, metric_kind, metric_label
 from causvid_perf.experiments.revisions import Revision, RevisionPool, compare_revisions
-from causvid_perf.files import ReportFiles, json_safe
+from causvid_perf.files import json_safe
 from causvid_perf.judge.gate import DEFAULT, Gate
+from causvid_perf.records.reports import BISECT, ReportFiles
 
-BISECT_SCHEMA_ID = "causvid-perf/bisect"
-BISECT_SCHEMA_VERSION = 1
 BAD, GOOD, SKIP = "bad", "good", "skip"
 GOOD_NAME, STEP_NAME = "good", "step"  # what messages call the two workers of a step
 
@@ -55,6 +54,7 @@ class BisectStep:
 
 @dataclass
 class BisectResult(ReportFiles):
+    FORMAT = BISECT
     good: Revision
     bad: Revision
     metric: str
@@ -71,7 +71,7 @@ class BisectResult(ReportFiles):
         return ExitCode.OK if self.first_bad is not None else ExitCode.USAGE
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"schema": BISECT_SCHEMA_ID, "version": BISECT_SCHEMA_VERSION}
+        data: dict[str, Any] = BISECT.header()
         data.update(created=self.created, metric=self.metric, good=self.good.to_dict(), bad=self.bad.to_dict())
         data["commits"] = [r.commit for r in self.commits]
         data["steps"] = [s.to_dict() for s in self.steps]

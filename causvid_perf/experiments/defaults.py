@@ -10,6 +10,8 @@ DEFAULT_MAX_ROUNDS = 64
 # Seconds a revision's worker may take to answer one request (experiments/revisions.py): a
 # pretrained 14B load takes minutes.
 DEFAULT_TIMEOUT_S = 900.0
+# The revision worker's protocol version (experiments/worker.py serves it, worker_client.py checks it).
+WORKER_PROTOCOL = 1
 
 # The sweep's grid of student steps and guidance scales (experiments/sweep.py).
 DEFAULT_STEPS = (2, 4, 6, 8)

@@ -19,12 +19,10 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_sequential import Sequential, SequentialPlan
 from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
-from causvid_perf.files import ReportFiles, json_safe
+from causvid_perf.files import json_safe
 from causvid_perf.judge import power
 from causvid_perf.judge.gate import DEFAULT, check_gate_options
-
-GATE_STUDY_SCHEMA_ID = "causvid-perf/gate-study"
-GATE_STUDY_SCHEMA_VERSION = 2  # 2: trials judged by both designs (version 1: the fixed design only)
+from causvid_perf.records.reports import GATE_STUDY, ReportFiles
 
 # Significance either way on one of these counts as a significant A/A; the injected slowdown
 # stretches per-step time directly, so its ratio is the one shown.
@@ -171,6 +169,8 @@ class Tally:
 class GateStudy(ReportFiles):
     """Everything the study measured; ``to_dict`` is its JSON form, ``to_markdown`` its summary."""
 
+    FORMAT = GATE_STUDY
+
     config: RunConfig  # resolved
     plan: StudyPlan
     trials: list[dict[str, Any]]  # in the order run: A/A first, then each slowdown's
@@ -219,8 +219,7 @@ class GateStudy(ReportFiles):
         groups = [0.0, *self.plan.slowdowns]
         return json_safe(
             {
-                "schema": GATE_STUDY_SCHEMA_ID,
-                "version": GATE_STUDY_SCHEMA_VERSION,
+                **GATE_STUDY.header(),
                 "created": self.created,
                 "complete": self.complete,
                 "machine": self.machine,

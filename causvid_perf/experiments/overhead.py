@@ -18,10 +18,8 @@ from causvid_perf.judge.stats import Comparison, compare_samples
 from causvid_perf.measure.runner import run_case, time_plain_call
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.records.history import current_commit, utc_now
+from causvid_perf.records.reports import OVERHEAD
 from causvid_perf.torch_state import one_thread_on_cpu
-
-SCHEMA_ID = "causvid-perf/overhead"
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -40,8 +38,7 @@ class Overhead:
     def to_dict(self, config: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
         c = self.comparison
         return {
-            "schema": SCHEMA_ID,
-            "version": SCHEMA_VERSION,
+            **OVERHEAD.header(),
             "created": utc_now(),
             "commit": current_commit(),
             "config": config,

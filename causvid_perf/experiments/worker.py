@@ -36,12 +36,13 @@ import numpy as np
 import causvid_perf
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import CausvidPerfError, ExitCode
+from causvid_perf.experiments.defaults import WORKER_PROTOCOL
 from causvid_perf.files import json_safe
 from causvid_perf.measure.runner import measure_run
 from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
 from causvid_perf.pipeline.samplers import build_scheduler
 
-PROTOCOL = 1
+PROTOCOL = WORKER_PROTOCOL
 
 
 def protocol_stream() -> IO[str]:

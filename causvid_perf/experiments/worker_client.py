@@ -17,10 +17,11 @@ import numpy as np
 
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode, RevisionError
+from causvid_perf.experiments.defaults import WORKER_PROTOCOL
 from causvid_perf.records.result import RunResult
 
 WORKER_MODULE = "causvid_perf.experiments.worker"
-PROTOCOL = 1  # the worker's protocol version this client speaks (experiments/worker.py)
+PROTOCOL = WORKER_PROTOCOL  # the worker's protocol version this client speaks (experiments/worker.py)
 STDERR_LINES = 40  # kept per worker, for the message when it fails
 QUIT_WAIT_S = 10.0
 _EOF = None  # what the reader thread queues when stdout closes

@@ -21,12 +21,20 @@ from jsonschema.exceptions import best_match
 from causvid_perf import fmt
 from causvid_perf.errors import BaselineError, WriteError
 from causvid_perf.files import sweep_stale_temps, temp_pattern, write_text_atomic
+from causvid_perf.formats import Format
 from causvid_perf.judge.baselines import BaselineStore, Entry, case_context, key_id, normalize_key, plain_json
 from causvid_perf.judge.tolerances import default_for_metric
 from causvid_perf.judge.verdict import KINDS, MEASURED, MetricSpec, require_finite
 
-SCHEMA_NAME = "causvid-perf/baselines"
-SCHEMA_VERSION = 1
+# The owner of baselines.json's format. It stays in judge/, below records/, because judge/published.py
+# rewrites the file's published entry through `record` (docs/layout.md).
+BASELINES = Format(
+    "causvid-perf/baselines",
+    1,
+    BaselineError,
+    fix="point --baselines at one, or move this file aside to start fresh",
+    old_fix="use the causvid-perf release that wrote it, or move the file aside to start fresh",
+)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "baselines.schema.json"
 
 
@@ -71,8 +79,7 @@ def _read_document(path: Path) -> dict[str, Any] | None:
         ) from None
     except ValueError as error:  # duplicate member / NaN, raised by the hooks
         raise BaselineError(f"{path}: {error}") from None
-    _check_document(document, str(path), fix="fix that field by hand or restore the file from version control")
-    return document
+    return _check_document(document, str(path), fix="fix that field by hand or restore the file from version control")
 
 
 def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -99,9 +106,9 @@ def _validator(definition: str | None = None) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def _check_document(document: Any, where: str, fix: str) -> None:
-    """Raise BaselineError unless document is a valid causvid-perf baselines document."""
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA_NAME:
+def _check_document(document: Any, where: str, fix: str) -> dict[str, Any]:
+    """`document` brought to the current version; BaselineError unless it is a valid baselines document."""
+    if not BASELINES.is_one(document):
         if not isinstance(document, dict):
             found = f"top level is a JSON {_json_type(document)}"
         elif "schema" in document:
@@ -109,24 +116,14 @@ def _check_document(document: Any, where: str, fix: str) -> None:
         else:
             found = 'no "schema" field'
         raise BaselineError(
-            f'{where}: not a causvid-perf baselines file ({found}, expected "schema": "{SCHEMA_NAME}"); '
-            "point --baselines at one, or move this file aside to start fresh"
+            f'{where}: not a causvid-perf baselines file ({found}, expected "schema": "{BASELINES.schema}"); '
+            f"{BASELINES.fix}"
         )
-    version = document.get("version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
-            raise BaselineError(
-                f"{where}: baselines format version {version} was written by a newer causvid-perf (this one reads "
-                f"version {SCHEMA_VERSION}); upgrade causvid-perf to use it"
-            )
-        raise BaselineError(
-            f"{where}: baselines format version {json.dumps(version) if 'version' in document else 'missing'}, "
-            f"this causvid-perf reads version {SCHEMA_VERSION}; use the causvid-perf release that wrote it, "
-            "or move the file aside to start fresh"
-        )
+    document = BASELINES.upgrade(document, where)
     error = best_match(_validator().iter_errors(document))
     if error is not None:
         raise BaselineError(f"{where}: {error.json_path}: {_one_line(error.message)}; {fix}")
+    return document
 
 
 def _json_type(value: Any) -> str:
@@ -339,4 +336,4 @@ def _check_provenance(provenance: Mapping[str, Any]) -> None:
 def _document(entries: Iterable[Entry]) -> dict[str, Any]:
     # Sorted, so concurrent writers produce the same file whatever order they finish in.
     ordered = sorted(entries, key=lambda e: (key_id(e.key), e.kind))
-    return {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, "entries": [e.to_json() for e in ordered]}
+    return BASELINES.stamp({"entries": [e.to_json() for e in ordered]})

@@ -22,10 +22,19 @@ import torch
 
 from causvid_perf.errors import ReferenceFileError
 from causvid_perf.files import atomic_write
+from causvid_perf.formats import Format
 from causvid_perf.quality import scores as quality
 
-FORMAT_ID = "causvid-perf/reference"
-FORMAT_VERSION = 1
+# The owner of the reference format. It stays in quality/, below records/, because judge/previous.py
+# checks runs against references (docs/layout.md). An npz holds no JSON header: its "format" string
+# is "<schema>/<version>", read into a header for `REFERENCE.upgrade`.
+REFERENCE = Format(
+    "causvid-perf/reference",
+    1,
+    ReferenceFileError,
+    fix="delete it and record it again with --update-references",
+    old_fix="delete it and record it again with --update-references",
+)
 MAX_FRAMES = 8
 DEFAULT_THRESHOLD = 0.95
 _KEYS = ("format", "frames", "indices", "provenance")
@@ -81,7 +90,7 @@ def save_reference(path: str | os.PathLike, frames: np.ndarray, provenance: dict
     def write(handle: IO[bytes]) -> None:
         np.savez_compressed(
             handle,
-            format=np.array(f"{FORMAT_ID}/{FORMAT_VERSION}"),
+            format=np.array(f"{REFERENCE.schema}/{REFERENCE.version}"),
             frames=video[indices],
             indices=indices,
             provenance=np.array(json.dumps(provenance, sort_keys=True, default=str)),
@@ -109,8 +118,12 @@ def load_reference(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dic
         raise
     except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, JSONDecodeError ...
         raise ReferenceFileError(f"{path} is not a readable reference ({type(exc).__name__}: {exc}); {fix}") from None
-    if fmt != f"{FORMAT_ID}/{FORMAT_VERSION}":
-        raise ReferenceFileError(f"{path} has format {fmt!r}, expected {FORMAT_ID}/{FORMAT_VERSION}; {fix}")
+    schema, _, version = fmt.rpartition("/")
+    header = {"schema": schema, "version": int(version) if version.isdigit() else version}
+    document = REFERENCE.upgrade(
+        {**header, "frames": frames, "indices": indices, "provenance": provenance}, f"{path} (format {fmt!r})"
+    )
+    frames, indices, provenance = document["frames"], document["indices"], document["provenance"]
     if (
         frames.dtype != np.uint8
         or frames.ndim != 4

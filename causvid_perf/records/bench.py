@@ -1,6 +1,6 @@
 """The `bench` file: CausVid and its teacher, each measured like a perf case (warm-up, rounds, medians).
 
-    {"schema": "causvid-perf/bench", "version": SCHEMA_VERSION, "created", "commit", "machine", "harness_only",
+    {"schema": "causvid-perf/bench", "version": BENCH.version, "created", "commit", "machine", "harness_only",
      "models": {"<model>": {"role", "config", "rounds", "warmup_rounds", "medians", "spread", "samples",
                             "validity", "continuous", "result"}},
      "failed": {"<model>": "<one-line reason>"}}
@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import HistoryError
-from causvid_perf.files import write_json_atomic
+from causvid_perf.formats import Format
 from causvid_perf.judge.validity import Validity
 from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.history import Run
 
-SCHEMA_ID = "causvid-perf/bench"
-SCHEMA_VERSION = 1
+BENCH = Format("causvid-perf/bench", 1, HistoryError, fix="give the bench.json `causvid-perf bench` wrote")
 BENCH_SOURCE = "bench"  # Run.source of a bench file
 
 
@@ -61,29 +60,17 @@ class BenchRecord:
     failed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA_ID,
-            "version": SCHEMA_VERSION,
-            **asdict(self),
-            "models": {name: bench.to_dict() for name, bench in self.models.items()},
-        }
+        return BENCH.stamp({**asdict(self), "models": {name: bench.to_dict() for name, bench in self.models.items()}})
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "a bench file") -> BenchRecord:
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
-            raise HistoryError(
-                f"{where} is not a causvid-perf bench file; give the bench.json `causvid-perf bench` wrote"
-            )
-        if data.get("version") != SCHEMA_VERSION:
-            raise HistoryError(
-                f"{where} has bench version {data.get('version')}, this causvid-perf reads {SCHEMA_VERSION}"
-            )
+        data = BENCH.upgrade(data, where)
         body = {k: v for k, v in data.items() if k not in ("schema", "version")}
         body["models"] = {name: ModelBench.from_dict(raw) for name, raw in body.get("models", {}).items()}
         return cls(**body)
 
     def write(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
+        return BENCH.write(path, self.to_dict())
 
 
 def load_bench(path: str | os.PathLike) -> BenchRecord:

@@ -1,8 +1,8 @@
 """pytest-benchmark's storage files, as far as the suite writes and reads them.
 
-Each perf case puts its record into the benchmark's ``extra_info`` (`extra_info`), so a saved
-pytest-benchmark file (``--benchmark-autosave``) can be reported on and be a ``--compare-to``
-target; `load_benchmark_file` reads it back into a `Run` of `CaseRecord`s.
+Each perf case puts its record, `CaseRecord.to_dict` under `CASE_INFO`'s header, into the
+benchmark's ``extra_info`` (`extra_info`), so a saved pytest-benchmark file
+(``--benchmark-autosave``) can be reported on and be a ``--compare-to`` target; `load_benchmark_file` reads it back into a `Run` of `CaseRecord`s.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import HistoryError
-from causvid_perf.judge.validity import Validity
-from causvid_perf.judge.verdict import Check
-from causvid_perf.metrics import GUARDED_METRICS, REPORTED_METRICS, RUN_METRICS
+from causvid_perf.formats import Format
+from causvid_perf.metrics import RUN_METRICS
 from causvid_perf.records.case import FRAMES, CaseRecord, number
 from causvid_perf.records.history import Run, parse_time
 
@@ -39,24 +38,53 @@ MACHINE_FIELDS = (
 )
 
 
+def migrate_v1_to_v2(info: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 (no header) held the medians flat beside "case_id", checks as {name: state} and the
+    frames as "output_frames"; version 2 is `CaseRecord.to_dict`. Its "config" is kept beside, as a
+    version 1 case carried no run result to hold it."""
+    medians = {name: number(info.get(name)) for name in RUN_METRICS}
+    medians.update({k: number(v) for k, v in info.items() if k not in medians and number(v) is not None})
+    frames = info.get("output_frames")
+    return {
+        "id": info.get("case_id"),
+        "key": info.get("key"),
+        "result": None,
+        "median": medians,
+        "samples": info.get("samples") or {},
+        "checks": _v1_checks(info.get("checks"), medians),
+        "comparisons": _v1_checks(info.get("compared_to"), medians),
+        "compared_to": None,
+        "quality": info.get("quality") or {},
+        "output": {FRAMES: str(frames)} if frames else {},
+        "validity": info.get("validity"),
+        "remeasured": info.get("remeasured") or [],
+        "config": info.get("config") or info.get("key") or {},
+    }
+
+
+def _v1_checks(states: Any, medians: Mapping[str, float | None]) -> list[dict[str, Any]]:
+    return (
+        [{"name": n, "state": s, "value": medians.get(n)} for n, s in states.items()]
+        if isinstance(states, dict)
+        else []
+    )
+
+
+# A perf case in pytest-benchmark's extra_info: the history's own serialisation (CaseRecord.to_dict).
+CASE_INFO = Format(
+    "causvid-perf/benchmark-case",
+    2,
+    HistoryError,
+    kind="pytest-benchmark case",
+    migrations={1: migrate_v1_to_v2},
+    fix="its extra_info was not written by the causvid-perf pytest plugin",
+)
+
+
 def extra_info(case: CaseRecord, note: str = "") -> dict[str, Any]:
-    """What a case stores in pytest-benchmark's extra_info: enough for a later --compare-to or report."""
-    info: dict[str, Any] = {name: case.medians.get(name) for name in REPORTED_METRICS}
-    info["case_id"] = case.id
-    info["samples"] = {name: case.samples.get(name, []) for name in GUARDED_METRICS}
-    info["quality"] = case.quality
-    info["config"] = case.config
-    frames = case.output_path(FRAMES)
-    if frames is not None:
-        info["output_frames"] = str(frames.resolve())
-    info["output_shape"] = ((case.result or {}).get("output") or {}).get("shape")
-    info["key"] = case.key
-    info["checks"] = {c.name: c.state for c in case.checks}
-    info["validity"] = case.validity.to_dict()
-    if case.comparisons:
-        info["compared_to"] = {c.name: c.state for c in case.comparisons}
-    if case.remeasured:  # pytest-benchmark's own stats are of the first measurement, these of the last
-        info["remeasured"] = case.remeasured
+    """What a case stores in pytest-benchmark's extra_info: `CaseRecord.to_dict` (output paths
+    absolute), under CASE_INFO's header, and the case's note; enough for a --compare-to or report."""
+    info = CASE_INFO.stamp(case.to_dict(absolute_outputs=True))
     if note:
         info["note"] = note
     return info
@@ -109,26 +137,15 @@ def load_benchmark_file(path: Path, data: Mapping[str, Any] | None = None) -> Ru
 
 def _case(bench: Mapping[str, Any]) -> CaseRecord:
     raw = bench.get("extra_info")
-    extra: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
-    medians = {name: number(extra.get(name)) for name in RUN_METRICS}
-    medians.update({k: number(v) for k, v in extra.items() if k not in medians and number(v) is not None})
-    checks = extra.get("checks")
-    frames = extra.get("output_frames")
-    return CaseRecord(
-        id=str(extra.get("case_id") or bench.get("param") or bench["name"]),
-        key=dict(extra["key"]) if isinstance(extra.get("key"), dict) else None,
-        config=dict(extra.get("config") or extra.get("key") or {}),
-        medians=medians,
-        samples={k: list(v) for k, v in (extra.get("samples") or {}).items() if isinstance(v, list)},
-        checks=[Check(name, state, medians.get(name)) for name, state in checks.items()]
-        if isinstance(checks, dict)
-        else [],
-        quality=dict(extra.get("quality") or {}),
-        output={FRAMES: str(frames)} if frames else {},
-        stats=dict(bench["stats"]) if isinstance(bench.get("stats"), dict) else None,
-        # files written before cases carried their validity: no rule can be checked from them
-        validity=Validity.from_dict(extra.get("validity")),
-    )
+    info: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+    if "schema" not in info:  # version 1 carried no header (and a benchmark outside the suite none at all)
+        info = {**info, **CASE_INFO.header(), "version": CASE_INFO.oldest}
+    body = CASE_INFO.upgrade(info, f"pytest-benchmark case {bench['name']}")
+    body["id"] = body.get("id") or bench.get("param") or bench["name"]
+    case = CaseRecord.from_dict(body)
+    case.config = case.config or dict(body.get("config") or body.get("key") or {})
+    case.stats = dict(bench["stats"]) if isinstance(bench.get("stats"), dict) else None
+    return case
 
 
 def load_benchmark_dir(directory: str | os.PathLike) -> list[Run]:

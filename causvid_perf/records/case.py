@@ -111,7 +111,9 @@ class CaseRecord:
 
     # -- the session format -------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, absolute_outputs: bool = False) -> dict[str, Any]:
+        """The case as a session file keeps it; pytest-benchmark's extra_info (records/benchmark.py)
+        is the same dict with `absolute_outputs`, since its file lies apart from the history folder."""
         return {
             "id": self.id,
             "key": self.key,
@@ -123,7 +125,9 @@ class CaseRecord:
             "compared_to": self.compared_to,
             "comparison_notes": self.comparison_notes,
             "quality": self.quality,
-            "output": self.output,
+            "output": {name: str(path.resolve()) for name in self.output if (path := self.output_path(name))}
+            if absolute_outputs
+            else self.output,
             "validity": self.validity.to_dict(),
             "memory_before": self.memory_before,
             "remeasured": self.remeasured,
@@ -131,8 +135,8 @@ class CaseRecord:
 
     @classmethod
     def from_dict(cls, raw: Any, folder: Path | None = None) -> CaseRecord:
-        """Reads a session's case, as written by every version of the suite (version 1 kept its
-        contact sheet under "artifacts" as well, and its checks had no unit)."""
+        """Reads a case of the current session version (records/history.py brings an older file's
+        cases up to it first: `migrate_case_v1_to_v2`, `migrate_case_v2_to_v3`)."""
         if not isinstance(raw, Mapping) or "id" not in raw:
             raise HistoryError(
                 f"a session case is not an object with an id ({_clip(raw)}); "
@@ -140,8 +144,6 @@ class CaseRecord:
             )
         result = raw.get("result") if isinstance(raw.get("result"), dict) else None
         output = {str(k): str(v) for k, v in _mapping(raw.get("output")).items() if v}
-        for name, value in _mapping(raw.get("artifacts")).items():  # version 1
-            output.setdefault(str(name), str(value))
         return cls(
             id=str(raw["id"]),
             key=dict(raw["key"]) if isinstance(raw.get("key"), Mapping) else None,
@@ -159,17 +161,34 @@ class CaseRecord:
             quality=dict(_mapping(raw.get("quality"))),
             output=output,
             result=result,
-            validity=Validity.from_dict(raw["validity"]) if "validity" in raw else _judged_later(raw, result),
+            validity=Validity.from_dict(raw.get("validity")),
             memory_before=dict(_mapping(raw.get("memory_before"))),
             folder=folder,
             remeasured=[str(n) for n in raw.get("remeasured") or []],
         )
 
 
-def _judged_later(raw: Mapping[str, Any], result: dict[str, Any] | None) -> Validity:
+# -- older session versions' cases, brought up one version at a time (records/history.py's SESSION) ------
+
+
+def migrate_case_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept the contact sheet under "artifacts" as well as "output": one place now."""
+    output = {str(k): v for k, v in _mapping(raw.get("output")).items()}
+    for name, value in _mapping(raw.get("artifacts")).items():
+        output.setdefault(str(name), value)
+    return {**{k: v for k, v in raw.items() if k != "artifacts"}, "output": output}
+
+
+def migrate_case_v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 added each case's "validity" and "memory_before" (unknown before: {})."""
+    validity = raw["validity"] if "validity" in raw else _judged_later(raw).to_dict()
+    return {**raw, "validity": validity, "memory_before": raw.get("memory_before") or {}}
+
+
+def _judged_later(raw: Mapping[str, Any]) -> Validity:
     """The validity of a case stored before validity was (versions 1 and 2): what its record still
     tells (machine state, output, rounds, weights); an injected slowdown was not recorded then."""
-    result = result or {}
+    result = _mapping(raw.get("result"))
     key = _mapping(raw.get("key"))
     output = _mapping(result.get("output"))
     samples = _mapping(raw.get("samples")).get("sampling_s")

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from causvid_perf.errors import HistoryError
-from causvid_perf.files import write_json_atomic
-from causvid_perf.records.history import Run, clean_label, group_runs, load_history, load_session, run_of
+from causvid_perf.records.history import SESSION, Run, clean_label, group_runs, load_history, load_session, run_of
 
 UNKNOWN_BRANCH = "(unknown)"  # how a run without a stored branch (session version 1 or 2) is listed
 
@@ -113,5 +112,5 @@ def set_label(entry: RunEntry, label: str) -> None:
     for path in entry.files:
         session = load_session(path)
         session.label = label
-        write_json_atomic(path, session.to_dict())
+        SESSION.write(path, session.to_dict())
     entry.run.label = label

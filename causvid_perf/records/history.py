@@ -3,16 +3,17 @@
 pytest-benchmark keeps time statistics (and disables itself under xdist); these files keep every
 metric of every case, so reports and `--compare-to` work either way. Layout:
 
-    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": SESSION_VERSION,
+    <history dir>/<UTC time>_<commit>_<worker>.json   {"schema": "causvid-perf/session", "version": SESSION.version,
         "created", "commit", "branch", "label", "worker", "run_id", "machine", "incomplete",
         "cases": [CaseRecord.to_dict(), ...]}
     <history dir>/outputs/<run>/<case>.npz, .sheet.png   what each case produced (records/outputs.py)
 
 "run_id" is shared by the xdist workers of one pytest run (xdist's testrunuid), so their files are
 read back as one run; files written before it existed are grouped by commit and start time.
-Older files are read as well: version 1 kept the contact sheet under "artifacts" too; before
-version 3 no case carried its validity (it is judged from what the record still tells) and no
-run its "branch" and "label" (read as ""); before version 4 no session was "incomplete" (read as "").
+Older files are read as well, through one migration per version (`SESSION.migrations`): version 1
+kept the contact sheet under "artifacts" too; before version 3 no case carried its validity (it is
+judged from what the record still tells) and no run its "branch" and "label" (read as ""); before
+version 4 no session was "incomplete" (read as "").
 "label" is a name a person gives a run (pytest --label, `causvid-perf history label`). "incomplete"
 is "" for a session that ran to its end, else why it did not ("interrupted by SIGTERM after 2
 case(s)"): its finished cases are kept, and the run is never a reference.
@@ -24,20 +25,54 @@ import datetime as dt
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import HistoryError
-from causvid_perf.files import DEFAULT_HISTORY_DIR, HISTORY_DIR_ENV, sweep_stale_temps, write_json_atomic
+from causvid_perf.files import DEFAULT_HISTORY_DIR, HISTORY_DIR_ENV, sweep_stale_temps
+from causvid_perf.formats import Format
 from causvid_perf.judge.validity import Validity
-from causvid_perf.records.case import CaseRecord
+from causvid_perf.records.case import CaseRecord, migrate_case_v1_to_v2, migrate_case_v2_to_v3
 from causvid_perf.vcs import current_branch, current_commit
 
-SESSION_SCHEMA = "causvid-perf/session"
-SESSION_VERSION = 4
-READABLE_VERSIONS = tuple(range(1, SESSION_VERSION + 1))  # every version so far reads
 STALE_TEMP_S = 3600.0
+
+
+def migrate_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 (the restructure) kept each case's contact sheet under "output" only."""
+    return _each_case(data, migrate_case_v1_to_v2)
+
+
+def migrate_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 added the run's "branch" and "label" ("" before) and each case's validity."""
+    return {
+        **_each_case(data, migrate_case_v2_to_v3),
+        "branch": data.get("branch") or "",
+        "label": data.get("label") or "",
+    }
+
+
+def migrate_v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 added "incomplete": no earlier session was interrupted (signals were not caught)."""
+    return {**data, "incomplete": data.get("incomplete") or ""}
+
+
+def _each_case(data: dict[str, Any], step: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """`step` applied to every case object; a "cases" that is no list is left for the reader to refuse."""
+    if not isinstance(data.get("cases"), list):
+        return data
+    return {**data, "cases": [step(c) if isinstance(c, dict) else c for c in data["cases"]]}
+
+
+SESSION = Format(
+    "causvid-perf/session",
+    4,
+    HistoryError,
+    migrations={1: migrate_v1_to_v2, 2: migrate_v2_to_v3, 3: migrate_v3_to_v4},
+    fix="point at the suite's history folder",
+)
 
 
 def default_history_dir(root: Path | None = None) -> Path:
@@ -92,31 +127,23 @@ class Session:
     incomplete: str = ""  # why the session stopped before its end ("interrupted by SIGTERM ..."); "" when it did not
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SESSION_SCHEMA,
-            "version": SESSION_VERSION,
-            "created": self.created,
-            "commit": self.commit,
-            "branch": self.branch,
-            "label": self.label,
-            "worker": self.worker,
-            "run_id": self.run_id,
-            "machine": self.machine,
-            "incomplete": self.incomplete,
-            "cases": [case.to_dict() for case in self.cases],
-        }
+        return SESSION.stamp(
+            {
+                "created": self.created,
+                "commit": self.commit,
+                "branch": self.branch,
+                "label": self.label,
+                "worker": self.worker,
+                "run_id": self.run_id,
+                "machine": self.machine,
+                "incomplete": self.incomplete,
+                "cases": [case.to_dict() for case in self.cases],
+            }
+        )
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "a session", folder: Path | None = None) -> Session:
-        if not isinstance(data, dict) or data.get("schema") != SESSION_SCHEMA:
-            raise HistoryError(f"{where} is not a causvid-perf session file; point at the suite's history folder")
-        if data.get("version") not in READABLE_VERSIONS:
-            newer = isinstance(data.get("version"), int) and data["version"] > SESSION_VERSION
-            raise HistoryError(
-                f"{where} has session version {data.get('version')}, this causvid-perf reads "
-                f"{', '.join(map(str, READABLE_VERSIONS))}"
-                + ("; it was written by a newer causvid-perf: upgrade to read it" if newer else "")
-            )
+        data = SESSION.upgrade(data, where)  # a foreign file or an unreadable version: one line saying which
         if not isinstance(data.get("cases"), list):
             raise HistoryError(
                 f"{where} (created {data.get('created')}) has no cases list; "
@@ -167,7 +194,7 @@ def write_session(directory: str | os.PathLike, session: Session) -> Path:
         counter += 1
     # Session files are written once under unique names: an hour-old temp file is a killed writer's.
     sweep_stale_temps(directory, ".*.json.*", older_than_s=STALE_TEMP_S)
-    return write_json_atomic(path, session.to_dict())
+    return SESSION.write(path, session.to_dict())
 
 
 def load_session(path: str | os.PathLike) -> Session:

@@ -12,11 +12,10 @@ import jsonschema
 import numpy as np
 
 from causvid_perf.errors import ResultSchemaError
-from causvid_perf.files import write_json_atomic
+from causvid_perf.formats import Format
 from causvid_perf.metrics import RUN_METRICS
 
-SCHEMA_ID = "causvid-perf/run-result"
-SCHEMA_VERSION = 1
+RESULT = Format("causvid-perf/run-result", 1, ResultSchemaError, fix="was it written by `causvid-perf run --json`?")
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "run_result.schema.json"
 
 
@@ -95,10 +94,11 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("frames")
-        return {"schema": SCHEMA_ID, "version": SCHEMA_VERSION, **data}
+        return RESULT.stamp(data)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+    def from_dict(cls, data: dict[str, Any], where: str = "a run result") -> RunResult:
+        data = RESULT.upgrade(data, where)
         validate_result_dict(data)
         body = {k: v for k, v in data.items() if k not in ("schema", "version")}
         body["output"] = OutputInfo(**body["output"])
@@ -110,12 +110,11 @@ class RunResult:
         return {name: getattr(self.metrics, name) for name in RUN_METRICS}
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
+        return RESULT.write(path, self.to_dict())
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> RunResult:
-        with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(json.load(handle))
+        return cls.from_dict(RESULT.read(path), str(path))
 
 
 def validate_result_dict(data: dict[str, Any]) -> None:

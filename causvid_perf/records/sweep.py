@@ -1,6 +1,6 @@
 """The sweep file: CausVid over steps x guidance against its teacher (written by `causvid-perf sweep`).
 
-{"schema": "causvid-perf/sweep", "version": SCHEMA_VERSION, "weights", "meaningful", "student": {...},
+{"schema": "causvid-perf/sweep", "version": SWEEP.version, "weights", "meaningful", "student": {...},
  "teacher": {...}, "rows": [{"steps", "guidance", "sampling_s", "s_per_it", "peak_vram_gib",
  "psnr_vs_teacher", "ssim_vs_teacher", "ms_ssim_vs_teacher"}]}
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from causvid_perf.errors import SweepFileError
+from causvid_perf.formats import Format
 
-SCHEMA_ID = "causvid-perf/sweep"
-SCHEMA_VERSION = 1
+SWEEP = Format("causvid-perf/sweep", 1, SweepFileError, fix="point --sweep at the JSON the sweep command wrote")
 ROW_FIELDS = (
     "steps",
     "guidance",
@@ -29,7 +29,12 @@ ROW_FIELDS = (
 
 
 def header() -> dict[str, Any]:
-    return {"schema": SCHEMA_ID, "version": SCHEMA_VERSION}
+    return SWEEP.stamp({})
+
+
+def write_sweep(path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """The sweep file (`header()` and the rows run_sweep filled in), atomically."""
+    return SWEEP.write(path, data)
 
 
 def load_sweep(path: str | os.PathLike) -> dict[str, Any]:
@@ -41,14 +46,12 @@ def load_sweep(path: str | os.PathLike) -> dict[str, Any]:
         raise SweepFileError(f"no sweep file {path}; run the sweep first or leave out --sweep") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SweepFileError(f"{path} is not valid JSON ({exc}); point --sweep at a sweep JSON file") from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("rows"), list)
-        or ("schema" in data and data["schema"] != SCHEMA_ID)
-    ):
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise SweepFileError(
-            f'{path} is not a causvid-perf sweep file (expected "schema": "{SCHEMA_ID}" and a '
-            '"rows" list); point --sweep at the JSON the sweep command wrote'
+            f'{path} is not a causvid-perf sweep file (expected "schema": "{SWEEP.schema}" and a '
+            f'"rows" list); {SWEEP.fix}'
         )
+    if "schema" in data or "version" in data:  # a hand-made file of rows alone is read as the current version
+        data = SWEEP.upgrade(data, str(path))
     data["rows"] = [row for row in data["rows"] if isinstance(row, dict)]
     return data

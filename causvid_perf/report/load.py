@@ -16,7 +16,7 @@ from causvid_perf.judge.baselines import BaselineStore
 from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.records.bench import bench_run, load_bench
 from causvid_perf.records.benchmark import is_benchmark_file, load_benchmark_dir
-from causvid_perf.records.history import SESSION_SCHEMA, Run, load_runs
+from causvid_perf.records.history import SESSION, Run, load_runs
 from causvid_perf.records.sweep import load_sweep
 
 
@@ -85,7 +85,7 @@ def subfolder_hint(directory: Path) -> str:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and data.get("schema") == SESSION_SCHEMA:
+        if isinstance(data, dict) and SESSION.is_one(data):
             return f" (session files are in {path.parent}: pass --history {path.parent})"
         if is_benchmark_file(data):
             return f" ({path.parent} holds pytest-benchmark files: pass that storage folder as --benchmarks)"

@@ -16,7 +16,7 @@ import pytest
 
 from causvid_perf.cli import main as cli
 from causvid_perf.errors import ExitCode
-from causvid_perf.records.history import SESSION_VERSION, Session, load_runs, load_session
+from causvid_perf.records.history import SESSION, Session, load_runs, load_session
 from causvid_perf.records.lookup import find_run
 from causvid_perf.report.build import build_report
 
@@ -116,7 +116,7 @@ def test_a_signal_mid_session_keeps_the_finished_case_marks_the_session_incomple
     sessions = list(history.glob("*.json"))
     assert len(sessions) == 1, out
     data = json.loads(sessions[0].read_text())
-    assert data["version"] == SESSION_VERSION == 4
+    assert data["version"] == SESSION.version == 4
     assert data["incomplete"] == f"interrupted by {name} after 1 finished case(s)"
     assert [case["id"] for case in data["cases"]] == ["a"]  # the finished case, whole
     assert data["cases"][0]["median"]["sampling_s"] > 0

@@ -12,7 +12,7 @@ import torch
 from causvid_perf.cli import main as cli
 from causvid_perf.cli.sweep import add_parser as add_sweep_parser
 from causvid_perf.experiments.sweep import TABLE_HEADERS, run_sweep, sweep_markdown
-from causvid_perf.records.sweep import SCHEMA_ID
+from causvid_perf.records.sweep import SWEEP
 
 ROW_KEYS = {
     "steps",
@@ -27,7 +27,7 @@ ROW_KEYS = {
 
 
 def _check(data, steps, guidances):
-    assert data["schema"] == SCHEMA_ID and data["version"] == 1
+    assert data["schema"] == SWEEP.schema and data["version"] == SWEEP.version == 1
     assert data["weights"] == "tiny" and data["meaningful"] is False
     assert data["teacher"]["model"] == "wan2.1-t2v-1.3b"
     assert [(r["steps"], r["guidance"]) for r in data["rows"]] == [(s, float(g)) for s in steps for g in guidances]

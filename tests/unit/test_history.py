@@ -15,7 +15,7 @@ from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.records.case import FRAMES, CaseRecord
 from causvid_perf.records.catalog import catalog, find_entry, set_label
-from causvid_perf.records.history import SESSION_VERSION, Session, load_session, write_session
+from causvid_perf.records.history import SESSION, Session, load_session, write_session
 from causvid_perf.records.prune import BASELINE, LABELLED, NEWEST, BaselineSource, baseline_sources, plan_prune
 
 pytest_plugins = ["pytester"]
@@ -143,7 +143,7 @@ def test_label_rewrites_the_run_in_the_current_version_and_list_filters_by_it(hi
     entry = catalog(folder)[0]
     assert entry.run.label == "before-fa3"
     data = json.loads(entry.files[0].read_text())
-    assert data["version"] == SESSION_VERSION == 4 and data["label"] == "before-fa3" and data["branch"] == ""
+    assert data["version"] == SESSION.version == 4 and data["label"] == "before-fa3" and data["branch"] == ""
     assert load_session(entry.files[0]).cases[0].output  # the version-1 case's outputs survived the rewrite
     capsys.readouterr()
     assert cli.main(["history", "--history", str(folder), "list", "--label", "before-fa3"]) == 0

@@ -245,7 +245,7 @@ def test_compare_to_a_pytest_benchmark_file(suite):
     args = [*FAST, "--baselines", "none.json", "--history-dir", str(history)]
     suite.runpytest(*args, "--benchmark-json", str(saved)).assert_outcomes(passed=1)
     extra = json.loads(saved.read_text())["benchmarks"][0]["extra_info"]
-    assert extra["case_id"] == "tiny" and len(extra["samples"]["s_per_it"]) == 3 and "flicker_score" in extra["quality"]
+    assert extra["id"] == "tiny" and len(extra["samples"]["s_per_it"]) == 3 and "flicker_score" in extra["quality"]
     result = suite.runpytest(*args, "--compare-to", str(saved), "--inject-slowdown", "3")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*s_per_it * vs previous run *", "*vs pytest-benchmark run * of *"])

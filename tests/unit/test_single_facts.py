@@ -5,6 +5,7 @@ case's label, schema versions)."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from pathlib import Path
@@ -15,11 +16,19 @@ from diffusers import SchedulerMixin
 from causvid_perf import fmt, specs
 from causvid_perf.config import RunConfig
 from causvid_perf.judge.baselines import baseline_key, case_context
+from causvid_perf.judge.baselines_file import BASELINES
 from causvid_perf.pipeline import samplers
 from causvid_perf.records.case import CaseRecord
+from causvid_perf.records.result import RESULT
 
 PACKAGE = Path(__file__).resolve().parents[2] / "causvid_perf"
 SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A source's syntax tree, parsed once for all the scans of this file."""
+    return ast.parse(path.read_text())
 
 
 def _relative(path: Path) -> str:
@@ -36,7 +45,7 @@ def _literals_holding(names: tuple[str, ...]) -> list[str]:
     """Where in the package a collection literal holds every one of `names` ('module.py:line')."""
     found = []
     for path in SOURCES:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Tuple | ast.List | ast.Set | ast.Dict) and set(names) <= _string_literals(node):
                 found.append(f"{_relative(path)}:{node.lineno}")
     return found
@@ -131,12 +140,12 @@ def test_no_module_but_fmt_writes_a_guidance_label():
     assert writers == ["fmt.py"]
 
 
-# --- schema versions: one constant per format ----------------------------------------------------------
+# --- schema versions: one Format per file kind (causvid_perf/formats.py) ---------------------------------
 
 
 def _module_constants(path: Path) -> dict[str, object]:
     constants: dict[str, object] = {}
-    for node in ast.parse(path.read_text()).body:
+    for node in _tree(path).body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
             for target in node.targets:
                 if isinstance(target, ast.Name):
@@ -144,40 +153,39 @@ def _module_constants(path: Path) -> dict[str, object]:
     return constants
 
 
-def _formats() -> dict[str, list[tuple[str, dict[str, int]]]]:
-    """Each format id ('causvid-perf/...') -> the modules that name it, each with its version constants."""
-    found: dict[str, list[tuple[str, dict[str, int]]]] = {}
+def _format_calls() -> list[tuple[str, object, object]]:
+    """Every `Format(...)` call in the package: (module, its schema argument, its version argument)."""
+    found = []
     for path in SOURCES:
-        constants = _module_constants(path)
-        versions = {
-            name: value
-            for name, value in constants.items()
-            if name.endswith("VERSION") and isinstance(value, int) and not isinstance(value, bool)
-        }
-        for value in constants.values():
-            if isinstance(value, str) and value.startswith("causvid-perf/"):
-                found.setdefault(value, []).append((_relative(path), versions))
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Format":
+                schema, version = (arg.value if isinstance(arg, ast.Constant) else arg for arg in node.args[:2])
+                found.append((_relative(path), schema, version))
     return found
 
 
-def test_each_format_is_named_once_with_exactly_one_version_constant():
-    formats = _formats()
-    assert len(formats) >= 10  # every format the package writes (a scan that finds none proves nothing)
-    for schema_id, owners in formats.items():
-        assert len(owners) == 1, f"{schema_id} is named in {[module for module, _ in owners]}"
-        module, versions = owners[0]
-        assert len(versions) == 1, f"{schema_id} ({module}) has version constants {versions}"
+def test_each_format_is_defined_once_with_a_literal_schema_and_version():
+    calls = _format_calls()
+    assert len(calls) >= 11  # every format the package writes (a scan that finds none proves nothing)
+    for module, schema, version in calls:
+        assert isinstance(schema, str) and schema.startswith("causvid-perf/"), (module, schema)
+        assert isinstance(version, int) and not isinstance(version, bool) and version >= 1, (module, schema)
+    schemas = [schema for _, schema, _ in calls]
+    assert sorted(schemas) == sorted(set(schemas)), "a schema id is given to two Formats"
 
 
-def test_no_version_constant_lives_apart_from_its_format():
-    owners = {module for found in _formats().values() for module, _ in found}
+def test_no_schema_id_or_version_constant_lives_apart_from_its_format():
+    calls = _format_calls()
+    schemas = {schema for _, schema, _ in calls}
     for path in SOURCES:
-        versions = [
-            name
-            for name, value in _module_constants(path).items()
-            if name.endswith("VERSION") and isinstance(value, int) and not isinstance(value, bool)
+        constants = _module_constants(path)
+        versions = [name for name, value in constants.items() if name.endswith("VERSION") and isinstance(value, int)]
+        assert versions == [], f"{_relative(path)} holds {versions}: a version belongs in its Format"
+        copies = [
+            node.lineno for node in ast.walk(_tree(path)) if isinstance(node, ast.Constant) and node.value in schemas
         ]
-        assert not versions or _relative(path) in owners, f"{_relative(path)} holds {versions} but names no format"
+        allowed = [schema for module, schema, _ in calls if module == _relative(path)]
+        assert len(copies) == len(allowed), f"{_relative(path)} names a schema id outside its Format: lines {copies}"
 
 
 def test_no_source_writes_a_format_version_as_a_number():
@@ -186,12 +194,10 @@ def test_no_source_writes_a_format_version_as_a_number():
 
 
 @pytest.mark.parametrize(
-    ("schema_file", "module"),
-    [
-        ("records/schemas/run_result.schema.json", "records/result.py"),
-        ("judge/schemas/baselines.schema.json", "judge/baselines_file.py"),
-    ],
+    ("schema_file", "form"),
+    [("records/schemas/run_result.schema.json", RESULT), ("judge/schemas/baselines.schema.json", BASELINES)],
 )
-def test_a_json_schema_holds_its_modules_version(schema_file, module):
+def test_a_json_schema_holds_its_formats_version(schema_file, form):
     schema = json.loads((PACKAGE / schema_file).read_text())
-    assert schema["properties"]["version"]["const"] == _module_constants(PACKAGE / module)["SCHEMA_VERSION"]
+    assert schema["properties"]["version"]["const"] == form.version
+    assert schema["properties"]["schema"]["const"] == form.schema
