@@ -102,7 +102,9 @@ def test_the_perf_cases_catch_an_injected_slowdown_against_baselines_they_record
         guarded = {name: value for name, value in case.medians.items() if value is not None and name in DEFAULT_METRICS}
         record_baseline(path, case.key, guarded, PROVENANCE, tolerances_for(case.key["gpu_class"], guarded))
     assert len(load_baselines(path)) == len(CPU_CASES)
-    result = pytester.runpytest_inprocess(*args, "--history-dir", str(slowed), "--inject-slowdown", "4")
+    # One round, no warm-up: a x4 slowdown needs no median to show, and a busy moment only slows it more.
+    slowed_args = [*args, "--rounds", "1", "--warmup-rounds", "0", "--history-dir", str(slowed)]
+    result = pytester.runpytest_inprocess(*slowed_args, "--inject-slowdown", "4")
     result.assert_outcomes(failed=len(CPU_CASES), skipped=len(GPU_CASES))
     result.stdout.fnmatch_lines(["*confirmed by measuring again (--confirm); the first measurement: *"])
 
