@@ -161,27 +161,11 @@ def test_the_report_machine_table_has_a_cpu_load_column():
     assert table.rows[0][column] == "0.50–2.25, others 0.90 of 2 threads, steal 3%"
 
 
-TWO_CASES = (
-    TINY_CASE_TEST
-    + """
-
-CASE_TWO = PerfCase("tiny-two", RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9, steps=4))
-
-def test_two(perf):
-    perf.check(CASE_TWO)
-"""
-)
-
-
-def test_xdist_workers_side_by_side_never_record_fit_baselines(pytester):
-    """`pytest -n 2 --update-baselines` on a CPU: each worker's medians are slowed by the other's, so
-    nothing is recorded and each case says why."""
-    pytester.makepyfile(test_tiny=TWO_CASES)
-    path = pytester.path / "b.json"
-    args = [*FAST, "-n", "2", "--baselines", str(path), "--update-baselines", "--history-dir", "h"]
-    result = pytester.runpytest_subprocess(*args)
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(
+def test_xdist_workers_side_by_side_never_record_fit_baselines(xdist_run):
+    """`pytest -n 2 --update-baselines` on a CPU (conftest's `xdist_run`, two tiny cases): each worker's
+    medians are slowed by the other's, so nothing is recorded and each case says why."""
+    xdist_run.result.assert_outcomes(failed=2)
+    xdist_run.result.stdout.fnmatch_lines(
         ["*not recorded as a baseline, the run is unfit: *measured beside 1 other pytest-xdist worker(s)*"]
     )
-    assert not path.exists()
+    assert not xdist_run.baselines.exists()
