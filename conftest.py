@@ -2,12 +2,17 @@
 
 The suite's pytest plugins (`causvid_perf.plugin.hooks`, `causvid_perf.plugin.quality`) are
 installed as entry points by `make test`; this file only holds what the repository's own tests
-share: one torch thread, hypothesis profiles sized for a 2-core CI box, and `quiet_cpu`.
+share: one torch thread, hypothesis profiles sized for a 2-core CI box, `quiet_cpu`, and one
+`pytest -n 2` session that two test files check (`xdist_run`).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -39,3 +44,43 @@ def quiet_cpu(monkeypatch):
     monkeypatch.setattr(perf_fixture, "cpu_snapshot", dict)
     # An outer `pytest -n N` is not the inner session's: its runs have no xdist workers of their own.
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+
+
+# Two tiny cases, one per xdist worker (`xdist_run`).
+XDIST_CASES = """
+from causvid_perf.config import RunConfig
+from causvid_perf.plugin.cases import PerfCase
+
+CASE = PerfCase("tiny", RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9))
+CASE_TWO = PerfCase("tiny-two", RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9, steps=4))
+
+
+def test_tiny(perf):
+    perf.check(CASE)
+
+
+def test_two(perf):
+    perf.check(CASE_TWO)
+"""
+XDIST_ARGS = ["-p", "no:cacheprovider", "--rounds", "3", "--warmup-rounds", "1", "--benchmark-disable"]
+
+
+@pytest.fixture(scope="session")
+def xdist_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """`pytest -n 2 --update-baselines --history-dir h` on XDIST_CASES in a subprocess, once: its start
+    and two workers import torch and diffusers (~30 s of CPU), so tests/perf/test_cpu_class.py (nothing
+    is recorded, each case says why) and tests/unit/test_plugin.py (each worker writes its history
+    file) check the same run. Returns its folder, `result` (pytest.RunResult), `history`, `baselines`."""
+    path = tmp_path_factory.mktemp("xdist-run")
+    (path / "test_cases.py").write_text(XDIST_CASES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(path), env.get("PYTHONPATH", "")]))
+    argv = [*XDIST_ARGS, "-n", "2", "--baselines", "b.json", "--update-baselines", "--history-dir", "h"]
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *argv], cwd=path, env=env, capture_output=True, text=True, timeout=900
+    )
+    result = pytest.RunResult(
+        done.returncode, done.stdout.splitlines(), done.stderr.splitlines(), time.monotonic() - start
+    )
+    return SimpleNamespace(path=path, result=result, history=path / "h", baselines=path / "b.json")

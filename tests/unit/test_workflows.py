@@ -22,6 +22,7 @@ import yaml
 
 from causvid_perf.cli.main import build_parser
 
+pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 CPU, GPU = WORKFLOWS / "cpu.yml", WORKFLOWS / "gpu.yml"
@@ -167,21 +168,19 @@ def test_gpu_pytest_command(gpu):
     assert not step.get("continue-on-error") and "|| true" not in text and "if" not in step
 
 
-def test_gpu_pytest_options_are_known(gpu, tmp_path):
-    """Every option of the workflow's pytest line parses (--require-gpu left out: it needs a GPU)."""
+@pytest.mark.filterwarnings("ignore:Not saving anything")  # --benchmark-autosave with --collect-only
+def test_gpu_pytest_options_are_known(gpu, tmp_path, pytester):
+    """Every option of the workflow's pytest line parses (--require-gpu left out: it needs a GPU), in
+    a pytest session of the repository's tests/perf (in-process: a subprocess re-imports torch)."""
     _, step = find(steps(gpu, "h100"), lambda s: "-m pytest" in command(s))
     line = next(ln for ln in command(step).splitlines() if "-m pytest" in ln)
     args = shlex.split(line.split("-m pytest", 1)[1])
     args = [a for a in args if a != "--require-gpu"]
     args = [a.replace(".benchmarks/", f"{tmp_path}/") for a in args]
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "-p", "no:cacheprovider", "tests/perf"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    extra = ["--collect-only", "-q", "-p", "no:cacheprovider", f"--rootdir={REPO}", str(REPO / "tests" / "perf")]
+    result = pytester.runpytest_inprocess(*args, *extra)
+    assert result.ret == 0, "\n".join(result.outlines[-30:] + result.errlines[-30:])
+    result.stdout.fnmatch_lines(["*test_gpu_case?causvid-14b-study?*"])  # the h100 cases were collected
 
 
 def test_gpu_history_of_main(gpu):
