@@ -130,14 +130,25 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def _reap_wait(pid: int, timeout_s: float = 5.0) -> None:
-    """Waits until `pid` is gone (a worker is torchrun's child, reaped by it or by init)."""
+    """Waits until `pid` has ended (a worker is torchrun's child: reaped by it, or by whoever inherits it)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` still runs; a zombie (ended, waiting to be reaped) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel whether the pid exists at all
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
-        time.sleep(0.05)
+            return False
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 _ROOT_CAUSE = re.compile(r"rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.DOTALL)
