@@ -34,6 +34,7 @@ from causvid_perf.plugin.multi_gpu import MARKER as MULTI_GPU_MARKER
 from causvid_perf.plugin.multi_gpu import MARKER_HELP as MULTI_GPU_HELP
 from causvid_perf.plugin.options import SuiteOptions, add_options, sampler_misfit
 from causvid_perf.plugin.quality import option_value
+from causvid_perf.plugin.shards import deselect_other_shards
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import DEFAULT_THRESHOLD
 from causvid_perf.records.benchmark import MACHINE_FIELDS
@@ -147,6 +148,7 @@ def _h100_skip_reason(state: PerfState) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselect_other_shards(config, items)  # --shard K/N: this machine's share of the cases
     mark_skips(items)  # multi_gpu cases with too few GPUs here
     state = config.stash[_STATE_KEY]
     needs_gpu = [i for i in items if i.get_closest_marker("gpu") or i.get_closest_marker("h100")]

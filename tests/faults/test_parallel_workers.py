@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -28,18 +29,30 @@ from causvid_perf.experiments.parallel_worker import pid_file
 from causvid_perf.records.result import RunResult
 
 CONFIG = RunConfig.from_profile("tiny", device="cpu", parallel="ulysses=2")
+DOC = Path(__file__).resolve().parents[2] / "docs" / "parallel.md"
+
+
+def documented_run(json_path: Path) -> list[str]:
+    """The parallel run docs/parallel.md shows (marked `# runs in` this file), as written, with its
+    --json file put in `json_path`."""
+    line = next(
+        ln for ln in DOC.read_text(encoding="utf-8").splitlines() if ln.startswith("causvid-perf run --parallel")
+    )
+    argv = shlex.split(line, comments=True)[1:]
+    argv[argv.index("--json") + 1] = str(json_path)
+    return argv
 
 
 @pytest.fixture(scope="module")
 def parallel_run(tmp_path_factory):
-    """`causvid-perf run --parallel ulysses=2` on tiny weights: its exit code, stdout and JSON."""
+    """docs/parallel.md's `causvid-perf run --parallel ulysses=2` on tiny weights: its exit code,
+    stdout and JSON."""
     path = tmp_path_factory.mktemp("parallel") / "run.json"
+    argv = documented_run(path)
+    assert argv[:3] == ["run", "--parallel", "ulysses=2"] and "cpu" in argv and "tiny" in argv
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = cli.main(
-            ["run", "--parallel", "ulysses=2", "--device", "cpu", "--weights", "tiny"]
-            + ["--json", str(path), "--quiet"]
-        )
+        code = cli.main(argv)
     return code, printed.getvalue(), json.loads(path.read_text(encoding="utf-8"))
 
 
