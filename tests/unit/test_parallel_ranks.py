@@ -14,11 +14,14 @@ import torch.distributed as dist
 from diffusers import ContextParallelConfig, WanTransformer3DModel
 from fake_results import cpu_result
 
-from causvid_perf.errors import ExitCode, ParallelRunError
+from causvid_perf.config import RunConfig
+from causvid_perf.errors import ConfigError, ExitCode, ParallelRunError
 from causvid_perf.experiments.parallel_launch import LOG, failure, torchrun_command
 from causvid_perf.experiments.parallel_worker import error_file
 from causvid_perf.files import write_json_atomic
 from causvid_perf.measure.ranks import backend_for, cpu_device_count_workaround, merged_result, rank_figures
+from causvid_perf.measure.stages import case_config
+from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.records.result import SCHEMA_PATH
 from causvid_perf.specs import transformer_config
 
@@ -105,3 +108,13 @@ def test_without_a_log_the_line_says_torchrun_failed(tmp_path: Path):
     assert "torchrun exited with code 1 before rank 0 wrote the result" in str(failure(tmp_path, "ring=2", 2, 1))
     command = torchrun_command(2, tmp_path)
     assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"] and "--nproc-per-node=2" in command
+
+
+def test_a_parallel_config_outside_torchrun_is_refused_before_it_runs():
+    config = RunConfig.from_profile("tiny", device="cpu", parallel="ulysses=2").resolved("cpu")
+    loaded = LoadedPipeline(pipe=None, config=config, load_s=0.0)
+    with pytest.raises(ConfigError, match="a parallel run runs on torchrun's workers"):
+        case_config(loaded, None)
+    assert (
+        case_config(LoadedPipeline(pipe=None, config=config.replace(parallel=None), load_s=0.0), None).parallel is None
+    )
