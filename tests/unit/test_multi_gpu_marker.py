@@ -33,6 +33,7 @@ def test_the_reasons():
 
 def test_too_few_gpus_skip_with_the_reason(pytester, monkeypatch):
     monkeypatch.setenv(ALL_GPUS_ENV, "0")  # one GPU in all
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # as a session without -n, even under xdist
     pytester.makepyfile(test_cases=CASES)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rs", "--benchmark-disable")
     result.assert_outcomes(passed=1, skipped=2)
