@@ -5,24 +5,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
-from causvid_perf.parallel_config import canonical_parallel, validate_parallel
-from causvid_perf.specs import (
-    GPU_PROFILES,
-    MODELS,
-    PROFILES,
-    SAMPLERS,
-    TEXT_TOKENS,
-    WEIGHT_SOURCES,
-    ModelSpec,
-    transformer_config,
-)
+from causvid_perf.parallel_config import canonical_parallel, validate_run_parallel
+from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
@@ -284,23 +274,8 @@ class RunConfig:
         validate_stream(self)
         device = resolve_device(self.device)
         self._validate_for_device(device)
-        self._validate_parallel(device)
+        validate_run_parallel(self, device)
         return self
-
-    def _validate_parallel(self, device: str) -> None:
-        if not self.parallel:
-            return
-        heads = transformer_config(self.spec.family, tiny=self.weights == "tiny")["num_attention_heads"]
-        visible = _cuda().device_count() if device.startswith("cuda") else os.cpu_count() or 1
-        validate_parallel(
-            self.parallel,
-            device=device,
-            visible=visible,
-            tokens=self.dit_tokens,
-            heads=heads,
-            attention=self.attention,
-            streaming=self.spec.is_streaming,
-        )
 
     def _validate_for_device(self, device: str) -> None:
         if device.startswith("cuda"):

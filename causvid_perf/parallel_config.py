@@ -8,9 +8,13 @@ torch: the caller passes what it sees (the device, how many devices are visible)
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass
+from typing import Any
 
 from causvid_perf.errors import ConfigError
+from causvid_perf.specs import transformer_config
 
 PARALLEL_KINDS = ("ulysses", "ring")
 # diffusers' attention backends (of config.ATTENTION_BACKENDS) that take a context-parallel config,
@@ -109,3 +113,28 @@ def validate_parallel(
             f"parallel {name}: ring attention needs the log-sum-exp, which backend {attention!r} does not return; "
             f"use --attention {' or '.join(RING_BACKENDS)}"
         )
+
+
+def visible_devices(device: str) -> int:
+    """The devices a run's ranks can take: the GPUs torch sees on CUDA (torch imported only then),
+    else the CPU cores."""
+    if device.startswith("cuda"):
+        return int(importlib.import_module("torch").cuda.device_count())
+    return os.cpu_count() or 1
+
+
+def validate_run_parallel(config: Any, device: str) -> None:
+    """`validate_parallel` for a RunConfig on `device`: its DiT tokens, its transformer's heads (the
+    tiny one's with tiny weights), its attention backend and whether its model streams."""
+    if not config.parallel:
+        return
+    heads = transformer_config(config.spec.family, tiny=config.weights == "tiny")["num_attention_heads"]
+    validate_parallel(
+        config.parallel,
+        device=device,
+        visible=visible_devices(device),
+        tokens=config.dit_tokens,
+        heads=heads,
+        attention=config.attention,
+        streaming=config.spec.is_streaming,
+    )
