@@ -11,6 +11,7 @@ from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
+from causvid_perf.parallel_config import canonical_parallel, validate_run_parallel
 from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
@@ -35,7 +36,7 @@ CPU_ATTENTION_BACKENDS = ("native", "_native_math", "flex")
 VIDEO_FIELDS = ("seed", "prompt", "negative_prompt", "height", "width", "frames")
 # The fields that decide which pipeline a run needs; runs that differ only in the others (size,
 # frames, steps, guidance, sampler, seed, prompt) share one loaded pipeline.
-PIPELINE_FIELDS = ("model", "weights", "dtype", "memory", "attention", "device", "checkpoint")
+PIPELINE_FIELDS = ("model", "weights", "dtype", "memory", "attention", "device", "checkpoint", "parallel")
 DEFAULT_PROMPT = "A red fox runs through fresh snow in a birch forest, golden morning light, cinematic"
 
 
@@ -68,6 +69,9 @@ class RunConfig:
     prompt: str = DEFAULT_PROMPT
     negative_prompt: str = ""
     checkpoint: str | None = None  # a full CausVid model.pt instead of the LoRA
+    # Context parallelism across worker processes ('ulysses=2', 'ring=2', 'ulysses=2,ring=2';
+    # parallel_config.py); None: one process.
+    parallel: str | None = None
 
     # -- construction -------------------------------------------------------------------------
 
@@ -82,13 +86,15 @@ class RunConfig:
         return dataclasses.replace(self, **changes).normalised()
 
     def normalised(self) -> RunConfig:
-        """Canonical field types: memory as a sorted tuple of flags, timesteps as a tuple."""
+        """Canonical field types: memory as a sorted tuple of flags, timesteps as a tuple, the
+        parallel part in its one spelling."""
         memory = self.memory
         if isinstance(memory, str):
             memory = parse_memory(memory)
         memory = tuple(sorted(set(memory), key=_memory_order))
         timesteps = tuple(int(t) for t in self.timesteps) if self.timesteps else None
-        return dataclasses.replace(self, memory=memory, timesteps=timesteps)
+        parallel = canonical_parallel(self.parallel)
+        return dataclasses.replace(self, memory=memory, timesteps=timesteps, parallel=parallel)
 
     @property
     def spec(self) -> ModelSpec:
@@ -157,6 +163,8 @@ class RunConfig:
             text += f" chunks of {self.chunk_frames}"
         if self.window_frames:
             text += f" window {self.window_frames} sink {self.sink_frames or 0}"
+        if self.parallel:
+            text += f" {self.parallel}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,7 +272,9 @@ class RunConfig:
         if self.timesteps is not None and any(not (0 < t <= 1000) for t in self.timesteps):
             raise ConfigError(f"timesteps must lie in (0, 1000]; got {list(self.timesteps)}")
         validate_stream(self)
-        self._validate_for_device(resolve_device(self.device))
+        device = resolve_device(self.device)
+        self._validate_for_device(device)
+        validate_run_parallel(self, device)
         return self
 
     def _validate_for_device(self, device: str) -> None:

@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     REVISION = 6  # a revision could not be measured: its worker crashed, hung or failed to load
     INCONCLUSIVE = 5  # a sequential A/B ran out of rounds or time before its interval decided
     WRITE_FAILED = 7  # the run was measured (and printed) but a file could not be written
+    PARALLEL = 8  # a parallel run's worker died, hung past its timeout or failed; nothing was written
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM (a cancelled CI job): 128 + 15, what a shell reports for it
 
@@ -95,6 +96,17 @@ class RevisionError(CausvidPerfError, RuntimeError):
     def __init__(self, message: str, worker: str = ""):
         super().__init__(message)
         self.worker = worker  # the failing worker's name ("side B (HEAD, 3f2a9c1d0e)"); "" when none
+
+
+class ParallelRunError(CausvidPerfError, RuntimeError):
+    """A worker of a parallel run (torchrun) died, hung past the timeout or failed; the message names
+    the rank and the cause. A worker's own error (CUDA out of memory: 4, bad input: 2) keeps its code."""
+
+    exit_code = ExitCode.PARALLEL
+
+    def __init__(self, message: str, exit_code: int = ExitCode.PARALLEL):
+        super().__init__(message)
+        self.exit_code = ExitCode(exit_code)
 
 
 class GitError(CausvidPerfError, ValueError):

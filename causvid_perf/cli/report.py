@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from causvid_perf.cli.options import Command
@@ -19,8 +18,10 @@ def add_parser(sub: Any) -> None:
     )
     report.add_argument(
         "--history",
-        default=os.environ.get("CAUSVID_PERF_HISTORY", str(DEFAULT_HISTORY_DIR)),
-        help=f"the suite's session JSON folder (default {DEFAULT_HISTORY_DIR}, env CAUSVID_PERF_HISTORY)",
+        action="append",
+        default=None,
+        help=f"the suite's session JSON folder (default {DEFAULT_HISTORY_DIR}, env CAUSVID_PERF_HISTORY); "
+        "repeatable: the folders of several machines (the fleet's jobs) make one report",
     )
     report.add_argument(
         "--benchmarks", default=None, help="pytest-benchmark storage folder (the path of --benchmark-storage)"

@@ -4,17 +4,20 @@ cli/report.py, imports no torch, diffusers or matplotlib, so `causvid-perf --hel
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from causvid_perf.cli.output import check_outputs
 from causvid_perf.errors import ExitCode, WriteError
+from causvid_perf.files import DEFAULT_HISTORY_DIR, HISTORY_DIR_ENV
 from causvid_perf.report.build import build_blocks, render_markdown, write_report
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     check_outputs(str(Path(args.out) / "report.html"), args.summary)
+    history = args.history or [os.environ.get(HISTORY_DIR_ENV, str(DEFAULT_HISTORY_DIR))]
     subtitle, blocks = build_blocks(
-        args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep, bench_files=args.bench
+        history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep, bench_files=args.bench
     )
     html_path, md_path = write_report(subtitle, blocks, args.out)
     if args.summary:

@@ -12,6 +12,9 @@ DEFAULT_MAX_ROUNDS = 64
 DEFAULT_TIMEOUT_S = 900.0
 # The revision worker's protocol version (experiments/worker.py serves it, worker_client.py checks it).
 WORKER_PROTOCOL = 1
+# Seconds the workers of a parallel run (`run --parallel`, experiments/parallel_launch.py) may take,
+# from torchrun's start to rank 0's result: every rank loads the model, warms up and runs once.
+DEFAULT_PARALLEL_TIMEOUT_S = 1800.0
 
 # The sweep's grid of student steps and guidance scales (experiments/sweep.py).
 DEFAULT_STEPS = (2, 4, 6, 8)

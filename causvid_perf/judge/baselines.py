@@ -22,6 +22,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import BaselineError, ConfigError
 from causvid_perf.judge.verdict import MEASURED, PUBLISHED, Check, MetricSpec, check_metric
 from causvid_perf.metrics import guarded_metrics
+from causvid_perf.parallel_config import canonical_parallel
 from causvid_perf.specs import MODELS, RESOLVED_WEIGHT_SOURCES
 
 # The device class of a CPU run: "cpu:<processor model> x<threads>", e.g. "cpu:AMD EPYC x2". A CPU's
@@ -65,6 +66,7 @@ KEY_FIELDS = (
     "window_frames",
     "sink_frames",
     "checkpoint",
+    "parallel",
 )
 # The fields keys had before they held the whole work; a key without the others (an older file or
 # history record) takes its model recipe's values for them (`recipe_defaults`).
@@ -118,6 +120,7 @@ def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
             "window_frames": None,
             "sink_frames": None,
             "checkpoint": "none",
+            "parallel": None,
         }
     return {
         "shift": config.shift,
@@ -126,6 +129,7 @@ def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
         "window_frames": config.window_frames,
         "sink_frames": config.sink_frames,
         "checkpoint": checkpoint_kind(config.model),
+        "parallel": None,  # one process: a key without the field is a run on one device
     }
 
 
@@ -174,6 +178,8 @@ def _normalize_key_field(name: str, value: Any) -> Any:
         if number is None or number < 0:
             raise BaselineError(f"baseline key field {name} must be a whole number >= 0 or null, got {value!r}")
         return number
+    if name == "parallel":
+        return _parallel_key(value)
     if name == "timesteps":
         if value is None:
             return None
@@ -206,6 +212,16 @@ def _normalize_key_field(name: str, value: Any) -> Any:
             f"baseline key field checkpoint must be one of {', '.join(CHECKPOINT_KINDS)}, got {value!r}"
         )
     return value
+
+
+def _parallel_key(value: Any) -> str | None:
+    """A key's parallel part: null (one process) or its one spelling, e.g. 'ulysses=2,ring=2'."""
+    if value is not None and not isinstance(value, str):
+        raise BaselineError(f"baseline key field parallel must be null or text like 'ulysses=2', got {value!r}")
+    try:
+        return canonical_parallel(value)
+    except ConfigError as exc:
+        raise BaselineError(f"baseline key field {exc}") from None
 
 
 def key_id(key: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -248,7 +264,7 @@ def case_context(key: Mapping[str, Any]) -> str:
         text += f" memory {k['memory']}"
     # The work fields that differ from the model's recipe tell otherwise identical cases apart too.
     recipe = recipe_defaults(k)
-    for name in ("shift", "timesteps", "chunk_frames", "window_frames", "sink_frames", "checkpoint"):
+    for name in ("shift", "timesteps", "chunk_frames", "window_frames", "sink_frames", "checkpoint", "parallel"):
         if k[name] != recipe[name]:
             text += f" {name.removesuffix('_frames')} {_shown(k[name])}"
     return text

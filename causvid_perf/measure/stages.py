@@ -21,6 +21,11 @@ from causvid_perf.specs import TEXT_TOKENS
 
 def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
     """The case's resolved config, checked to be runnable on the pipeline already loaded."""
+    if loaded.config.parallel and not torch.distributed.is_initialized():
+        raise ConfigError(
+            f"parallel {loaded.config.parallel}: a parallel run runs on torchrun's workers, which `causvid-perf run "
+            "--parallel` starts; other commands and the pytest cases run one process, so leave the parallel part out"
+        )
     if config is None:
         return loaded.config
     config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device).validate()

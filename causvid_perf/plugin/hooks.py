@@ -31,8 +31,12 @@ from causvid_perf.measure.machine import current_machine, gpu_class_of_this_mach
 from causvid_perf.measure.pipeline_cache import PipelineCache
 from causvid_perf.metrics import SUMMARY_METRICS
 from causvid_perf.plugin.fixture import PerfRunner
+from causvid_perf.plugin.multi_gpu import ALL_GPUS_ENV, mark_skips, refuse_under_xdist
+from causvid_perf.plugin.multi_gpu import MARKER as MULTI_GPU_MARKER
+from causvid_perf.plugin.multi_gpu import MARKER_HELP as MULTI_GPU_HELP
 from causvid_perf.plugin.options import SuiteOptions, add_options, sampler_misfit
 from causvid_perf.plugin.quality import option_value
+from causvid_perf.plugin.shards import deselect_other_shards
 from causvid_perf.plugin.state import PerfState
 from causvid_perf.quality.references import DEFAULT_THRESHOLD
 from causvid_perf.records.benchmark import MACHINE_FIELDS
@@ -44,6 +48,7 @@ MARKERS = {
     "h100": "a GPU perf case with H100 baselines (runs on another GPU class when baselines.json has entries for it)",
     "slow": "long runs (the teacher's full 50-step recipe, sweeps)",
     "quality": "output-quality checks",
+    MULTI_GPU_MARKER: MULTI_GPU_HELP,
 }
 _STATE_KEY = pytest.StashKey[PerfState]()
 _DEFAULT_TIMER = "time.perf_counter"
@@ -97,6 +102,7 @@ def pin_gpu_for_xdist_worker() -> None:
     if not visible:
         return
     index = int(worker[2:]) % len(visible)
+    os.environ[ALL_GPUS_ENV] = ",".join(visible)  # what a multi_gpu case counts (plugin/multi_gpu.py)
     os.environ["CUDA_VISIBLE_DEVICES"] = visible[index]
     os.environ["CAUSVID_PERF_PINNED"] = "1"
 
@@ -144,6 +150,8 @@ def _h100_skip_reason(state: PerfState) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselect_other_shards(config, items)  # --shard K/N: this machine's share of the cases
+    mark_skips(items)  # multi_gpu cases with too few GPUs here
     state = config.stash[_STATE_KEY]
     needs_gpu = [i for i in items if i.get_closest_marker("gpu") or i.get_closest_marker("h100")]
     if not needs_gpu:
@@ -156,6 +164,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if reason:
         for item in needs_gpu:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    refuse_under_xdist(item)  # multi-GPU cases and xdist workers never share GPUs (plugin/multi_gpu.py)
 
 
 # -- fixtures --------------------------------------------------------------------------------------

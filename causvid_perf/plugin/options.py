@@ -77,6 +77,12 @@ def add_options(parser: pytest.Parser) -> None:
         "(default 1; 0 fails at once)",
     )
     group.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="run the K-th of N shares of the selected cases (dealt by id), for N machines of one GPU class",
+    )
+    group.addoption(
         "--inject-slowdown",
         type=float,
         default=1.0,

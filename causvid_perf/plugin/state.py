@@ -15,7 +15,7 @@ from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.measure.pipeline_cache import PipelineCache
 from causvid_perf.plugin.options import SuiteOptions
 from causvid_perf.plugin.outcome import CaseOutcome
-from causvid_perf.records.history import Run, Session, new_run_id
+from causvid_perf.records.history import RUN_ID_ENV, Run, Session, new_run_id
 from causvid_perf.records.lookup import Target, find_run
 from causvid_perf.records.outputs import run_folder
 
@@ -25,8 +25,9 @@ class PerfState:
         self.options = options
         self.ms_ssim_threshold = ms_ssim_threshold
         self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        # xdist's testrunuid is shared by the workers of one run: their history files form one run.
-        self.run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or new_run_id()
+        # xdist's testrunuid is shared by the workers of one run: their history files form one run
+        # (CAUSVID_PERF_RUN_ID names one run across machines: the fleet's shards of a GPU class).
+        self.run_id = os.environ.get(RUN_ID_ENV) or os.environ.get("PYTEST_XDIST_TESTRUNUID") or new_run_id()
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         self.run_name = f"{stamp}_{self.run_id[:8]}_{self.worker}"  # folder of this worker's outputs
         self._store: BaselineStore | None = None

@@ -94,6 +94,19 @@ def clean_label(label: str) -> str:
     return label
 
 
+# Names the run a pytest session belongs to, where sessions on several machines form one run (the
+# shards of one GPU class in the fleet, .github/workflows/gpu.yml); else xdist's testrunuid, else new.
+RUN_ID_ENV = "CAUSVID_PERF_RUN_ID"
+
+
+def load_runs_of(directories: list[Path]) -> list[Run]:
+    """The runs in several history folders together, oldest first: a run whose sessions are in
+    several folders (one per machine) is one run."""
+    sessions = [session for directory in directories for session in load_history(directory)]
+    sessions.sort(key=lambda s: (s.created, s.path.name if s.path else ""))
+    return [run_of(group) for group in group_runs(sessions)]
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex
 

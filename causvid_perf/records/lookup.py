@@ -48,7 +48,7 @@ JUDGED_CHANGES = ("sampler", "attention")
 def previous_case(run: Run, case: CaseRecord) -> tuple[CaseRecord | None, str | None]:
     """The case of `run` that `case` is compared with: the one of the same id that did the same work
     (the same key but for JUDGED_CHANGES: device class, model, size, steps, shift, timesteps,
-    chunks, window, sink, checkpoint...). Else None and the note that says why."""
+    chunks, window, sink, checkpoint, parallel part...). Else None and the note that says why."""
     earlier = run.cases.get(case.id)
     if earlier is None:
         return None, f"not in the previous {run.title}"

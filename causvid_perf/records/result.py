@@ -89,6 +89,8 @@ class RunResult:
     continuous: dict[str, Any] | None = None
     created: str = ""
     stream: dict[str, Any] | None = None  # a streaming run's chunks, cache and calls
+    # A parallel run's spec, degree, backend, slowest rank and every rank's figures (measure/ranks.py).
+    parallel: dict[str, Any] | None = None
     frames: np.ndarray | None = field(default=None, repr=False, compare=False)  # not serialised
 
     def to_dict(self) -> dict[str, Any]:

@@ -63,16 +63,18 @@ __all__ = [
 
 
 def build_blocks(
-    history_dir: str | os.PathLike,
+    history_dir: str | os.PathLike | Sequence[str | os.PathLike],
     *,
     benchmark_dir: str | os.PathLike | None = None,
     baselines: str | os.PathLike | BaselineStore | None = None,
     sweep: str | os.PathLike | Mapping[str, Any] | None = None,
     bench_files: Sequence[str | os.PathLike] = (),
 ) -> tuple[str, list[Block]]:
-    """(subtitle, blocks) of the report; raises ReportError with a one-line message."""
-    history_dir = Path(history_dir)
-    runs = history_runs(history_dir)
+    """(subtitle, blocks) of the report; raises ReportError with a one-line message. `history_dir`
+    may name several folders (the fleet's machines): their runs are reported together."""
+    folders = [Path(history_dir)] if isinstance(history_dir, (str, os.PathLike)) else [Path(d) for d in history_dir]
+    history_dir = folders[0]
+    runs = history_runs(folders)
     bench_runs = benchmark_runs(benchmark_dir) if benchmark_dir is not None else []
     bench_file_list = bench_file_runs(bench_files)
     store = baseline_store(baselines)
@@ -80,12 +82,17 @@ def build_blocks(
     # pytest-benchmark's extra_info, else `bench` results, carry the metrics when no history exists
     main_runs = runs or bench_runs or bench_file_list
     if not main_runs:
-        where = str(history_dir) + (f" or {benchmark_dir}" if benchmark_dir is not None else "")
+        where = ", ".join(map(str, folders)) + (f" or {benchmark_dir}" if benchmark_dir is not None else "")
         raise ReportError(
             f"no results in {where}{subfolder_hint(history_dir)}; run the perf cases first (`pytest tests/perf`)"
         )
 
-    sources = [("history", f"{history_dir} ({sum(len(r.workers) for r in runs)} session file(s), {len(runs)} run(s))")]
+    sources = [
+        (
+            "history",
+            f"{', '.join(map(str, folders))} ({sum(len(r.workers) for r in runs)} session file(s), {len(runs)} run(s))",
+        )
+    ]
     if benchmark_dir is not None:
         sources.append(("pytest-benchmark storage", f"{benchmark_dir} ({len(bench_runs)} file(s))"))
     store_label = None

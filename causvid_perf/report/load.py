@@ -16,7 +16,7 @@ from causvid_perf.judge.baselines import BaselineStore
 from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.records.bench import bench_run, load_bench
 from causvid_perf.records.benchmark import is_benchmark_file, load_benchmark_dir
-from causvid_perf.records.history import SESSION, Run, load_runs
+from causvid_perf.records.history import SESSION, Run, load_runs, load_runs_of
 from causvid_perf.records.sweep import load_sweep
 
 
@@ -32,10 +32,11 @@ def report_errors(directory: Path | None = None) -> Iterator[None]:
         raise ReportError(f"cannot read {where} ({exc.strerror or exc}); check the path and its permissions") from None
 
 
-def history_runs(directory: Path) -> list[Run]:
-    """The runs of the suite's history folder, oldest first (an absent folder holds none)."""
-    with report_errors(directory):
-        return load_runs(directory)
+def history_runs(directories: list[Path]) -> list[Run]:
+    """The runs of the suite's history folders, oldest first (an absent folder holds none); one run's
+    sessions in several folders (the fleet's machines) are one run."""
+    with report_errors(directories[0] if len(directories) == 1 else None):
+        return load_runs(directories[0]) if len(directories) == 1 else load_runs_of(directories)
 
 
 def benchmark_runs(directory: str | os.PathLike) -> list[Run]:

@@ -53,8 +53,9 @@ def _store_with(tmp_path: Path, key: dict, value: float = 1e-6):
         (STREAM.replace(window_frames=6), {"sink_frames": 3}, f"sink_frames {STREAM.sink_frames} -> 3"),
         (STREAM, {"chunk_frames": 2}, f"chunk_frames {STREAM.chunk_frames} -> 2"),
         (TINY.replace(sampler="causvid"), {"timesteps": (1000, 500)}, "timesteps none -> 1000,500"),
+        (TINY, {"parallel": "ulysses=2"}, "parallel none -> ulysses=2"),
     ],
-    ids=["shift", "window", "sink", "chunks", "timesteps"],
+    ids=["shift", "window", "sink", "chunks", "timesteps", "parallel"],
 )
 def test_cases_that_differ_only_in_one_work_field_never_share_a_baseline(tmp_path, config, changes, difference):
     key, other = baseline_key(config, CPU), baseline_key(config.replace(**changes), CPU)
@@ -95,7 +96,9 @@ def _run(*cases: CaseRecord) -> Run:
 
 
 @pytest.mark.parametrize(
-    "config, changes", [(TINY, {"shift": 5.0}), (STREAM, {"window_frames": 6})], ids=["shift", "window"]
+    "config, changes",
+    [(TINY, {"shift": 5.0}), (STREAM, {"window_frames": 6}), (TINY, {"parallel": "ulysses=2"})],
+    ids=["shift", "window", "parallel"],
 )
 def test_a_case_of_the_same_id_that_did_other_work_is_not_the_previous_run(config, changes):
     earlier = _record(baseline_key(config, CPU))

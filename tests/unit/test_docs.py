@@ -44,6 +44,9 @@ FIXTURES = REPO / "tests" / "fixtures" / "main-92ab273"
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
 OTHER_TOOLS = {"cp", "diff", "git", "pip"}
 GPU_MARK = re.compile(r"#\s*needs a GPU\s*$")
+# A command too costly to run here (a parallel run starts torchrun's worker processes) names the test
+# that runs it as written: `# runs in tests/faults/test_parallel_workers.py`.
+RUNS_IN = re.compile(r"#\s*runs in (tests/\S+\.py)\s*$")
 # Program prefixes, longest first, and the kind of command they start.
 PROGRAMS = (
     (("python", "-m", "causvid_perf.cli"), "causvid-perf"),
@@ -252,7 +255,23 @@ def test_command_is_real(command: Command, request: pytest.FixtureRequest):
 
 
 # Each distinct CPU example once, in the order the docs show them.
-_RUNNABLE = list({c.argv: c for c in reversed(COMMANDS) if c.kind == "causvid-perf" and not c.gpu}.values())[::-1]
+_RUNNABLE = list(
+    {
+        c.argv: c for c in reversed(COMMANDS) if c.kind == "causvid-perf" and not c.gpu and not RUNS_IN.search(c.text)
+    }.values()
+)[::-1]
+_RUN_ELSEWHERE = [c for c in COMMANDS if RUNS_IN.search(c.text)]
+
+
+@pytest.mark.parametrize("command", _RUN_ELSEWHERE, ids=_ids(_RUN_ELSEWHERE))
+def test_a_command_run_elsewhere_is_run_there_as_written(command: Command):
+    match = RUNS_IN.search(command.text)
+    assert match is not None
+    test_file = REPO / match.group(1)
+    assert test_file.is_file(), f"{command.source}: no {match.group(1)}"
+    assert command.source.split(":")[0] in test_file.read_text(encoding="utf-8"), (
+        f"{match.group(1)} does not read its command from {command.source.split(':')[0]}"
+    )
 
 
 DEMO_SCRIPT, DEMO_REPO = "scripts/make_revisions_demo.sh", "causvid-perf-demo"

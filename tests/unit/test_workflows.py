@@ -29,7 +29,7 @@ CPU, GPU = WORKFLOWS / "cpu.yml", WORKFLOWS / "gpu.yml"
 ENSURE_ACTIONLINT = REPO / "scripts" / "ensure_actionlint.sh"
 # actionlint knows GitHub's hosted labels only; the GPU runner's own labels are declared in here.
 ACTIONLINT_CONFIG = REPO / ".github" / "actionlint.yaml"
-GPU_LABELS = ["self-hosted", "linux", "gpu", "h100"]
+GPU_LABELS = ["self-hosted", "linux", "gpu", "${{ matrix.runner }}"]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def test_actionlint_catches_mistakes(actionlint, tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_text(
         GPU.read_text()
-        .replace("[self-hosted, linux, gpu, h100]", "[self-hosted, linux, gpu, h1OO]")
+        .replace("runner: [h100]", "runner: [h1OO]")
         .replace("github.event_name == 'push'", "github.event_nam == 'push'")
     )
     # outside the repository, so the repository's config is named explicitly
@@ -139,41 +139,59 @@ def test_actionlint_catches_mistakes(actionlint, tmp_path):
 def test_gpu_triggers_and_runner(gpu):
     assert set(gpu["on"]) == {"pull_request", "push", "workflow_dispatch"}
     assert gpu["on"]["push"]["branches"] == ["main"]
-    (job,) = gpu["jobs"].values()
-    assert job["runs-on"] == GPU_LABELS
+    assert set(gpu["jobs"]) == {"perf", "report"}
+    assert gpu["jobs"]["perf"]["runs-on"] == GPU_LABELS
     assert "actions: read" in GPU.read_text()  # downloading artifacts of other runs
 
 
 def test_gpu_model_cache(gpu):
     assert gpu["env"]["CAUSVID_PERF_MODELS"]
-    _, cache = find(steps(gpu, "h100"), lambda s: s.get("uses", "").startswith("actions/cache@"))
+    _, cache = find(steps(gpu, "perf"), lambda s: s.get("uses", "").startswith("actions/cache@"))
     assert cache["with"]["path"] == "${{ env.CAUSVID_PERF_MODELS }}"
-    assert cache["with"]["key"]
+    assert "${{ matrix.runner }}" in cache["with"]["key"]
 
 
 def test_gpu_pytest_command(gpu):
-    all_steps = steps(gpu, "h100")
+    all_steps = steps(gpu, "perf")
     setup_index, _ = find(all_steps, lambda s: command(s).strip() == "make setup")
+    check_index, _ = find(all_steps, lambda s: "scripts/fleet_check.py" in command(s))
     index, step = find(all_steps, lambda s: "-m pytest" in command(s))
     text = command(step)
-    assert "-m h100 --require-gpu --benchmark-autosave" in text
+    assert '-m "${{ matrix.marks }}" --require-gpu --shard "${{ matrix.shard }}/$SHARDS"' in text
     for part in (
+        "--benchmark-autosave",
         "--benchmark-storage=file://.benchmarks/pytest-benchmark",
         "--history-dir .benchmarks/causvid-perf",
         "--compare-to latest",
     ):
         assert part in text
-    assert setup_index < index
+    assert setup_index < check_index < index
     # A regression must fail the job: pytest's exit code is not swallowed.
     assert not step.get("continue-on-error") and "|| true" not in text and "if" not in step
+
+
+def _concrete(line: str) -> str:
+    """A workflow line with its expressions replaced by the values one job of the matrix gets."""
+    values = {
+        "${{ matrix.marks }}": "h100",
+        "${{ matrix.shard }}": "1",
+        "$SHARDS": "2",
+        "${{ matrix.gpu_class }}": "h100-80gb-hbm3",
+        "${{ inputs.record-baselines && '--update-baselines' || '' }}": "",
+        "${{ inputs.record-baselines && '--recording' || '' }}": "",
+    }
+    for expression, value in values.items():
+        line = line.replace(expression, value)
+    assert "${{" not in line, line
+    return line
 
 
 @pytest.mark.filterwarnings("ignore:Not saving anything")  # --benchmark-autosave with --collect-only
 def test_gpu_pytest_options_are_known(gpu, tmp_path, pytester):
     """Every option of the workflow's pytest line parses (--require-gpu left out: it needs a GPU), in
     a pytest session of the repository's tests/perf (in-process: a subprocess re-imports torch)."""
-    _, step = find(steps(gpu, "h100"), lambda s: "-m pytest" in command(s))
-    line = next(ln for ln in command(step).splitlines() if "-m pytest" in ln)
+    _, step = find(steps(gpu, "perf"), lambda s: "-m pytest" in command(s))
+    line = _concrete(next(ln for ln in command(step).splitlines() if "-m pytest" in ln))
     args = shlex.split(line.split("-m pytest", 1)[1])
     args = [a for a in args if a != "--require-gpu"]
     args = [a.replace(".benchmarks/", f"{tmp_path}/") for a in args]
@@ -183,25 +201,25 @@ def test_gpu_pytest_options_are_known(gpu, tmp_path, pytester):
     result.stdout.fnmatch_lines(["*test_gpu_case?causvid-14b-study?*"])  # the h100 cases were collected
 
 
-def test_gpu_history_of_main(gpu):
-    all_steps = steps(gpu, "h100")
+def test_gpu_history_of_main_per_class_and_shard(gpu):
+    all_steps = steps(gpu, "perf")
+    name = "perf-history-main-${{ matrix.runner }}-${{ matrix.shard }}"
     download_index, download = find(all_steps, lambda s: "action-download-artifact" in s.get("uses", ""))
     pytest_index, _ = find(all_steps, lambda s: "-m pytest" in command(s))
     assert download_index < pytest_index
     assert download["with"]["branch"] == "main"
-    assert download["with"]["name"] == "perf-history-main"
+    assert download["with"]["name"] == name
     assert download["with"]["if_no_artifact_found"] == "warn"
     assert download["with"]["path"] == ".benchmarks"
     _, keep = find(
-        all_steps,
-        lambda s: s.get("with", {}).get("name") == "perf-history-main" and "upload-artifact" in s.get("uses", ""),
+        all_steps, lambda s: s.get("with", {}).get("name") == name and "upload-artifact" in s.get("uses", "")
     )
     assert "github.event_name == 'push'" in keep["if"] and "refs/heads/main" in keep["if"]
-    assert ".benchmarks/causvid-perf/" in keep["with"]["path"]
+    assert ".benchmarks/causvid-perf/" in keep["with"]["path"] and keep["with"]["include-hidden-files"] is True
 
 
 def test_gpu_report_into_step_summary(gpu):
-    all_steps = steps(gpu, "h100")
+    all_steps = steps(gpu, "perf")
     pytest_index, _ = find(all_steps, lambda s: "-m pytest" in command(s))
     index, step = find(all_steps, lambda s: "causvid-perf report" in command(s))
     assert index > pytest_index and step["if"] == "always()"
@@ -210,17 +228,37 @@ def test_gpu_report_into_step_summary(gpu):
     # The options the workflow passes are the ones the report command has.
     line = next(ln for ln in text.splitlines() if "causvid-perf report" in ln)
     args = build_parser().parse_args(shlex.split(line.split("causvid-perf", 1)[1]))
-    assert args.summary == "$GITHUB_STEP_SUMMARY" and args.history == "$HISTORY_DIR"
+    assert args.summary == "$GITHUB_STEP_SUMMARY" and args.history == ["$HISTORY_DIR"]
 
 
-def test_gpu_uploads_results(gpu):
-    all_steps = steps(gpu, "h100")
+def test_gpu_uploads_each_jobs_session(gpu):
+    all_steps = steps(gpu, "perf")
     uploads = [s for s in all_steps if s.get("uses", "").startswith("actions/upload-artifact@")]
-    results = [s for s in uploads if s["with"]["name"] != "perf-history-main"]
-    assert len(results) == 1 and results[0]["if"] == "always()"
-    paths = results[0]["with"]["path"]
+    sessions = [s for s in uploads if s["with"]["name"].startswith("perf-session-")]
+    assert len(sessions) == 1 and sessions[0]["if"] == "always()"
+    paths = sessions[0]["with"]["path"]
     assert ".benchmarks/" in paths and "causvid-perf-out/report/" in paths  # JSON, mp4s, report
+    assert sessions[0]["with"]["include-hidden-files"] is True  # .benchmarks/ is hidden: left out otherwise
     assert all("always()" in s["if"] for s in uploads)
+
+
+def test_the_final_job_merges_every_session_into_one_report(gpu):
+    job = gpu["jobs"]["report"]
+    assert job["needs"] == "perf" and job["if"] == "always()"
+    _, upload = find(steps(gpu, "perf"), lambda s: s.get("with", {}).get("name", "").startswith("perf-session-"))
+    _, download = find(job["steps"], lambda s: s.get("uses", "").startswith("actions/download-artifact@"))
+    prefix = "perf-session-*-${{ github.run_id }}-${{ github.run_attempt }}"
+    assert download["with"]["pattern"] == prefix
+    assert upload["with"]["name"].endswith("-${{ github.run_id }}-${{ github.run_attempt }}")
+    _, step = find(job["steps"], lambda s: "causvid-perf report" in command(s))
+    text = command(step)
+    assert 'history+=(--history "$folder")' in text and f"sessions/*/{'.benchmarks/causvid-perf'}" in text
+    line = next(ln for ln in text.splitlines() if "causvid-perf report" in ln)
+    args = build_parser().parse_args(shlex.split(line.split("causvid-perf", 1)[1].replace('"${history[@]}"', "")))
+    assert args.summary == "$GITHUB_STEP_SUMMARY" and args.baselines == "baselines.json"
+    # Several --history folders make one report (cli/report.py).
+    two = build_parser().parse_args(["report", "--history", "a", "--history", "b"])
+    assert two.history == ["a", "b"]
 
 
 # ----------------------------------------------------------------------------- cpu.yml
