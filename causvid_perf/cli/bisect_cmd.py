@@ -15,9 +15,9 @@ from causvid_perf.judge.gate import Gate
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
-    config = run_config(args).validate()
+    config = run_config(args).resolve()  # weights "auto" are decided by each revision's worker
     design, gate = Fixed(args.rounds).checked(), Gate(threshold=args.threshold, alpha=args.alpha).checked()
-    check_metric(args.metric, config.resolved().device)
+    check_metric(args.metric, config.device)
     if not args.worker_timeout > 0:
         raise ConfigError(f"--worker-timeout must be > 0 seconds; got {args.worker_timeout:g}")
     progress = quiet_or_log(args.quiet)

@@ -10,9 +10,10 @@ from typing import Any
 import torch
 
 from causvid_perf.cli.output import log
-from causvid_perf.config import RunConfig, parse_memory
+from causvid_perf.config import ResolvedConfig, RunConfig, parse_memory
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_sequential import SequentialPlan
+from causvid_perf.pipeline.loading import resolve_run
 from causvid_perf.pipeline.samplers import check_sampler
 from causvid_perf.specs import PROFILES
 
@@ -35,11 +36,12 @@ def config_from_args(args: argparse.Namespace, **defaults: Any) -> RunConfig:
     return RunConfig(**values).normalised()
 
 
-def ready(config: RunConfig) -> RunConfig:
-    """The config validated, and its sampler imported and checked against the contract: every
-    mistake is found before a model loads."""
-    config = config.validate()
-    check_sampler(config.resolved().sampler or "")
+def ready(config: RunConfig, models_dir: str | None = None) -> ResolvedConfig:
+    """The run resolved, once, here at the edge (pipeline.loading.resolve_run: validated, the
+    model's recipe filled in, weights "auto" decided on the files under `models_dir`), and its
+    sampler imported and checked against the contract: every mistake is found before a model loads."""
+    config = resolve_run(config, models_dir)
+    check_sampler(config.sampler)
     notice = config.prompt_notice()
     if notice:
         log(f"note: {notice}")

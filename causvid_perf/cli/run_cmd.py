@@ -18,8 +18,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_count("--videos", args.videos, 1)
     check_outputs(args.json, args.mp4)
     sized = any(getattr(args, name) is not None for name in ("height", "width", "frames"))
-    config = ready(profile_on_cpu(args.profile, run_config(args), args.weights, sized))
-    check_fits(config.resolved())  # a plan that cannot fit the GPU stops here, with its figures
+    config = ready(profile_on_cpu(args.profile, run_config(args), args.weights, sized), args.model_dir)
+    check_fits(config)  # a plan that cannot fit the GPU stops here, with its figures
     log(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir, progress=not args.quiet)
     log(

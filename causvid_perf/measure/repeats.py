@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.measure.runner import run_case
 from causvid_perf.metrics import REPORTED_METRICS
 from causvid_perf.pipeline.loading import LoadedPipeline
@@ -16,7 +16,7 @@ from causvid_perf.torch_state import one_thread_on_cpu
 
 def repeat_runs(
     loaded: LoadedPipeline,
-    config: RunConfig,
+    config: ResolvedConfig,
     rounds: int,
     warmup_rounds: int = 1,
     on_round: Callable[[str], None] = lambda label: None,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.judge.baselines import case_context
 from causvid_perf.judge.validity import machine_validity
 from causvid_perf.judge.verdict import IMPROVEMENT, MEASURED, NO_BASELINE, PASS, REGRESSION
@@ -21,7 +21,7 @@ from causvid_perf.measure.repeats import repeat_runs, spread_of
 from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.metrics import GUARDED_METRICS, is_timing
-from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
+from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline, resolve_run
 from causvid_perf.plugin.cases import PerfCase
 from causvid_perf.plugin.options import SuiteOptions, sampler_misfit
 from causvid_perf.records.case import CaseRecord
@@ -55,7 +55,7 @@ class PipelineCache:
         self.load_times: dict[str, float] = {}
         self.move_times: dict[str, float] = {}  # model -> seconds spent parking and placing it
 
-    def get(self, config: RunConfig) -> tuple[LoadedPipeline, bool]:
+    def get(self, config: ResolvedConfig) -> tuple[LoadedPipeline, bool]:
         """(pipeline, freshly loaded?), the only one on the GPU."""
         key = config.pipeline_key()
         loaded = self._loaded.get(key)
@@ -137,7 +137,9 @@ class CaseOutcome:
         return [c.message(self.context) for c in self.record.checks if c.state == IMPROVEMENT]
 
 
-def resolve_case_config(case: PerfCase, options: SuiteOptions) -> RunConfig:
+def resolve_case_config(case: PerfCase, options: SuiteOptions) -> ResolvedConfig:
+    """The case as this session runs it (--weights, --sampler, --attention), resolved once, here at
+    the plugin's edge (pipeline.loading.resolve_run: validated, weights "auto" decided)."""
     changes: dict[str, Any] = {}
     if not case.config.weights or case.config.weights == "auto":
         changes["weights"] = options.weights
@@ -145,7 +147,7 @@ def resolve_case_config(case: PerfCase, options: SuiteOptions) -> RunConfig:
         changes["sampler"] = options.sampler
     if options.attention:
         changes["attention"] = options.attention
-    return case.config.replace(**changes) if changes else case.config
+    return resolve_run(case.config.replace(**changes), options.models_dir)
 
 
 def provenance(result: RunResult, samples: dict[str, list[float]], rounds: int, commit: str) -> dict[str, Any]:
@@ -180,7 +182,7 @@ def gpu_class_of_this_machine() -> str:
 
 
 def measure_rounds(
-    loaded: LoadedPipeline, config: RunConfig, benchmark: Any, rounds: int, warmup_rounds: int
+    loaded: LoadedPipeline, config: ResolvedConfig, benchmark: Any, rounds: int, warmup_rounds: int
 ) -> list[RunResult]:
     """Warm-up rounds, then measured rounds through pytest-benchmark's pedantic mode (or the plain
     loop of measure/repeats.py where it is disabled, as under xdist). Returns the measured rounds."""

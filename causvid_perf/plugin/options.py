@@ -177,7 +177,7 @@ def check_sampler_option(name: str) -> None:
     session in one line rather than failing every case."""
     check_sampler(name)
     if name not in SAMPLERS:
-        build_scheduler(RunConfig(model="causvid-1.3b", weights="tiny", sampler=name, device="cpu").resolved("cpu"))
+        build_scheduler(RunConfig(model="causvid-1.3b", weights="tiny", sampler=name, device="cpu").resolve())
 
 
 def sampler_misfit(config: RunConfig, sampler: str) -> str | None:

@@ -26,7 +26,7 @@ from causvid_perf.specs import MODELS
 
 
 def _plan(profile: str):
-    return memory_plan(RunConfig.from_profile(profile, weights="synthetic").resolved("cuda"))
+    return memory_plan(RunConfig.from_profile(profile, weights="synthetic").resolve("cuda", check_device=False))
 
 
 def _gib(plan) -> dict[str, float]:
@@ -58,14 +58,14 @@ def test_study_plan_of_the_1_3b_case():
 
 
 def test_streaming_plan_holds_the_kv_cache():
-    plan = memory_plan(RunConfig(model="causvid-ar-1.3b", weights="synthetic").resolved("cuda"))
+    plan = memory_plan(RunConfig(model="causvid-ar-1.3b", weights="synthetic").resolve("cuda", check_device=False))
     stream = plan.stage("stream")
     assert stream is not None and "KV cache 5.62 GiB" in stream.what
     assert stream.activation_bytes > 6_038_323_200
 
 
 def test_a_plan_over_the_device_memory_skips_the_case_with_its_figures():
-    config = RunConfig.from_profile("study", weights="synthetic").resolved("cuda")
+    config = RunConfig.from_profile("study", weights="synthetic").resolve("cuda", check_device=False)
     too_small = 16 * GIB  # a fake 16 GiB GPU
     with pytest.raises(ConfigError, match=r"needs 21\.6\d GiB in decode .*weights 14\.00.*16\.00 GiB available"):
         check_fits(config, too_small)
@@ -145,7 +145,7 @@ def test_text_encoder_visit_parks_the_transformer_and_leaves_no_reserved_memory(
 def test_loading_releases_the_cache_after_the_build(monkeypatch):
     released = []
     monkeypatch.setattr(loading, "release_cached_memory", released.append)
-    loaded = loading.load_pipeline(RunConfig(weights="tiny", height=32, width=32, frames=5, device="cpu"))
+    loaded = loading.load_pipeline(RunConfig(weights="tiny", height=32, width=32, frames=5, device="cpu").resolve())
     assert released == ["cpu"] and loaded.config.weights == "tiny"
     assert recipe.release_cached_memory is not None
 
