@@ -12,7 +12,7 @@ from typing import Any, Self
 
 from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
-from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
+from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
@@ -339,23 +339,6 @@ def _cuda() -> Any:
     """``torch.cuda``, imported when a device is first checked: the CLI's parsers import this module,
     and `causvid-perf --help` loads no torch."""
     return importlib.import_module("torch").cuda
-
-
-def profile_on_cpu(profile: str | None, config: RunConfig, weights: str | None, sized: bool) -> RunConfig:
-    """A GPU-sized profile (specs.GPU_PROFILES) on a CPU: with tiny weights asked for explicitly it runs
-    at the tiny profile's size (unless a size option was given, `sized`), otherwise ConfigError: a
-    full-resolution run of tiny models measures nothing worth the minutes it takes."""
-    if profile not in GPU_PROFILES or resolve_device(config.device).startswith("cuda"):
-        return config
-    if weights != "tiny":
-        raise ConfigError(
-            f"profile {profile!r} is sized for a GPU ({config.model} at {config.width}x{config.height}x{config.frames}) "
-            "and torch sees none; run it on a CUDA GPU, or add --weights tiny for a tiny run at the tiny size"
-        )
-    if sized:
-        return config
-    tiny = PROFILES["tiny"]
-    return config.replace(height=tiny["height"], width=tiny["width"], frames=tiny["frames"])
 
 
 def sampler_help() -> str:

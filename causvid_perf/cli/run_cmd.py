@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from causvid_perf.cli.configs import check_count, ready, run_config
+from causvid_perf.cli.configs import check_count, profile_on_cpu, ready, run_config
 from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, exit_code_for, log, result_table
-from causvid_perf.config import profile_on_cpu
 from causvid_perf.measure.memory_plan import check_fits
 from causvid_perf.measure.runner import run_case, run_continuous
 from causvid_perf.pipeline.loading import load_pipeline

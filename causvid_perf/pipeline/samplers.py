@@ -14,7 +14,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from causvid_perf.config import ResolvedConfig, known_sampler_or_raise
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.specs import CAUSVID_TIMESTEPS
 from causvid_perf.specs import SAMPLERS as SAMPLER_NAMES
@@ -100,10 +100,11 @@ def build_scheduler(config: ResolvedConfig) -> Any:
     return scheduler
 
 
-def check_sampler(name: str) -> None:
-    """Checks a sampler name before anything loads: a known name, or a user's factory or scheduler
-    class that imports and fits the contract (see build_scheduler); ConfigError otherwise."""
-    known_sampler_or_raise(name)
+def check_sampler(config: ResolvedConfig) -> None:
+    """Checks a run's sampler before anything loads: resolution checked its name (a known one, or a
+    dotted path's shape); a user's factory or scheduler class must import and fit the contract
+    (see build_scheduler); ConfigError otherwise."""
+    name = config.sampler
     if name in SAMPLERS:
         return
     target = _import_target(name)
