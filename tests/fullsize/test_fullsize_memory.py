@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig, RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.judge.published import STUDY_CEILING_GIB, STUDY_PEAK_GIB
 from causvid_perf.measure import stages
@@ -77,8 +77,8 @@ def test_a_plan_over_the_device_memory_skips_the_case_with_its_figures():
     _skip_on_fake_gpu(config, 80 * GIB, require_gpu=True)  # fits: nothing happens
 
 
-def _skip_on_fake_gpu(config: RunConfig, available: int, require_gpu: bool) -> None:
-    skip_unless_plan_fits(config, require_gpu, available, device="cuda")
+def _skip_on_fake_gpu(config: ResolvedConfig, available: int, require_gpu: bool) -> None:
+    skip_unless_plan_fits(config, require_gpu, available)  # the config was resolved for "cuda"
 
 
 class FakeCuda:
