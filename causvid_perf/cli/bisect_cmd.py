@@ -12,10 +12,11 @@ from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.bisect import bisect, check_metric
 from causvid_perf.experiments.revisions import RevisionPool
 from causvid_perf.judge.gate import Gate
+from causvid_perf.pipeline.loading import resolve_run
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
-    config = run_config(args).resolve()  # weights "auto" are decided by each revision's worker
+    config = resolve_run(run_config(args), args.model_dir)  # a user's sampler is imported by each revision
     design, gate = Fixed(args.rounds).checked(), Gate(threshold=args.threshold, alpha=args.alpha).checked()
     check_metric(args.metric, config.device)
     if not args.worker_timeout > 0:

@@ -19,6 +19,7 @@ from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.ab_sequential import Sequential
 from causvid_perf.experiments.defaults import DESIGN_NAMES
 from causvid_perf.judge.gate import FIXED_ROUNDS, Gate
+from causvid_perf.pipeline.loading import resolve_run
 
 # --design NAME -> the design the options ask for, in the order of DESIGN_NAMES (the parser's choices).
 DESIGNS: dict[str, Callable[[argparse.Namespace], Design]] = {
@@ -41,9 +42,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ResolvedConfig, Resolve
 
 
 def resolve_side(args: argparse.Namespace, config: RunConfig) -> ResolvedConfig:
-    """One side's run resolved (cli.configs.ready). Across revisions a user's sampler is imported,
-    and weights "auto" decided, by each revision's worker, not here."""
-    return config.resolve() if revision_mode(args) else ready(config, args.model_dir)
+    """One side's run resolved (cli.configs.ready). Across revisions a user's sampler is imported by
+    each revision's worker, not here: the revision may be the only place that has it."""
+    return resolve_run(config, args.model_dir) if revision_mode(args) else ready(config, args.model_dir)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
