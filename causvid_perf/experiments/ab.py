@@ -15,6 +15,7 @@ gate should then fail, which checks that it can on this machine (see also gate_s
 
 Library use (tests, notebooks)::
 
+    config_a, config_b = resolve_run(asked_a), resolve_run(asked_b)   # pipeline.loading: once per run
     loaded_a, loaded_b = load_for_ab(config_a, config_b)
     report = run_ab((loaded_a, loaded_b), config_a, config_b, Fixed(6))   # or Sequential(SequentialPlan())
     print(report.to_markdown()); report.exit_code
