@@ -6,13 +6,14 @@ import dataclasses
 import importlib
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
 from causvid_perf.parallel_config import canonical_parallel, validate_run_parallel
-from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
+from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
@@ -42,7 +43,7 @@ DEFAULT_PROMPT = "A red fox runs through fresh snow in a birch forest, golden mo
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run. Fields left as None take the model's default recipe (see ``resolved``)."""
+    """One run as asked for. Fields left as None take the model's default recipe (see ``resolve``)."""
 
     model: str = "causvid-1.3b"
     weights: str = "auto"
@@ -83,7 +84,19 @@ class RunConfig:
         return cls(**values).normalised()
 
     def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes).normalised()
+        """A changed copy, always a plain RunConfig: a change to a resolved config is resolved again."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunConfig)}
+        return RunConfig(**{**values, **changes}).normalised()
+
+    def with_seed(self, seed: int) -> Self:
+        """The same run on another seed (a round's base seed + k), of the same type: the seed takes
+        no part in resolution, so a resolved run stays resolved."""
+        return dataclasses.replace(self, seed=seed)
+
+    def on_one_process(self) -> Self:
+        """The same run without its parallel part, of the same type: the parallel part takes no part
+        in resolution, so a resolved run stays resolved (a parallel run's one-process comparison)."""
+        return dataclasses.replace(self, parallel=None)
 
     def normalised(self) -> RunConfig:
         """Canonical field types: memory as a sorted tuple of flags, timesteps as a tuple, the
@@ -102,33 +115,51 @@ class RunConfig:
             raise ConfigError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
         return MODELS[self.model]
 
-    def resolved(self, device: str | None = None) -> RunConfig:
-        """Fills model defaults and concrete device/dtype. Weights stay as given ("auto" is
-        decided by the loader, which knows whether pretrained files exist)."""
-        spec = self.spec
-        device = device or resolve_device(self.device)
-        dtype = self.dtype
+    def resolve(
+        self, device: str | None = None, choose_weights: WeightsChooser | None = None, *, check_device: bool = True
+    ) -> ResolvedConfig:
+        """The run's one resolution, the only way to a ResolvedConfig: validated, the model's recipe
+        filled in (steps, guidance, sampler, shift, the streaming fields), a concrete device and
+        dtype, and validated again as filled. Weights "auto" are decided by `choose_weights`, asked
+        with the device (the loader's rule: pipeline.loading.resolve_run); without it "auto" stays,
+        for a config that is planned or keyed, never loaded. ``check_device=False`` resolves for a
+        device this machine need not have (a plan for a GPU): the checks that need it are the run's."""
+        config = self.normalised()
+        config.validate_fields()
+        spec = config.spec
+        device = device or resolve_device(config.device)
+        dtype = config.dtype
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
-        shift = self.shift
+        shift = config.shift
         if shift is None:
             # Wan 2.1 uses flow shift 5.0 at 720p for the teacher, 3.0 at 480p.
-            shift = 5.0 if (spec.role == "teacher" and min(self.height, self.width) >= 720) else spec.default_shift
-        stream = resolved_stream_fields(spec.stream, self) if spec.stream else {}
-        steps = self.steps if self.steps is not None else spec.default_steps
-        timesteps = stream.get("timesteps", self.timesteps)
+            big = spec.role == "teacher" and min(config.height, config.width) >= 720
+            shift = 5.0 if big else spec.default_shift
+        stream = resolved_stream_fields(spec.stream, config) if spec.stream else {}
+        steps = config.steps if config.steps is not None else spec.default_steps
+        timesteps = stream.get("timesteps", config.timesteps)
         if timesteps:
             steps = len(timesteps)  # an explicit timestep list decides the step count
-        return dataclasses.replace(
-            self,
-            **stream,
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(RunConfig)}
+        values.update(
+            stream,
             steps=steps,
-            guidance=self.guidance if self.guidance is not None else spec.default_guidance,
-            sampler=self.sampler or spec.default_sampler,
+            guidance=config.guidance if config.guidance is not None else spec.default_guidance,
+            sampler=config.sampler or spec.default_sampler,
             shift=float(shift),
             dtype=dtype,
             device=device,
-        ).normalised()
+        )
+        if values["timesteps"]:
+            values["timesteps"] = tuple(int(t) for t in values["timesteps"])
+        if choose_weights is not None and config.weights == "auto":
+            values["weights"] = choose_weights(config, device)
+        resolved = ResolvedConfig(**values)
+        resolved.validate_fields()
+        if check_device:
+            resolved.validate_for_device(device)
+        return resolved
 
     # -- derived ------------------------------------------------------------------------------
 
@@ -173,9 +204,9 @@ class RunConfig:
         data["timesteps"] = list(self.timesteps) if self.timesteps else None
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(RunConfig)}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown RunConfig field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -184,7 +215,7 @@ class RunConfig:
             values["memory"] = tuple(values["memory"])
         if values.get("timesteps") is not None:
             values["timesteps"] = tuple(values["timesteps"])
-        return cls(**values).normalised()
+        return RunConfig(**values).normalised()  # stored values are resolved again before a run
 
     def prompt_notice(self) -> str | None:
         """A note when the prompt is longer than the text encoder reads (it will be cut), else None.
@@ -201,9 +232,16 @@ class RunConfig:
     # -- validation ---------------------------------------------------------------------------
 
     def validate(self) -> RunConfig:
-        """Raises ConfigError with a one-line message naming the fix; returns self when valid."""
+        """Raises ConfigError with a one-line message naming the fix; returns self when valid.
+        Checks a config as given (a run's is checked by `resolve`, as given and as filled)."""
         if isinstance(self.memory, str):
             return self.normalised().validate()
+        self.validate_fields()
+        self.validate_for_device(resolve_device(self.device))
+        return self
+
+    def validate_fields(self) -> None:
+        """The checks that hold on any machine; ConfigError naming the fix."""
         _ = self.spec  # raises for an unknown model
         if self.weights not in WEIGHT_SOURCES:
             raise ConfigError(f"unknown weights source {self.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
@@ -272,12 +310,10 @@ class RunConfig:
         if self.timesteps is not None and any(not (0 < t <= 1000) for t in self.timesteps):
             raise ConfigError(f"timesteps must lie in (0, 1000]; got {list(self.timesteps)}")
         validate_stream(self)
-        device = resolve_device(self.device)
-        self._validate_for_device(device)
-        validate_run_parallel(self, device)
-        return self
 
-    def _validate_for_device(self, device: str) -> None:
+    def validate_for_device(self, device: str) -> None:
+        """The checks that depend on the device the run will use (a concrete one)."""
+        validate_run_parallel(self, device)
         if device.startswith("cuda"):
             if self.dtype == "bfloat16" and not _cuda().is_bf16_supported():
                 raise ConfigError("this GPU does not support bfloat16; use --dtype float16")
@@ -294,27 +330,29 @@ class RunConfig:
             )
 
 
+@dataclass(frozen=True)
+class ResolvedConfig(RunConfig):
+    """A run as it runs: built only by :meth:`RunConfig.resolve`, so it is validated, its recipe
+    fields are concrete and so are its device and dtype (weights too once the loader's rule chose
+    them). `measure/`, `pipeline/` and `experiments/` take this type and never resolve again; a
+    change through ``replace`` gives a plain RunConfig back, to be resolved anew (``with_seed``
+    keeps the type). The streaming fields stay None for a bidirectional model and are filled for a
+    streaming one."""
+
+    steps: int = field(kw_only=True)
+    guidance: float = field(kw_only=True)
+    sampler: str = field(kw_only=True)
+    shift: float = field(kw_only=True)
+
+
+# the loader's rule for weights "auto": (config, concrete device) -> the source it will load
+WeightsChooser = Callable[[RunConfig, str], str]
+
+
 def _cuda() -> Any:
     """``torch.cuda``, imported when a device is first checked: the CLI's parsers import this module,
     and `causvid-perf --help` loads no torch."""
     return importlib.import_module("torch").cuda
-
-
-def profile_on_cpu(profile: str | None, config: RunConfig, weights: str | None, sized: bool) -> RunConfig:
-    """A GPU-sized profile (specs.GPU_PROFILES) on a CPU: with tiny weights asked for explicitly it runs
-    at the tiny profile's size (unless a size option was given, `sized`), otherwise ConfigError: a
-    full-resolution run of tiny models measures nothing worth the minutes it takes."""
-    if profile not in GPU_PROFILES or resolve_device(config.device).startswith("cuda"):
-        return config
-    if weights != "tiny":
-        raise ConfigError(
-            f"profile {profile!r} is sized for a GPU ({config.model} at {config.width}x{config.height}x{config.frames}) "
-            "and torch sees none; run it on a CUDA GPU, or add --weights tiny for a tiny run at the tiny size"
-        )
-    if sized:
-        return config
-    tiny = PROFILES["tiny"]
-    return config.replace(height=tiny["height"], width=tiny["width"], frames=tiny["frames"])
 
 
 def sampler_help() -> str:
@@ -355,107 +393,3 @@ def _memory_order(flag: str) -> tuple[int, str]:
 def _check_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer; got {value!r}")
-
-
-# -- "key=value,key=value" overrides, as used by `causvid-perf compare --a/--b` -------------------
-
-_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(RunConfig)}
-
-
-def parse_overrides(text: str) -> dict[str, Any]:
-    """Parses 'sampler=euler,shift=8' into typed RunConfig field values; a value with commas is
-    quoted: 'prompt="a cat, running",steps=4' (or with single quotes)."""
-    overrides: dict[str, Any] = {}
-    if not text.strip():
-        return overrides
-    raw_values: dict[str, str] = {}
-    key = ""
-    for part in _split_top_level(text):
-        if "=" not in part:
-            if key in _LIST_FIELDS and _is_number(part):
-                raw_values[key] += "," + part  # timesteps=1000,750,500: the list goes on
-                continue
-            raise ConfigError(f"override {part!r} is not key=value (e.g. sampler=euler,shift=8)")
-        key, raw = (s.strip() for s in part.split("=", 1))
-        if key not in _FIELD_TYPES:
-            raise ConfigError(f"unknown field {key!r} in {text!r}; fields: {', '.join(_FIELD_TYPES)}")
-        raw_values[key] = _unquote(raw)
-    for key, raw in raw_values.items():
-        overrides[key] = _coerce(key, raw)
-    return overrides
-
-
-_LIST_FIELDS = ("timesteps",)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text.strip().rstrip("]"))
-    except ValueError:
-        return False
-    return True
-
-
-_QUOTES = "\"'"
-
-
-def _split_top_level(text: str) -> list[str]:
-    # Split on commas, but keep bracketed lists (timesteps=[1000,757,522]) and quoted values
-    # (prompt="a cat, running") whole. The standard library has no splitter that does both
-    # (shlex and csv split inside brackets). A quote opens only at the start of a value, so an
-    # apostrophe inside a plain value (prompt=a cat's toy) stays literal.
-    parts, current, depth, quote, closed = [], "", 0, "", False
-    for ch in text:
-        if quote:
-            if ch == quote:
-                quote, closed = "", True
-        elif ch == "," and depth == 0:
-            parts.append(current)
-            current, closed = "", False
-            continue
-        elif closed and not ch.isspace():
-            raise ConfigError(
-                f"{ch!r} after the closing quote in {current + ch!r}; quote the whole value, "
-                'e.g. prompt="a cat, running"'
-            )
-        elif ch in _QUOTES and _at_value_start(current):
-            quote = ch
-        else:
-            depth += (ch == "[") - (ch == "]")
-        current += ch
-    if quote:
-        raise ConfigError(
-            f'unterminated {quote} quote in {text!r}; close it after the value, e.g. prompt="a cat, running",steps=4'
-        )
-    parts.append(current)
-    return [p for p in parts if p.strip()]
-
-
-def _at_value_start(part: str) -> bool:
-    """True when `part` is 'key=' so far (spaces allowed): where a quoted value may open."""
-    _, equals, value = part.partition("=")
-    return bool(equals) and not value.strip()
-
-
-def _unquote(raw: str) -> str:
-    # the splitter let a quote open only at the value's start and close only at its end
-    return raw[1:-1] if raw and raw[0] in _QUOTES else raw
-
-
-def _coerce(key: str, raw: str) -> Any:
-    kind = str(_FIELD_TYPES[key])
-    try:
-        if key == "memory":
-            return parse_memory(raw)
-        if key == "timesteps":
-            items = raw.strip("[]").replace(";", " ").replace(",", " ").split()
-            return tuple(int(float(x)) for x in items)
-        if raw.lower() == "none" and "None" in kind:
-            return None
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        return raw
-    except ValueError:
-        raise ConfigError(f"field {key!r} expects {kind}; got {raw!r}") from None

@@ -256,7 +256,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 
 # Profiles sized for a GPU (full-size models at full resolution): on a CPU they run only when tiny
-# weights are asked for, and then at the tiny profile's size (config.profile_on_cpu).
+# weights are asked for, and then at the tiny profile's size (cli/configs.profile_on_cpu).
 GPU_PROFILES = ("study", "study-1.3b")
 
 

@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="path stem: writes STEM.json and STEM.md")
     args = parser.parse_args(argv)
     try:
-        config = ready(config_from_args(args))
-        plan = memory_plan(config.resolved("cuda")) if config.weights != "tiny" else None
-        check_fits(config.resolved())
+        asked = config_from_args(args)
+        config = ready(asked, args.model_dir)
+        plan = memory_plan(asked.resolve("cuda", check_device=False)) if config.weights != "tiny" else None
+        check_fits(config)
         loaded = load_pipeline(config, models_dir=args.model_dir)
         log(f"{args.out}: loaded in {loaded.load_s:.1f} s")
         results = repeat_runs(loaded, loaded.config, args.rounds, args.warmup_rounds, lambda r: log(f"  {r}"))

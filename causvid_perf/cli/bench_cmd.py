@@ -10,7 +10,7 @@ from pathlib import Path
 from causvid_perf import fmt
 from causvid_perf.cli.configs import check_count, config_from_args, on_gpu, ready
 from causvid_perf.cli.output import HARNESS_ONLY, log, render_table, table_metrics
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.bench import bench_defaults, run_bench, summary_rows, teacher_config
 from causvid_perf.files import check_writable
@@ -19,12 +19,12 @@ from causvid_perf.quality.media import save_mp4
 from causvid_perf.records.bench import BenchRecord, ModelBench
 
 
-def bench_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
+def bench_configs(args: argparse.Namespace) -> dict[str, ResolvedConfig]:
     """{"student": ..., "teacher": ...}: same size, seed, dtype and memory recipe; each its own steps and cfg."""
     gpu = on_gpu(args)
     family = args.family or ("14b" if gpu else "1.3b")
-    student = ready(config_from_args(args, **bench_defaults(family, gpu)))
-    return {"student": student, "teacher": ready(teacher_config(student, args.teacher_steps))}
+    student = ready(config_from_args(args, **bench_defaults(family, gpu)), args.model_dir)
+    return {"student": student, "teacher": ready(teacher_config(student, args.teacher_steps), args.model_dir)}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -12,12 +12,13 @@ from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.bisect import bisect, check_metric
 from causvid_perf.experiments.revisions import RevisionPool
 from causvid_perf.judge.gate import Gate
+from causvid_perf.pipeline.loading import resolve_run
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
-    config = run_config(args).validate()
+    config = resolve_run(run_config(args), args.model_dir)  # a user's sampler is imported by each revision
     design, gate = Fixed(args.rounds).checked(), Gate(threshold=args.threshold, alpha=args.alpha).checked()
-    check_metric(args.metric, config.resolved().device)
+    check_metric(args.metric, config.device)
     if not args.worker_timeout > 0:
         raise ConfigError(f"--worker-timeout must be > 0 seconds; got {args.worker_timeout:g}")
     progress = quiet_or_log(args.quiet)

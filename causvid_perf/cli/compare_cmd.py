@@ -10,7 +10,8 @@ from causvid_perf.cli.configs import ready, run_config, sequential_plan
 from causvid_perf.cli.output import check_outputs, emit_report, log, quiet_or_log
 from causvid_perf.cli.revisions import revision_mode
 from causvid_perf.cli.revisions_cmd import cmd_compare_revisions
-from causvid_perf.config import RunConfig, parse_overrides
+from causvid_perf.config import ResolvedConfig, RunConfig
+from causvid_perf.config_overrides import parse_overrides
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab import check_slowdown, load_for_ab, run_ab
 from causvid_perf.experiments.ab_design import Design
@@ -18,6 +19,7 @@ from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.ab_sequential import Sequential
 from causvid_perf.experiments.defaults import DESIGN_NAMES
 from causvid_perf.judge.gate import FIXED_ROUNDS, Gate
+from causvid_perf.pipeline.loading import resolve_run
 
 # --design NAME -> the design the options ask for, in the order of DESIGN_NAMES (the parser's choices).
 DESIGNS: dict[str, Callable[[argparse.Namespace], Design]] = {
@@ -26,18 +28,23 @@ DESIGNS: dict[str, Callable[[argparse.Namespace], Design]] = {
 }
 
 
-def configs_from_args(args: argparse.Namespace) -> tuple[RunConfig, RunConfig, bool]:
-    """(config_a, config_b, aa) from the options plus the --a / --b overrides, validated. Across
-    revisions a user's sampler is imported by each revision's worker, not here."""
-    check = (lambda config: config.validate()) if revision_mode(args) else ready
+def configs_from_args(args: argparse.Namespace) -> tuple[ResolvedConfig, ResolvedConfig, bool]:
+    """(config_a, config_b, aa) from the options plus the --a / --b overrides, each side resolved
+    once, here."""
     base = run_config(args)
-    config_a = check(base.replace(**parse_overrides(args.a)))
+    config_a = resolve_side(args, base.replace(**parse_overrides(args.a)))
     if args.aa:
         if args.b.strip():
             raise ConfigError("--aa compares A with itself; drop --b (or drop --aa to compare A with B)")
         return config_a, config_a, True
-    config_b = check(base.replace(**parse_overrides(args.b)))
-    return config_a, config_b, config_a.resolved() == config_b.resolved()
+    config_b = resolve_side(args, base.replace(**parse_overrides(args.b)))
+    return config_a, config_b, config_a == config_b
+
+
+def resolve_side(args: argparse.Namespace, config: RunConfig) -> ResolvedConfig:
+    """One side's run resolved (cli.configs.ready). Across revisions a user's sampler is imported by
+    each revision's worker, not here: the revision may be the only place that has it."""
+    return resolve_run(config, args.model_dir) if revision_mode(args) else ready(config, args.model_dir)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

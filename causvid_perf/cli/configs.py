@@ -10,11 +10,12 @@ from typing import Any
 import torch
 
 from causvid_perf.cli.output import log
-from causvid_perf.config import RunConfig, parse_memory
+from causvid_perf.config import ResolvedConfig, RunConfig, parse_memory, resolve_device
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_sequential import SequentialPlan
+from causvid_perf.pipeline.loading import resolve_run
 from causvid_perf.pipeline.samplers import check_sampler
-from causvid_perf.specs import PROFILES
+from causvid_perf.specs import GPU_PROFILES, PROFILES
 
 # Options that map one to one onto a RunConfig field (memory is parsed; timesteps and the negative
 # prompt are set through `compare --a/--b` only).
@@ -35,11 +36,12 @@ def config_from_args(args: argparse.Namespace, **defaults: Any) -> RunConfig:
     return RunConfig(**values).normalised()
 
 
-def ready(config: RunConfig) -> RunConfig:
-    """The config validated, and its sampler imported and checked against the contract: every
-    mistake is found before a model loads."""
-    config = config.validate()
-    check_sampler(config.resolved().sampler or "")
+def ready(config: RunConfig, models_dir: str | None = None) -> ResolvedConfig:
+    """The run resolved, once, here at the edge (pipeline.loading.resolve_run: validated, the
+    model's recipe filled in, weights "auto" decided on the files under `models_dir`), and its
+    sampler imported and checked against the contract: every mistake is found before a model loads."""
+    config = resolve_run(config, models_dir)
+    check_sampler(config)
     notice = config.prompt_notice()
     if notice:
         log(f"note: {notice}")
@@ -61,6 +63,23 @@ def tiny_defaults_if_cpu(args: argparse.Namespace) -> dict[str, Any]:
     if on_gpu(args) or (getattr(args, "device", None) or "").startswith("cuda"):
         return {}
     return dict(PROFILES["tiny"])
+
+
+def profile_on_cpu(profile: str | None, config: RunConfig, weights: str | None, sized: bool) -> RunConfig:
+    """A GPU-sized profile (specs.GPU_PROFILES) on a CPU: with tiny weights asked for explicitly it runs
+    at the tiny profile's size (unless a size option was given, `sized`), otherwise ConfigError: a
+    full-resolution run of tiny models measures nothing worth the minutes it takes."""
+    if profile not in GPU_PROFILES or resolve_device(config.device).startswith("cuda"):
+        return config
+    if weights != "tiny":
+        raise ConfigError(
+            f"profile {profile!r} is sized for a GPU ({config.model} at {config.width}x{config.height}x{config.frames}) "
+            "and torch sees none; run it on a CUDA GPU, or add --weights tiny for a tiny run at the tiny size"
+        )
+    if sized:
+        return config
+    tiny = PROFILES["tiny"]
+    return config.replace(height=tiny["height"], width=tiny["width"], frames=tiny["frames"])
 
 
 def sequential_plan(args: argparse.Namespace) -> SequentialPlan:

@@ -32,7 +32,7 @@ def cmd_gate_study(args: argparse.Namespace) -> int:
     progress = quiet_or_log(args.quiet)
     check_outputs(args.markdown, args.json)
     plan = plan_from_args(args)
-    config = ready(run_config(args))
+    config = ready(run_config(args), args.model_dir)
     progress(plan.estimate())
     progress(f"loading {config.model} ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=args.model_dir)

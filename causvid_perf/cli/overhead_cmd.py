@@ -21,7 +21,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     check_count("--rounds", args.rounds, 2)
     if args.json:
         check_writable(args.json, "--json")
-    config = ready(run_config(args))
+    config = ready(run_config(args), args.model_dir)
     loaded = load_pipeline(config, models_dir=args.model_dir)
     result, machine = measure_overhead(loaded, args.rounds, progress=log)
     c = result.comparison

@@ -8,14 +8,14 @@ import argparse
 
 from causvid_perf import fmt
 from causvid_perf.cli.output import HARNESS_ONLY, exit_code_for, log, quiet_or_log, render_table, result_table
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.parallel_scaling import SCALED, Scaling, measure_scaling
 from causvid_perf.metrics import METRICS
 from causvid_perf.quality.media import save_mp4
 
 
-def cmd_run_parallel(args: argparse.Namespace, config: RunConfig) -> int:
+def cmd_run_parallel(args: argparse.Namespace, config: ResolvedConfig) -> int:
     if args.videos != 1:
         raise ConfigError("--parallel measures one video per run; leave --videos out")
     if not args.worker_timeout > 0:

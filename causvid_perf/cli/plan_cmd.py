@@ -7,17 +7,15 @@ import argparse
 
 from causvid_perf.cli.configs import config_from_args
 from causvid_perf.cli.output import check_outputs, log
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.measure.memory_plan import memory_plan
 from causvid_perf.records.reports import MEMORY_PLAN, write_report
 
 
-def plan_config(args: argparse.Namespace) -> RunConfig:
+def plan_config(args: argparse.Namespace) -> ResolvedConfig:
     """The run the options ask for, as a GPU would run it (bf16 unless --dtype says otherwise).
-    Its fields are checked as on a CPU with tiny weights: the checks that need a GPU are the run's."""
-    config = config_from_args(args)
-    config.replace(weights="tiny", device="cpu", attention="native", checkpoint=None).validate()
-    return config.resolved("cuda")
+    Its fields are checked on any machine: the checks that need a GPU are the run's."""
+    return config_from_args(args).resolve("cuda", check_device=False)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

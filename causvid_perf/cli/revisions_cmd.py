@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from causvid_perf.cli.output import emit_report, log, quiet_or_log
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_design import Design
 from causvid_perf.experiments.revisions import RevisionPool, compare_revisions
@@ -14,7 +14,7 @@ from causvid_perf.judge.gate import Gate
 
 
 def cmd_compare_revisions(
-    args: argparse.Namespace, config_a: RunConfig, config_b: RunConfig, design: Design, gate: Gate
+    args: argparse.Namespace, config_a: ResolvedConfig, config_b: ResolvedConfig, design: Design, gate: Gate
 ) -> int:
     """Revisions A and B by ``design`` and ``gate``."""
     if args.aa:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from causvid_perf.cli.configs import check_count, ready, run_config
+from causvid_perf.cli.configs import check_count, profile_on_cpu, ready, run_config
 from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, exit_code_for, log, result_table
 from causvid_perf.cli.parallel_cmd import cmd_run_parallel
-from causvid_perf.config import profile_on_cpu
 from causvid_perf.measure.memory_plan import check_fits
 from causvid_perf.measure.runner import run_case, run_continuous
 from causvid_perf.pipeline.loading import load_pipeline
@@ -19,8 +18,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_count("--videos", args.videos, 1)
     check_outputs(args.json, args.mp4)
     sized = any(getattr(args, name) is not None for name in ("height", "width", "frames"))
-    config = ready(profile_on_cpu(args.profile, run_config(args), args.weights, sized))
-    check_fits(config.resolved())  # a plan that cannot fit the GPU stops here, with its figures
+    config = ready(profile_on_cpu(args.profile, run_config(args), args.weights, sized), args.model_dir)
+    check_fits(config)  # a plan that cannot fit the GPU stops here, with its figures
     if config.parallel:
         return cmd_run_parallel(args, config)
     log(f"loading {config.model} ({config.weights} weights) ...")

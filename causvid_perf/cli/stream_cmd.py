@@ -9,11 +9,12 @@ from typing import Any
 from causvid_perf import fmt
 from causvid_perf.cli.configs import config_from_args, tiny_defaults_if_cpu
 from causvid_perf.cli.output import exit_code_for, log, result_table
-from causvid_perf.config import parse_overrides
+from causvid_perf.config import ResolvedConfig
+from causvid_perf.config_overrides import parse_overrides
 from causvid_perf.errors import ConfigError
 from causvid_perf.measure.stream_runner import ChunkEvent, run_stream
 from causvid_perf.metrics import GIB
-from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.pipeline.loading import load_pipeline, resolve_run
 from causvid_perf.quality.media import save_mp4
 from causvid_perf.records.result import RunResult
 from causvid_perf.specs import PROFILES, STREAMING_MODELS
@@ -21,7 +22,7 @@ from causvid_perf.specs import PROFILES, STREAMING_MODELS
 DEFAULT_MODEL = "causvid-ar-1.3b"
 
 
-def stream_config(args: argparse.Namespace) -> Any:
+def stream_config(args: argparse.Namespace) -> ResolvedConfig:
     """The run the options ask for: a streaming model (CausVid AR by default); on CPU with no size
     given, the tiny-stream profile (32x32, 33 frames: three chunks)."""
     defaults: dict[str, Any] = {"model": DEFAULT_MODEL}
@@ -35,7 +36,7 @@ def stream_config(args: argparse.Namespace) -> Any:
             f"{config.model} is not a streaming model; choose one of {', '.join(STREAMING_MODELS)} "
             "(or measure it with `causvid-perf run`)"
         )
-    return config.validate()
+    return resolve_run(config, args.model_dir)
 
 
 def chunk_line(event: ChunkEvent) -> str:

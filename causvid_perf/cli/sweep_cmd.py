@@ -27,10 +27,10 @@ def student_config(args: argparse.Namespace) -> RunConfig:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     check_outputs(args.json, args.markdown)
-    student, teacher = sweep_pair(student_config(args))
+    student, teacher = (ready(config, args.model_dir) for config in sweep_pair(student_config(args)))
     for steps in args.steps:  # every point of the grid is a valid run before anything loads
         for guidance in args.guidance:
-            ready(student.replace(steps=steps, guidance=guidance, timesteps=None))
+            ready(student.replace(steps=steps, guidance=guidance, timesteps=None), args.model_dir)
     if not args.json and not args.markdown:  # the default: a new folder under the git-ignored output folder
         out = OUTPUT_DIR / f"sweep-{dt.datetime.now():%Y%m%d-%H%M%S}"
         args.json, args.markdown = str(out / "sweep.json"), str(out / "sweep.md")

@@ -15,6 +15,7 @@ gate should then fail, which checks that it can on this machine (see also gate_s
 
 Library use (tests, notebooks)::
 
+    config_a, config_b = resolve_run(asked_a), resolve_run(asked_b)   # pipeline.loading: once per run
     loaded_a, loaded_b = load_for_ab(config_a, config_b)
     report = run_ab((loaded_a, loaded_b), config_a, config_b, Fixed(6))   # or Sequential(SequentialPlan())
     print(report.to_markdown()); report.exit_code
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_design import Design, build_report
 from causvid_perf.experiments.ab_report import ABReport
@@ -39,15 +40,14 @@ from causvid_perf.pipeline.loading import load_pipeline
 # -- loading ---------------------------------------------------------------------------------------
 
 
-def needs_separate_pipelines(config_a: RunConfig, config_b: RunConfig) -> bool:
+def needs_separate_pipelines(config_a: ResolvedConfig, config_b: ResolvedConfig) -> bool:
     """True when A and B differ in a field that needs another pipeline (model, weights, ...)."""
-    ra, rb = config_a.resolved(), config_b.resolved()
-    return ra.pipeline_key() != rb.pipeline_key()
+    return config_a.pipeline_key() != config_b.pipeline_key()
 
 
 def load_for_ab(
-    config_a: RunConfig,
-    config_b: RunConfig,
+    config_a: ResolvedConfig,
+    config_b: ResolvedConfig,
     *,
     models_dir: str | os.PathLike | None = None,
     progress: bool = False,
@@ -73,8 +73,8 @@ def load_for_ab(
 
 def run_ab(
     loaded: Loaded | tuple[Loaded, Loaded],
-    config_a: RunConfig | None,
-    config_b: RunConfig | None,
+    config_a: ResolvedConfig | None,
+    config_b: ResolvedConfig | None,
     design: Design,
     *,
     gate: Gate = DEFAULT,

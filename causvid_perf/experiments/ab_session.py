@@ -15,15 +15,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from causvid_perf import fmt
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.experiments.ab_report import ab_metrics
-from causvid_perf.measure.runner import case_config, measure_run
+from causvid_perf.measure.runner import measure_run
 from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.metrics import AB_RUN_METRICS
 from causvid_perf.records.result import RunResult
 
-Loaded = Any  # a LoadedPipeline, or anything with a resolved ``.config`` (tests)
+Loaded = Any  # a LoadedPipeline, a revision's worker, or anything with a ``.config`` (tests)
 RunFn = Callable[..., RunResult]  # measure_run's signature: (loaded, config, *, include_load, keep_frames)
 Progress = Callable[[str], None]
 SIDES = ("A", "B")
@@ -54,7 +54,7 @@ class ABSession:
 
     def __init__(
         self,
-        sides: dict[str, tuple[Any, RunConfig]],
+        sides: dict[str, tuple[Any, ResolvedConfig]],
         measure: Callable[..., Any],
         aa: bool,
         clock: Callable[[], float] = time.monotonic,
@@ -69,11 +69,11 @@ class ABSession:
         self.counts = dict.fromkeys(SIDES, 0)
 
     @property
-    def config_a(self) -> RunConfig:
+    def config_a(self) -> ResolvedConfig:
         return self.sides["A"][1]
 
     @property
-    def config_b(self) -> RunConfig:
+    def config_b(self) -> ResolvedConfig:
         return self.sides["B"][1]
 
     @property
@@ -107,7 +107,7 @@ class ABSession:
             round_index = self.counts[side]
             self.counts[side] += 1
             seed = config.seed + round_index
-            result = self.measure(side, config.replace(seed=seed), keep_frames=round_index == 0)
+            result = self.measure(side, config.with_seed(seed), keep_frames=round_index == 0)
             self.machine = self.machine or dict(result.machine)
             if round_index == 0:
                 self.frames[side] = result.frames
@@ -132,8 +132,8 @@ class ABSession:
 @contextlib.contextmanager
 def open_session(
     loaded: Loaded | tuple[Loaded, Loaded],
-    config_a: RunConfig | None,
-    config_b: RunConfig | None,
+    config_a: ResolvedConfig | None,
+    config_b: ResolvedConfig | None,
     *,
     aa: bool = False,
     slowdown_b: float = 1.0,
@@ -144,8 +144,8 @@ def open_session(
     injected slowdown (> 1) makes B a known regression, never an A/A; its hooks come off on the way
     out, also after an error."""
     loaded_a, loaded_b = loaded if isinstance(loaded, (tuple, list)) else (loaded, loaded)
-    config_a = case_config(loaded_a, config_a)
-    config_b = config_a if aa else case_config(loaded_b, config_b)
+    config_a = config_a or loaded_a.config
+    config_b = config_a if aa else (config_b or loaded_b.config)
     if aa:
         loaded_b = loaded_a
     aa = (aa or (config_a == config_b and loaded_a is loaded_b)) and slowdown_b == 1.0
@@ -155,7 +155,7 @@ def open_session(
 
 
 @contextlib.contextmanager
-def _injected_slowdown(loaded_b: Any, config_b: RunConfig, factor: float) -> Iterator[SlowdownInjector | None]:
+def _injected_slowdown(loaded_b: Any, config_b: ResolvedConfig, factor: float) -> Iterator[SlowdownInjector | None]:
     """Yields a SlowdownInjector on B's transformer (inactive until B runs), or None for factor 1."""
     if factor == 1.0:
         yield None
@@ -173,10 +173,10 @@ def _injected_slowdown(loaded_b: Any, config_b: RunConfig, factor: float) -> Ite
         injector.detach()
 
 
-def _side_runner(run: RunFn, sides: dict[str, tuple[Any, RunConfig]], injector: Any) -> Callable[..., Any]:
+def _side_runner(run: RunFn, sides: dict[str, tuple[Any, ResolvedConfig]], injector: Any) -> Callable[..., Any]:
     """run(...) for one side; the injector (if any) is switched on for B's runs only."""
 
-    def measure(side: str, config: RunConfig, *, keep_frames: bool) -> Any:
+    def measure(side: str, config: ResolvedConfig, *, keep_frames: bool) -> Any:
         if injector is not None:
             injector.active = side == "B"
         try:

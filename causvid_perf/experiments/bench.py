@@ -9,12 +9,12 @@ that runs out of GPU memory is named in the record's `failed`, and the other is 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig, RunConfig
 from causvid_perf.errors import StageOOMError
 from causvid_perf.judge.validity import run_validity
 from causvid_perf.measure.repeats import medians_of, repeat_runs, spread_of
@@ -51,7 +51,7 @@ def teacher_config(student: RunConfig, teacher_steps: int | None = None) -> RunC
 
 
 def run_bench(
-    configs: dict[str, RunConfig],
+    configs: Mapping[str, ResolvedConfig],
     *,
     rounds: int,
     warmup_rounds: int = 1,
@@ -77,7 +77,7 @@ def run_bench(
 
 
 def _measure(
-    config: RunConfig, role: str, rounds: int, warmup: int, videos: int, models_dir: str | None, log: Log
+    config: ResolvedConfig, role: str, rounds: int, warmup: int, videos: int, models_dir: str | None, log: Log
 ) -> tuple[ModelBench, RunResult] | str:
     """One model, loaded, measured and freed; a one-line reason instead when it ran out of memory."""
     try:
@@ -107,7 +107,7 @@ def _measure(
 
 
 def _load_and_run(
-    config: RunConfig, rounds: int, warmup: int, videos: int, models_dir: str | None, log: Log
+    config: ResolvedConfig, rounds: int, warmup: int, videos: int, models_dir: str | None, log: Log
 ) -> tuple[list[RunResult], dict[str, Any] | None]:
     log(f"[{config.model}] loading ({config.weights} weights) ...")
     loaded = load_pipeline(config, models_dir=models_dir)

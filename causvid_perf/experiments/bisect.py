@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from causvid_perf import fmt, vcs
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError, ExitCode, RevisionError
 from causvid_perf.experiments.ab_design import Design
 from causvid_perf.experiments.ab_fixed import Fixed
@@ -133,7 +133,7 @@ def bisect(
     pool: RevisionPool,
     good: Revision,
     bad: Revision,
-    config: RunConfig,
+    config: ResolvedConfig,
     *,
     metric: str = "s_per_it",
     design: Design | None = None,
@@ -143,7 +143,7 @@ def bisect(
     """Walks the range, each step an A/B by ``design`` (default ``Fixed()``) and ``gate``, and returns
     the result; RevisionError when good or bad cannot be measured."""
     design = design or Fixed()
-    check_metric(metric, config.resolved().device)
+    check_metric(metric, config.device)
     progress = progress or (lambda message: None)
     between = vcs.commits_between(pool.repo, good.commit, bad.commit)
     commits = [Revision(commit, commit, subject, good.python) for commit, subject in between]
@@ -195,7 +195,7 @@ def _step(
     pool: RevisionPool,
     good: Revision,
     revision: Revision,
-    config: RunConfig,
+    config: ResolvedConfig,
     metric: str,
     design: Design,
     progress: Callable[[str], None],

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from causvid_perf import fmt
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.experiments.ab_design import Design, Outcome
 from causvid_perf.experiments.ab_fixed import Fixed
 from causvid_perf.experiments.ab_sequential import BLOCK, Sequential
@@ -48,14 +48,13 @@ from causvid_perf.experiments.gate_study_result import (
 )
 from causvid_perf.judge import power
 from causvid_perf.judge.gate import DEFAULT, Gate
-from causvid_perf.measure.runner import case_config
 
 Progress = Callable[[str], None]
 
 
 def run_gate_study(
     loaded: Any,
-    config: RunConfig | None = None,
+    config: ResolvedConfig | None = None,
     *,
     aa_repeats: int = 10,
     slowdowns: Sequence[float] = (0.05, 0.03),
@@ -91,7 +90,7 @@ def run_gate_study(
         defaults.min_rounds if min_rounds is None else min_rounds,
         defaults.max_rounds if max_rounds is None else max_rounds,
     ).checked()
-    study = _StudyRun(loaded, case_config(loaded, config), plan, n_resamples, run, progress, on_partial)
+    study = _StudyRun(loaded, config or loaded.config, plan, n_resamples, run, progress, on_partial)
     for repeat in range(plan.aa_repeats):
         study.trial(repeat, 0.0, f"A/A {repeat + 1}/{plan.aa_repeats}")
     for slowdown in plan.slowdowns:
@@ -106,7 +105,7 @@ class _StudyRun:
     def __init__(
         self,
         loaded: Any,
-        config: RunConfig,
+        config: ResolvedConfig,
         plan: StudyPlan,
         n_resamples: int,
         run: RunFn | None,
@@ -127,7 +126,7 @@ class _StudyRun:
 
     def trial(self, repeat: int, slowdown: float, label: str) -> None:
         """One trial on base seed + 1000 * repeat, B slowed by 1 + slowdown, judged by every design."""
-        seeded = self.config.replace(seed=self.config.seed + SEED_STRIDE * repeat)
+        seeded = self.config.with_seed(self.config.seed + SEED_STRIDE * repeat)
         verdicts: dict[str, dict[str, Any]] = {}
         with open_session(self.loaded, seeded, seeded, aa=True, slowdown_b=1.0 + slowdown, run=self.run) as session:
             session.warm_up(lambda message: None)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError, ParallelRunError
 from causvid_perf.experiments.parallel_worker import FRAMES, REQUEST, RESULT, error_file, pid_file
 from causvid_perf.files import write_json_atomic
@@ -53,7 +53,7 @@ def torchrun_command(degree: int, folder: Path) -> list[str]:
 
 
 def launch(
-    config: RunConfig,
+    config: ResolvedConfig,
     *,
     models_dir: str | None = None,
     timeout_s: float,

@@ -23,9 +23,9 @@ from causvid_perf.torch_state import one_thread_on_cpu
 
 
 def rank_device(config: RunConfig, local_rank: int) -> str:
-    """A rank's device: GPU number `local_rank` on CUDA (one GPU per rank), else the CPU."""
-    device = config.resolved().device
-    return f"cuda:{local_rank}" if device.startswith("cuda") else "cpu"
+    """A rank's device: GPU number `local_rank` on CUDA (one GPU per rank), else the CPU (the parent
+    sends a resolved run, so its device is concrete)."""
+    return f"cuda:{local_rank}" if config.device.startswith("cuda") else "cpu"
 
 
 def run_rank(folder: Path, request: dict[str, Any], rank: int, local_rank: int) -> None:
@@ -34,11 +34,11 @@ def run_rank(folder: Path, request: dict[str, Any], rank: int, local_rank: int) 
     device = rank_device(config, local_rank)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
-    config = config.replace(device=device)
+    run = config.replace(device=device).resolve(device)  # a rank is its own process's edge
     dist.init_process_group(backend_for(device))
     try:
         with one_thread_on_cpu(device):
-            loaded = load_pipeline(config, models_dir=request.get("models_dir"))
+            loaded = load_pipeline(run, models_dir=request.get("models_dir"))
             enable_context_parallel(loaded)
             for _ in range(int(request.get("warmup", 0))):
                 run_case(loaded, include_load=False, keep_frames=False)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.experiments.parallel_launch import launch
 from causvid_perf.measure.runner import measure_run
 from causvid_perf.parallel_config import parse_parallel
@@ -72,7 +72,7 @@ class Scaling:
 
 
 def measure_scaling(
-    config: RunConfig,
+    config: ResolvedConfig,
     *,
     models_dir: str | None,
     timeout_s: float,
@@ -84,7 +84,7 @@ def measure_scaling(
     parallel = parse_parallel(config.parallel)
     assert parallel is not None, "measure_scaling needs a run with a parallel part"
     log(f"one process: loading {config.model} ({config.weights} weights) ...")
-    one = _one_process(config.replace(parallel=None), models_dir)
+    one = _one_process(config.on_one_process(), models_dir)
     log(f"one process: {one.metrics.prompt_to_output_s:.3f} s prompt to output")
     log(f"{parallel.text}: starting {parallel.degree} workers with torchrun ...")
     result = launch_run(config, models_dir=models_dir, timeout_s=timeout_s, warmup=WARMUP)
@@ -94,7 +94,7 @@ def measure_scaling(
     return scaling
 
 
-def _one_process(config: RunConfig, models_dir: str | None) -> RunResult:
+def _one_process(config: ResolvedConfig, models_dir: str | None) -> RunResult:
     loaded = load_pipeline(config, models_dir=models_dir)
     device = loaded.config.device
     for _ in range(WARMUP):

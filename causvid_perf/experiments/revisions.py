@@ -30,7 +30,7 @@ from typing import Any
 
 import causvid_perf
 from causvid_perf import vcs
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.experiments.ab import run_ab
 from causvid_perf.experiments.ab_design import Design
 from causvid_perf.experiments.ab_report import ABReport
@@ -60,7 +60,7 @@ class Revision:
         return asdict(self)
 
 
-def ask_worker(worker: WorkerClient, config: RunConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
+def ask_worker(worker: WorkerClient, config: ResolvedConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
     """run_ab's ``run``: the side's "loaded pipeline" is its worker."""
     return worker.measure(config, keep_frames=keep_frames)
 
@@ -98,7 +98,7 @@ class RevisionPool:
 
     # -- workers ----------------------------------------------------------------------------------
 
-    def loaded(self, sides: Sequence[tuple[str, Revision, RunConfig]]) -> list[WorkerClient]:
+    def loaded(self, sides: Sequence[tuple[str, Revision, ResolvedConfig]]) -> list[WorkerClient]:
         """A worker with a loaded pipeline for each (side name, revision, config); new ones are
         started together and load side by side, known ones are reused."""
         fresh = []
@@ -121,9 +121,9 @@ class RevisionPool:
         return [self._workers[self._key(revision, config)] for _, revision, config in sides]
 
     @staticmethod
-    def _key(revision: Revision, config: RunConfig) -> tuple[Any, ...]:
+    def _key(revision: Revision, config: ResolvedConfig) -> tuple[Any, ...]:
         """One worker per revision, interpreter and pipeline (a worker holds one loaded pipeline)."""
-        return (revision.commit, revision.python, config.resolved().pipeline_key())
+        return (revision.commit, revision.python, config.pipeline_key())
 
     def _start(self, name: str, revision: Revision) -> WorkerClient:
         tree = self._worktree(revision.commit)
@@ -169,8 +169,8 @@ class RevisionPool:
 
 def compare_revisions(
     pool: RevisionPool,
-    side_a: tuple[Revision, RunConfig],
-    side_b: tuple[Revision, RunConfig],
+    side_a: tuple[Revision, ResolvedConfig],
+    side_b: tuple[Revision, ResolvedConfig],
     design: Design,
     *,
     names: tuple[str, str] = ("side A", "side B"),

@@ -31,7 +31,7 @@ def sweep_pair(student: RunConfig) -> tuple[RunConfig, RunConfig]:
     teacher = student.replace(
         model=spec.teacher, steps=None, guidance=None, sampler=None, shift=None, timesteps=None, checkpoint=None
     )
-    return student.validate(), teacher.validate()
+    return student, teacher  # each resolved where the sweep starts (cli.configs.ready)
 
 
 def _quality(frames: Any, teacher_frames: Any) -> dict[str, float | None]:
@@ -56,10 +56,12 @@ def run_sweep(
     """Runs the teacher once at its recipe, then the student over steps x guidance at the teacher's
     size, seed and prompt. Returns the sweep dict (records/sweep.py)."""
     say = progress or (lambda message: None)
-    student_base = student_loaded.config.replace(seed=seed)
-    # the teacher makes the student's video: same seed, prompt and size
+    student_base = student_loaded.config.with_seed(seed)
+    # the teacher makes the student's video: same seed, prompt and size. It and every point of the
+    # grid are runs of their own, each resolved once here, on its loaded pipeline's device.
     same_video = {name: getattr(student_base, name) for name in VIDEO_FIELDS}
-    teacher_config = teacher_loaded.config.replace(**same_video, **({"steps": teacher_steps} if teacher_steps else {}))
+    teacher_changes = {**same_video, **({"steps": teacher_steps} if teacher_steps else {})}
+    teacher_config = teacher_loaded.config.replace(**teacher_changes).resolve(teacher_loaded.config.device)
     say(f"[teacher {teacher_config.model}] {teacher_config.describe()} ...")
     teacher = run_case(teacher_loaded, teacher_config)
     if teacher.frames is None:
@@ -70,7 +72,8 @@ def run_sweep(
     rows = []
     total = len(steps) * len(guidances)
     for i, (n_steps, guidance) in enumerate(((s, g) for s in steps for g in guidances), start=1):
-        config = student_base.replace(steps=int(n_steps), guidance=float(guidance), timesteps=None)
+        point = student_base.replace(steps=int(n_steps), guidance=float(guidance), timesteps=None)
+        config = point.resolve(student_base.device)
         say(f"[{i}/{total}] {config.model} steps {n_steps} guidance {guidance:g} ...")
         result = run_case(student_loaded, config)
         m = result.metrics

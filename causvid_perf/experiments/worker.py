@@ -39,7 +39,7 @@ from causvid_perf.errors import CausvidPerfError, ExitCode
 from causvid_perf.experiments.defaults import WORKER_PROTOCOL
 from causvid_perf.files import json_safe
 from causvid_perf.measure.runner import measure_run
-from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
+from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline, resolve_run
 from causvid_perf.pipeline.samplers import build_scheduler
 
 PROTOCOL = WORKER_PROTOCOL
@@ -56,6 +56,7 @@ def protocol_stream() -> IO[str]:
 class Worker:
     def __init__(self) -> None:
         self.loaded: LoadedPipeline | None = None
+        self.models_dir: str | None = None
         self.done = False  # a quit was answered
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -70,9 +71,11 @@ class Worker:
         return failure(f"unknown request {op!r}; this worker speaks protocol {PROTOCOL} (load, run, quit)")
 
     def load(self, request: dict[str, Any]) -> dict[str, Any]:
-        config = RunConfig.from_dict(request["config"])
-        scheduler = build_scheduler(config.resolved())  # a sampler that does not import fails here, before the model
-        self.loaded = load_pipeline(config, models_dir=request.get("models_dir"))
+        # the worker is its process's edge: the run is resolved here, once, by this revision's code
+        self.models_dir = request.get("models_dir")
+        config = resolve_run(RunConfig.from_dict(request["config"]), self.models_dir)
+        scheduler = build_scheduler(config)  # a sampler that does not import fails here, before the model
+        self.loaded = load_pipeline(config, models_dir=self.models_dir)
         module = sys.modules.get(type(scheduler).__module__)
         return {
             "ok": True,
@@ -84,7 +87,7 @@ class Worker:
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.loaded is None:
             return failure("run before load; send a load request first")
-        config = RunConfig.from_dict(request["config"])
+        config = resolve_run(RunConfig.from_dict(request["config"]), self.models_dir, self.loaded.config.device)
         result = measure_run(self.loaded, config, include_load=False, keep_frames=bool(request.get("keep_frames")))
         frames_path = request.get("frames_path")
         if result.frames is not None and frames_path:

@@ -111,7 +111,7 @@ def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
             width=int(key.get("width") or 832),
             frames=int(key.get("frames") or 81),
             steps=key.get("steps") if isinstance(key.get("steps"), int) else None,
-        ).resolved("cpu")
+        ).resolve("cpu", check_device=False)
     except (ConfigError, TypeError, ValueError):  # an unknown model: nothing to fill in from
         return {
             "shift": None,

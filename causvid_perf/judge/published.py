@@ -48,7 +48,7 @@ STUDY_GPU_CLASS = "h100-80gb-hbm3"
 
 def study_key() -> dict[str, Any]:
     """The key of the study's setting (the `study` profile) with real weights on an H100."""
-    config = RunConfig.from_profile("study", weights="pretrained").resolved("cuda")
+    config = RunConfig.from_profile("study", weights="pretrained").resolve("cuda", check_device=False)
     return baseline_key(config, STUDY_GPU_CLASS)
 
 

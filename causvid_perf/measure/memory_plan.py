@@ -21,7 +21,7 @@ import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from transformers import UMT5Config, UMT5EncoderModel
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig, RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.measure.live_memory import peak_activation_bytes
 from causvid_perf.metrics import GB, GIB
@@ -121,7 +121,7 @@ def available_bytes(device: str) -> int:
     return int(free + torch.cuda.memory_reserved(device))
 
 
-def check_fits(config: RunConfig, available: int | None = None) -> MemoryPlan | None:
+def check_fits(config: ResolvedConfig, available: int | None = None) -> MemoryPlan | None:
     """Before a GPU load: the plan, or ConfigError with its figures when it cannot fit. None on CPU."""
     if not config.device.startswith("cuda"):
         return None
@@ -170,10 +170,8 @@ def plan_key(config: RunConfig) -> RunConfig:
     )
 
 
-def memory_plan(config: RunConfig) -> MemoryPlan:
-    """The plan of a resolved config (dtype set; 'auto' reads as bfloat16, the GPU's)."""
-    if config.dtype == "auto":
-        config = config.replace(dtype="bfloat16")
+def memory_plan(config: ResolvedConfig) -> MemoryPlan:
+    """The plan of a run as resolved (its dtype is concrete: `plan` resolves for a GPU)."""
     return _plan(plan_key(config))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.measure.slowdown import SlowdownInjector
 from causvid_perf.pipeline.loading import LoadedPipeline, load_pipeline
 
@@ -41,7 +41,7 @@ class PipelineCache:
         self.load_times: dict[str, float] = {}
         self.move_times: dict[str, float] = {}  # model -> seconds spent parking and placing it
 
-    def get(self, config: RunConfig) -> tuple[LoadedPipeline, bool]:
+    def get(self, config: ResolvedConfig) -> tuple[LoadedPipeline, bool]:
         """(pipeline, freshly loaded?), the only one on the GPU."""
         key = config.pipeline_key()
         loaded = self._loaded.get(key)

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.measure.runner import run_case
 from causvid_perf.metrics import REPORTED_METRICS
 from causvid_perf.pipeline.loading import LoadedPipeline
@@ -17,7 +17,7 @@ from causvid_perf.torch_state import one_thread_on_cpu
 
 def repeat_runs(
     loaded: LoadedPipeline,
-    config: RunConfig,
+    config: ResolvedConfig,
     rounds: int,
     warmup_rounds: int = 1,
     on_round: Callable[[str], None] = lambda label: None,
@@ -36,7 +36,7 @@ def repeat_runs(
 
 
 def measure_rounds(
-    loaded: LoadedPipeline, config: RunConfig, benchmark: Any, rounds: int, warmup_rounds: int
+    loaded: LoadedPipeline, config: ResolvedConfig, benchmark: Any, rounds: int, warmup_rounds: int
 ) -> list[RunResult]:
     """Warm-up rounds, then measured rounds through pytest-benchmark's pedantic mode (or the plain
     loop of `repeat_runs` where it is disabled, as under xdist). Returns the measured rounds."""

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.measure import flops
 from causvid_perf.measure.instruments import Meter, StepTimer
 from causvid_perf.measure.machine import device_name, machine_info
 from causvid_perf.measure.stages import (
-    case_config,
+    case_on_pipeline,
     encode_prompt,
     frames_to_uint8,
     stage_memory_with_plan,
@@ -39,7 +39,7 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
     return pipe.vae.decode(unnormalize_latents(pipe.vae, latents), return_dict=False)[0]
 
 
-def _video_args(config: RunConfig) -> dict[str, Any]:
+def _video_args(config: ResolvedConfig) -> dict[str, Any]:
     """What the pipeline call makes, for the measured run and the plain call alike: the video's size,
     the steps, the guidance and the seeded noise."""
     return {
@@ -52,7 +52,7 @@ def _video_args(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def _sample(loaded: LoadedPipeline, config: RunConfig, embeds: tuple, timer: StepTimer) -> torch.Tensor:
+def _sample(loaded: LoadedPipeline, config: ResolvedConfig, embeds: tuple, timer: StepTimer) -> torch.Tensor:
     prompt_embeds, negative_embeds = embeds
     with timer.attached(loaded.pipe.transformer):
         return loaded.pipe(
@@ -66,7 +66,7 @@ def _sample(loaded: LoadedPipeline, config: RunConfig, embeds: tuple, timer: Ste
 
 def run_case(
     loaded: LoadedPipeline,
-    config: RunConfig | None = None,
+    config: ResolvedConfig | None = None,
     *,
     include_load: bool = True,
     keep_frames: bool = True,
@@ -74,7 +74,7 @@ def run_case(
 ) -> RunResult:
     """Runs one case on a loaded pipeline and measures it. Raises StageOOMError on CUDA OOM.
     A streaming model's case is run chunk by chunk (stream_runner.run_stream)."""
-    config = case_config(loaded, config)
+    config = case_on_pipeline(loaded, config)
     if config.spec.is_streaming:
         return run_stream(loaded, config, include_load=include_load, keep_frames=keep_frames, on_stage=on_stage)
     pipe = loaded.pipe
@@ -137,7 +137,7 @@ def run_case(
 
 def _stages(
     loaded: LoadedPipeline,
-    config: RunConfig,
+    config: ResolvedConfig,
     meter: Meter,
     timer: StepTimer,
     reached: list[str],
@@ -176,7 +176,7 @@ def non_finite(video: torch.Tensor) -> tuple[int, int, int | None]:
     return int(torch.isnan(video).sum()), int(torch.isinf(video).sum()), first
 
 
-def measure_run(loaded: LoadedPipeline, config: RunConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
+def measure_run(loaded: LoadedPipeline, config: ResolvedConfig, *, include_load: bool, keep_frames: bool) -> RunResult:
     """One run as every A/B measures it (compare in-process, or a revision's worker)."""
     if config.device.startswith("cuda"):
         # Return the other side's cached blocks, so each run's device-level peak is its own.
@@ -188,7 +188,7 @@ def measure_run(loaded: LoadedPipeline, config: RunConfig, *, include_load: bool
 
 def run_continuous(
     loaded: LoadedPipeline,
-    config: RunConfig | None = None,
+    config: ResolvedConfig | None = None,
     *,
     videos: int = 3,
     on_video: Callable[[int], None] | None = None,
@@ -197,14 +197,14 @@ def run_continuous(
     seconds per video is the study's continuous-generation figure."""
     if videos < 1:
         raise ConfigError(f"videos must be >= 1; got {videos}")
-    config = case_config(loaded, config)
+    config = case_on_pipeline(loaded, config)
     results = []
     start = time.perf_counter()
     for index in range(videos):
         if on_video:
             on_video(index)
         results.append(
-            run_case(loaded, config.replace(seed=config.seed + index), include_load=index == 0, keep_frames=index == 0)
+            run_case(loaded, config.with_seed(config.seed + index), include_load=index == 0, keep_frames=index == 0)
         )
     total = time.perf_counter() - start
     first = results[0]
@@ -217,10 +217,10 @@ def run_continuous(
     return first
 
 
-def time_plain_call(loaded: LoadedPipeline, config: RunConfig | None = None) -> float:
+def time_plain_call(loaded: LoadedPipeline, config: ResolvedConfig | None = None) -> float:
     """Seconds of an uninstrumented ``pipe(prompt, ...)`` doing the instrumented run's work: the
     offloaded text encoder visits the GPU around it, and the frames end as uint8, as in run_case."""
-    config = case_config(loaded, config)
+    config = case_on_pipeline(loaded, config)
     pipe = loaded.pipe
     pipe.scheduler = build_scheduler(config)
     sync = (lambda: torch.cuda.synchronize(config.device)) if config.device.startswith("cuda") else (lambda: None)

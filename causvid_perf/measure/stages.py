@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from causvid_perf.config import PIPELINE_FIELDS, RunConfig
+from causvid_perf.config import PIPELINE_FIELDS, ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.measure.memory_plan import beside_measured, memory_plan
 from causvid_perf.pipeline.loading import LoadedPipeline
@@ -19,8 +19,9 @@ from causvid_perf.quality.scores import to_uint8
 from causvid_perf.specs import TEXT_TOKENS
 
 
-def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
-    """The case's resolved config, checked to be runnable on the pipeline already loaded."""
+def case_on_pipeline(loaded: LoadedPipeline, config: ResolvedConfig | None) -> ResolvedConfig:
+    """The case's config (the pipeline's own when None), checked to run on the pipeline already
+    loaded; it was resolved once, where the run began (RunConfig.resolve)."""
     if loaded.config.parallel and not torch.distributed.is_initialized():
         raise ConfigError(
             f"parallel {loaded.config.parallel}: a parallel run runs on torchrun's workers, which `causvid-perf run "
@@ -28,7 +29,6 @@ def case_config(loaded: LoadedPipeline, config: RunConfig | None) -> RunConfig:
         )
     if config is None:
         return loaded.config
-    config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device).validate()
     clash = [f for f in PIPELINE_FIELDS if getattr(config, f) != getattr(loaded.config, f)]
     if clash:
         raise ConfigError(
@@ -46,7 +46,7 @@ def frames_to_uint8(pipe: Any, video: torch.Tensor) -> np.ndarray:
 
 
 @contextmanager
-def text_encoder_visit(loaded: LoadedPipeline, config: RunConfig) -> Iterator[None]:
+def text_encoder_visit(loaded: LoadedPipeline, config: ResolvedConfig) -> Iterator[None]:
     """With te-offload the text encoder lives in host memory and visits the GPU only to encode,
     while the transformer waits in host memory (the two never share the GPU: pipeline/recipe.py).
     After the visit the cached blocks are released before the transformer comes back, so neither
@@ -65,7 +65,7 @@ def text_encoder_visit(loaded: LoadedPipeline, config: RunConfig) -> Iterator[No
         loaded.move(recipe.parked_for_visit, config.device)
 
 
-def encode_prompt(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+def encode_prompt(loaded: LoadedPipeline, config: ResolvedConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     with text_encoder_visit(loaded, config):
         return loaded.pipe.encode_prompt(
             prompt=config.prompt,
@@ -78,7 +78,7 @@ def encode_prompt(loaded: LoadedPipeline, config: RunConfig) -> tuple[torch.Tens
 
 
 def stage_memory_with_plan(
-    loaded: LoadedPipeline, config: RunConfig, stage_memory: dict[str, dict[str, float | None]]
+    loaded: LoadedPipeline, config: ResolvedConfig, stage_memory: dict[str, dict[str, float | None]]
 ) -> dict[str, dict[str, float | None]]:
     """On a GPU, each stage's measured peaks beside the memory plan's prediction (planned_gib,
     plan_ratio = planned / measured allocated), and the load's own peak; on CPU as measured."""

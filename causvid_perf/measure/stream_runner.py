@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.measure import flops
 from causvid_perf.measure.instruments import CallTimer, Clock, Meter
 from causvid_perf.measure.machine import device_name, machine_info
-from causvid_perf.measure.stages import case_config, encode_prompt, frames_to_uint8, stage_memory_with_plan
+from causvid_perf.measure.stages import case_on_pipeline, encode_prompt, frames_to_uint8, stage_memory_with_plan
 from causvid_perf.metrics import GIB
 from causvid_perf.pipeline.loading import DTYPES, LoadedPipeline
 from causvid_perf.pipeline.stream_decode import ChunkDecoder
@@ -51,7 +51,7 @@ class ChunkEvent:
         return self.frames_total / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
 
-def make_generator(loaded: LoadedPipeline, config: RunConfig) -> StreamingGenerator:
+def make_generator(loaded: LoadedPipeline, config: ResolvedConfig) -> StreamingGenerator:
     pipe = loaded.pipe
     scale = pipe.vae_scale_factor_spatial
     shape = (
@@ -68,7 +68,7 @@ def make_generator(loaded: LoadedPipeline, config: RunConfig) -> StreamingGenera
 
 def run_stream(
     loaded: LoadedPipeline,
-    config: RunConfig | None = None,
+    config: ResolvedConfig | None = None,
     *,
     on_chunk: Callable[[ChunkEvent], None] | None = None,
     include_load: bool = True,
@@ -76,7 +76,7 @@ def run_stream(
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Runs one streaming case and measures it chunk by chunk. Raises StageOOMError on CUDA OOM."""
-    config = case_config(loaded, config)
+    config = case_on_pipeline(loaded, config)
     pipe, cuda = loaded.pipe, config.device.startswith("cuda")
     machine = machine_info(config.device)
     clock = Clock(cuda)
@@ -143,7 +143,7 @@ def _event(index: int, count: int, emitted: list[float], out: list[np.ndarray]) 
 
 
 def _per_chunk(
-    config: RunConfig,
+    config: ResolvedConfig,
     generator: StreamingGenerator,
     emitted: list[float],
     frames: list[int],
@@ -184,7 +184,7 @@ def _per_chunk(
 
 
 def _metrics(
-    config: RunConfig,
+    config: ResolvedConfig,
     loaded: LoadedPipeline,
     meter: Meter,
     generator: StreamingGenerator,
@@ -225,7 +225,7 @@ def _metrics(
 
 
 def _stream_record(
-    config: RunConfig, generator: StreamingGenerator, per_chunk: list[dict[str, Any]], frames: np.ndarray
+    config: ResolvedConfig, generator: StreamingGenerator, per_chunk: list[dict[str, Any]], frames: np.ndarray
 ) -> dict[str, Any]:
     settings = generator.settings
     boundaries = np.cumsum([c["frames"] for c in per_chunk])[:-1].tolist()

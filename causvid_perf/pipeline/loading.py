@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from diffusers import AutoencoderKLWan, WanPipeline
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from huggingface_hub import hf_hub_download, snapshot_download
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig, RunConfig
 from causvid_perf.errors import ConfigError, WeightsNotFoundError
 from causvid_perf.pipeline.components import build_components, materialise, parameters_on_meta
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
@@ -36,7 +36,7 @@ DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch
 @dataclass
 class LoadedPipeline:
     pipe: Any
-    config: RunConfig  # resolved, with the weights source actually used
+    config: ResolvedConfig  # with the weights source actually used
     load_s: float
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -214,11 +214,11 @@ def load_causvid_checkpoint(
 # -- building pipelines ----------------------------------------------------------------------------
 
 
-def _assemble(components: dict[str, Any], config: RunConfig) -> Any:
+def _assemble(components: dict[str, Any], config: ResolvedConfig) -> Any:
     return WanPipeline(scheduler=build_scheduler(config), **components)
 
 
-def _load_tiny(config: RunConfig, dtype: torch.dtype) -> tuple[Any, dict[str, Any]]:
+def _load_tiny(config: ResolvedConfig, dtype: torch.dtype) -> tuple[Any, dict[str, Any]]:
     spec = config.spec
     components = build_components(spec, tiny=True, device="cpu", dtype=dtype, seed=TINY_WEIGHTS_SEED)
     pipe = _assemble(components, config)
@@ -241,7 +241,7 @@ def synthetic_on_meta(config: RunConfig, dtype: torch.dtype) -> dict[str, Any]:
     return components
 
 
-def _load_synthetic(config: RunConfig, dtype: torch.dtype, device: str) -> tuple[Any, dict[str, Any]]:
+def _load_synthetic(config: ResolvedConfig, dtype: torch.dtype, device: str) -> tuple[Any, dict[str, Any]]:
     """Built on meta, then materialised module by module on the device, in the text encoder, VAE,
     transformer order: each reaches its home in its stored dtype (components.materialise)."""
     components = synthetic_on_meta(config, dtype)
@@ -259,7 +259,7 @@ def _load_synthetic(config: RunConfig, dtype: torch.dtype, device: str) -> tuple
     return _assemble(components, config), details
 
 
-def _load_pretrained(config: RunConfig, dtype: torch.dtype, models_dir: Path | None) -> tuple[Any, dict[str, Any]]:
+def _load_pretrained(config: ResolvedConfig, dtype: torch.dtype, models_dir: Path | None) -> tuple[Any, dict[str, Any]]:
     spec = config.spec
     base = find_base(spec, models_dir)
     details: dict[str, Any] = {"weights": "pretrained", "base": str(base)}
@@ -309,7 +309,7 @@ def _set_attention(pipe: Any, backend: str) -> None:
         raise ConfigError(f"attention backend {backend!r} is not usable here ({exc}); use --attention native") from None
 
 
-def _build(config: RunConfig, dtype: torch.dtype, device: str, models: Path | None) -> tuple[Any, dict[str, Any]]:
+def _build(config: ResolvedConfig, dtype: torch.dtype, device: str, models: Path | None) -> tuple[Any, dict[str, Any]]:
     recipe = MemoryRecipe.of(config.memory)
     if config.weights == "synthetic":
         return _load_synthetic(config, dtype, device)  # the recipe applied on meta, placed as built
@@ -323,14 +323,26 @@ def _build(config: RunConfig, dtype: torch.dtype, device: str, models: Path | No
     return pipe, details
 
 
+def resolve_run(
+    config: RunConfig, models_dir: str | os.PathLike | None = None, device: str | None = None
+) -> ResolvedConfig:
+    """A run that will load, resolved once (RunConfig.resolve), with weights "auto" decided by
+    :func:`choose_weights` on the files under `models_dir`: the edges (CLI, plugin, worker) call it."""
+    models = models_dir_from(models_dir)
+    return config.resolve(device, lambda asked, on: choose_weights(asked, models, on))
+
+
 def load_pipeline(
-    config: RunConfig, *, models_dir: str | os.PathLike | None = None, progress: bool = False
+    config: ResolvedConfig, *, models_dir: str | os.PathLike | None = None, progress: bool = False
 ) -> LoadedPipeline:
-    """Validates the config, builds or loads the pipeline on its device and times the load."""
-    device = config.resolved().device
+    """Builds or loads the pipeline of a resolved run on its device and times the load. Weights left
+    "auto" (a config resolved without :func:`resolve_run`) are decided here; ``loaded.config`` is the
+    run with the source actually used, for every case that runs on the pipeline."""
+    device = config.device
     models = models_dir_from(models_dir)
     weights = choose_weights(config, models, device)
-    config = config.replace(weights=weights).resolved(device).validate()
+    if weights != config.weights:
+        config = replace(config, weights=weights)  # the rule never picks a source the config rules out
     dtype = DTYPES[config.dtype]
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)

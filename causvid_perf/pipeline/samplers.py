@@ -14,21 +14,21 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from causvid_perf.config import RunConfig, known_sampler_or_raise
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.specs import CAUSVID_TIMESTEPS
 from causvid_perf.specs import SAMPLERS as SAMPLER_NAMES
 
 
-def _unipc(config: RunConfig) -> Any:
+def _unipc(config: ResolvedConfig) -> Any:
     return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=config.shift)
 
 
-def _euler(config: RunConfig) -> Any:
+def _euler(config: ResolvedConfig) -> Any:
     return FlowMatchEulerDiscreteScheduler(shift=config.shift)
 
 
-def _dpmpp(config: RunConfig) -> Any:
+def _dpmpp(config: ResolvedConfig) -> Any:
     return DPMSolverMultistepScheduler(
         prediction_type="flow_prediction",
         use_flow_sigmas=True,
@@ -45,10 +45,10 @@ def causvid_timesteps(steps: int) -> tuple[int, ...]:
     return tuple(round(1000 - i * 1000 / steps) for i in range(steps))
 
 
-def _causvid(config: RunConfig) -> Any:
+def _causvid(config: ResolvedConfig) -> Any:
     class FixedTimestepsEuler(FlowMatchEulerDiscreteScheduler):
         """Flow-match Euler on a fixed timestep list; the pipeline's step count is ignored,
-        since the list decides it (RunConfig.resolved keeps the two equal)."""
+        since the list decides it (RunConfig.resolve keeps the two equal)."""
 
         def set_timesteps(self, num_inference_steps=None, device=None, **kwargs):
             sigmas = [t / 1000.0 for t in fixed]  # shifted by the scheduler's own `shift`
@@ -61,27 +61,24 @@ def _causvid(config: RunConfig) -> Any:
 # The builder of each sampler; specs.SAMPLERS owns the names and their order, and the registry is
 # built from it (a name without a builder fails at import, also under `python -O`;
 # tests/unit/test_single_facts.py holds the two sets equal).
-SAMPLER_BUILDERS: dict[str, Callable[[RunConfig], Any]] = {
+SAMPLER_BUILDERS: dict[str, Callable[[ResolvedConfig], Any]] = {
     "unipc": _unipc,
     "euler": _euler,
     "dpmpp": _dpmpp,
     "causvid": _causvid,
 }
-SAMPLERS: dict[str, Callable[[RunConfig], Any]] = {name: SAMPLER_BUILDERS[name] for name in SAMPLER_NAMES}
+SAMPLERS: dict[str, Callable[[ResolvedConfig], Any]] = {name: SAMPLER_BUILDERS[name] for name in SAMPLER_NAMES}
 
 
-def build_scheduler(config: RunConfig) -> Any:
-    """A fresh scheduler for a resolved config: a named sampler, or a user's `package.module:name`.
+def build_scheduler(config: ResolvedConfig) -> Any:
+    """A fresh scheduler for a run (resolved, so its sampler is named and was checked): a named sampler, or a user's `package.module:name`.
 
-    The user's contract: `name` is either a factory ``name(config: RunConfig) -> SchedulerMixin``
+    The user's contract: `name` is either a factory ``name(config: ResolvedConfig) -> SchedulerMixin``
     (called with the case's resolved config: config.shift, config.steps, config.timesteps, ...), or a
     diffusers scheduler class, built with the case's flow shift (``shift=`` or ``flow_shift=``, on
     flow-matching sigmas where the class offers them).
     """
     name = config.sampler
-    if name is None:
-        raise ValueError("build_scheduler needs a resolved config (RunConfig.resolved() names the sampler)")
-    known_sampler_or_raise(name)
     if name in SAMPLERS:
         return SAMPLERS[name](config)
     target = _import_target(name)
@@ -103,10 +100,11 @@ def build_scheduler(config: RunConfig) -> Any:
     return scheduler
 
 
-def check_sampler(name: str) -> None:
-    """Checks a sampler name before anything loads: a known name, or a user's factory or scheduler
-    class that imports and fits the contract (see build_scheduler); ConfigError otherwise."""
-    known_sampler_or_raise(name)
+def check_sampler(config: ResolvedConfig) -> None:
+    """Checks a run's sampler before anything loads: resolution checked its name (a known one, or a
+    dotted path's shape); a user's factory or scheduler class must import and fit the contract
+    (see build_scheduler); ConfigError otherwise."""
+    name = config.sampler
     if name in SAMPLERS:
         return
     target = _import_target(name)
@@ -124,7 +122,7 @@ _CLASS_SETTINGS = (
 )
 
 
-def _from_class(cls: type, config: RunConfig) -> Any:
+def _from_class(cls: type, config: ResolvedConfig) -> Any:
     accepted = inspect.signature(cls).parameters
     return cls(**{name: value(config) for name, value in _CLASS_SETTINGS if name in accepted})
 

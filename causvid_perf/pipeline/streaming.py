@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.pipeline.stream_attention import CachedCrossAttention, CachedSelfAttention, KVCache, Window
+from causvid_perf.specs import StreamRecipe
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,12 @@ class StreamSettings:
     sink_frames: int = 0
 
     @classmethod
-    def from_config(cls, config: RunConfig) -> StreamSettings:
-        recipe = config.spec.stream
-        if recipe is None or config.chunk_frames is None or not config.timesteps or config.shift is None:
-            raise ValueError(f"{config.model} is not a resolved streaming config; call RunConfig.resolved() first")
+    def from_config(cls, config: ResolvedConfig) -> StreamSettings:
+        """A streaming model's run: resolution filled its chunk size and timesteps from the recipe."""
+        recipe = cast(StreamRecipe, config.spec.stream)
         return cls(
-            config.chunk_frames,
-            config.timesteps,
+            cast(int, config.chunk_frames),
+            cast(tuple[int, ...], config.timesteps),
             config.shift,
             recipe.warp,
             config.window_frames,

@@ -4,12 +4,11 @@ run it is compared with, and records it for the history, pytest-benchmark and th
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import StageOOMError, WriteError
 from causvid_perf.judge.baselines import baseline_key, check_case, is_cpu_class
 from causvid_perf.judge.baselines_file import record as record_baseline
@@ -42,26 +41,25 @@ class PerfRunner:
 
     def check(self, case: PerfCase) -> CaseOutcome:
         state, options = self.state, self.state.options
-        config = resolve_case_config(case, options)
-        skip_unless_plan_fits(config, options.require_gpu)
+        run_config = resolve_case_config(case, options)  # resolved once: every round runs it as it is
+        skip_unless_plan_fits(run_config, options.require_gpu)
         free_memory()
-        loaded, fresh = state.cache.get(config)
+        loaded, fresh = state.cache.get(run_config)
         if fresh:
             self.request.node.user_properties.append(("load_s", loaded.load_s))
-        run_config = config.replace(weights=loaded.config.weights).resolved(loaded.config.device)
         rounds = options.rounds_for(case)
         load_s = loaded.load_s if fresh else None
-        outcome = self._measure_case(case.id, loaded, run_config, rounds, load_s, self.benchmark)
+        outcome, previous = self._measure_case(case.id, loaded, run_config, rounds, load_s, self.benchmark)
         # A time failure can be a busy moment of the machine: it counts only when it shows again.
         for _ in range(0 if options.update_baselines else options.confirm):
             unconfirmed = outcome.failures(timing_only=True)
             if not unconfirmed:
                 break
             earlier = outcome.record.remeasured + unconfirmed
-            outcome = self._measure_case(case.id, loaded, run_config, rounds, load_s, None)  # outside pytest-benchmark
+            outcome, previous = self._measure_case(case.id, loaded, run_config, rounds, load_s, None)  # not benchmarked
             outcome.record.remeasured = earlier
         record, last = outcome.record, outcome.result
-        self._keep_output(outcome, run_config)
+        self._keep_output(outcome, run_config, previous)
         self._record_for_history(outcome)
         if self.benchmark is not None:
             self.benchmark.extra_info.update(extra_info(record, case.note))
@@ -98,13 +96,13 @@ class PerfRunner:
         self,
         case_id: str,
         loaded: LoadedPipeline,
-        run_config: RunConfig,
+        run_config: ResolvedConfig,
         rounds: int,
         load_s: float | None,
         benchmark: Any,
-    ) -> CaseOutcome:
+    ) -> tuple[CaseOutcome, CaseRecord | None]:
         """One measurement of the case (warm-up and measured rounds), judged against its baselines
-        and the run it is compared with."""
+        and the run it is compared with; that run's case comes back too (None when there is none)."""
         memory_before = memory_state(run_config.device, nvml_used_gib(run_config.device))
         cpu_before = cpu_snapshot()
         results = self._measure(loaded, run_config, rounds, benchmark)
@@ -127,10 +125,9 @@ class PerfRunner:
             folder=self.state.options.history_dir,
         )
         outcome = CaseOutcome(record, last)
-        self._judge(outcome)
-        return outcome
+        return outcome, self._judge(outcome)
 
-    def _measure(self, loaded: LoadedPipeline, config: RunConfig, rounds: int, benchmark: Any) -> list[RunResult]:
+    def _measure(self, loaded: LoadedPipeline, config: ResolvedConfig, rounds: int, benchmark: Any) -> list[RunResult]:
         """The measured rounds; a CUDA out-of-memory fails the case with one line, after its tensors are freed."""
         try:
             return measure_rounds(loaded, config, benchmark, rounds, self.state.options.warmup_rounds)
@@ -139,8 +136,9 @@ class PerfRunner:
         free_memory()  # outside the except block: nothing of the failed case is referenced any more
         pytest.fail(message, pytrace=False)
 
-    def _judge(self, outcome: CaseOutcome) -> None:
-        """Quality numbers of the last round, then the --compare-to judgement."""
+    def _judge(self, outcome: CaseOutcome) -> CaseRecord | None:
+        """Quality numbers of the last round, then the --compare-to judgement; returns the case it
+        was compared with (None: no previous run, or no case in it that did the same work)."""
         record, frames = outcome.record, outcome.result.frames
         if frames is not None:
             record.quality = case_quality(frames)
@@ -148,11 +146,12 @@ class PerfRunner:
                 record.quality["chunk_boundary_ratio"] = outcome.result.stream["chunk_boundaries"]["ratio"]
         previous_run = self.state.previous
         if previous_run is None:
-            return
+            return None
         previous, note = previous_case(previous_run, record)
+        if note is not None:  # previous_case says why exactly when it finds no case to compare with
+            record.comparison_notes.append(note)
         if previous is None:
-            record.comparison_notes.append(note or f"not in the previous {previous_run.title}")
-            return
+            return None
         current = Observation(record.medians, record.samples, record.quality, record.config, frames=frames)
         earlier = Observation(
             previous.medians,
@@ -165,14 +164,11 @@ class PerfRunner:
             current, earlier, (record.key or {})["gpu_class"], ms_ssim_threshold=self.state.ms_ssim_threshold
         )
         record.compared_to = previous_run.title
+        return previous
 
-    def _previous_frames(self, record: CaseRecord) -> Path | None:
-        previous_run = self.state.previous
-        previous = previous_case(previous_run, record)[0] if previous_run else None
-        return previous.output_path(FRAMES) if previous else None
-
-    def _keep_output(self, outcome: CaseOutcome, run_config: RunConfig) -> None:
-        """The last round's frames and contact sheet, beside the history."""
+    def _keep_output(self, outcome: CaseOutcome, run_config: ResolvedConfig, previous: CaseRecord | None) -> None:
+        """The last round's frames and contact sheet, beside the history (and the previous case's
+        frames, `previous`, for the sheet to show beside them)."""
         record, frames = outcome.record, outcome.result.frames
         if frames is None:
             return
@@ -183,7 +179,7 @@ class PerfRunner:
                 record.id,
                 frames,
                 make_provenance(run_config),
-                self._previous_frames(record),
+                previous.output_path(FRAMES) if previous else None,
             )
         except WriteError as exc:  # the measurement stands; its frames are lost, and the summary says so
             self.state.write_failures.append(f"{record.id}: {exc}")

@@ -181,9 +181,10 @@ def check_sampler_option(name: str) -> None:
     """--sampler checked before the session: the name or dotted path, and a user factory called
     once on a sample case, so one that returns something other than a scheduler (None) stops the
     session in one line rather than failing every case."""
-    check_sampler(name)
+    sample = RunConfig(model="causvid-1.3b", weights="tiny", sampler=name, device="cpu").resolve()
+    check_sampler(sample)
     if name not in SAMPLERS:
-        build_scheduler(RunConfig(model="causvid-1.3b", weights="tiny", sampler=name, device="cpu").resolved("cpu"))
+        build_scheduler(sample)
 
 
 def sampler_misfit(config: RunConfig, sampler: str) -> str | None:

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.measure.memory_plan import check_fits
 
 
-def skip_unless_plan_fits(
-    config: RunConfig, require_gpu: bool, available: int | None = None, device: str | None = None
-) -> None:
+def skip_unless_plan_fits(config: ResolvedConfig, require_gpu: bool, available: int | None = None) -> None:
     """Nothing on CPU; on a GPU, pytest.skip (pytest.fail with `require_gpu`) when the plan does not
     fit `available` bytes (default: what the GPU has available, memory_plan.available_bytes)."""
     try:
-        check_fits(config.resolved(device), available)
+        check_fits(config, available)
         return
     except ConfigError as exc:
         message = str(exc)

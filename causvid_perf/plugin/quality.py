@@ -82,7 +82,7 @@ class TinyPipelines:
         if model not in self.models:
             raise KeyError(f"{model!r} is not a tiny test model; choose one of: {', '.join(self.models)}")
         if model not in self._loaded:
-            self._loaded[model] = load_pipeline(RunConfig(model=model, weights="tiny", **self.size))
+            self._loaded[model] = load_pipeline(RunConfig(model=model, weights="tiny", **self.size).resolve())
         return self._loaded[model]
 
     def __contains__(self, model: object) -> bool:

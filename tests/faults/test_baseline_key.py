@@ -34,8 +34,8 @@ from causvid_perf.records.lookup import previous_case
 pytest_plugins = ["pytester"]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CPU = cpu_class("AMD EPYC", 2)
-TINY = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9).resolved("cpu")
-STREAM = RunConfig(model="self-forcing-1.3b", weights="tiny", height=32, width=32, frames=21).resolved("cpu")
+TINY = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9).resolve("cpu")
+STREAM = RunConfig(model="self-forcing-1.3b", weights="tiny", height=32, width=32, frames=21).resolve("cpu")
 PROVENANCE = measured_provenance()
 
 

@@ -32,7 +32,7 @@ SIZE = ["--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     source = loading.load_pipeline(
-        RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", height=32, width=32, frames=9, device="cpu")
+        RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", height=32, width=32, frames=9, device="cpu").resolve()
     ).pipe
     source.save_pretrained(root / BASE_FOLDER)
     save_kijai_lora(make_kijai_lora(transformer_config("1.3b", tiny=True), seed=5, scale=0.3), root / LORA_FILE)

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from causvid_perf.cli import main
-from causvid_perf.cli.configs import run_config
-from causvid_perf.config import profile_on_cpu
+from causvid_perf.cli.configs import profile_on_cpu, run_config
 from causvid_perf.errors import ConfigError, ExitCode
 from causvid_perf.specs import PROFILES
 

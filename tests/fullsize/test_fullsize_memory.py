@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from causvid_perf.config import RunConfig
+from causvid_perf.config import ResolvedConfig, RunConfig
 from causvid_perf.errors import ConfigError
 from causvid_perf.judge.published import STUDY_CEILING_GIB, STUDY_PEAK_GIB
 from causvid_perf.measure import stages
@@ -26,7 +26,7 @@ from causvid_perf.specs import MODELS
 
 
 def _plan(profile: str):
-    return memory_plan(RunConfig.from_profile(profile, weights="synthetic").resolved("cuda"))
+    return memory_plan(RunConfig.from_profile(profile, weights="synthetic").resolve("cuda", check_device=False))
 
 
 def _gib(plan) -> dict[str, float]:
@@ -58,14 +58,14 @@ def test_study_plan_of_the_1_3b_case():
 
 
 def test_streaming_plan_holds_the_kv_cache():
-    plan = memory_plan(RunConfig(model="causvid-ar-1.3b", weights="synthetic").resolved("cuda"))
+    plan = memory_plan(RunConfig(model="causvid-ar-1.3b", weights="synthetic").resolve("cuda", check_device=False))
     stream = plan.stage("stream")
     assert stream is not None and "KV cache 5.62 GiB" in stream.what
     assert stream.activation_bytes > 6_038_323_200
 
 
 def test_a_plan_over_the_device_memory_skips_the_case_with_its_figures():
-    config = RunConfig.from_profile("study", weights="synthetic").resolved("cuda")
+    config = RunConfig.from_profile("study", weights="synthetic").resolve("cuda", check_device=False)
     too_small = 16 * GIB  # a fake 16 GiB GPU
     with pytest.raises(ConfigError, match=r"needs 21\.6\d GiB in decode .*weights 14\.00.*16\.00 GiB available"):
         check_fits(config, too_small)
@@ -77,8 +77,8 @@ def test_a_plan_over_the_device_memory_skips_the_case_with_its_figures():
     _skip_on_fake_gpu(config, 80 * GIB, require_gpu=True)  # fits: nothing happens
 
 
-def _skip_on_fake_gpu(config: RunConfig, available: int, require_gpu: bool) -> None:
-    skip_unless_plan_fits(config, require_gpu, available, device="cuda")
+def _skip_on_fake_gpu(config: ResolvedConfig, available: int, require_gpu: bool) -> None:
+    skip_unless_plan_fits(config, require_gpu, available)  # the config was resolved for "cuda"
 
 
 class FakeCuda:
@@ -145,7 +145,7 @@ def test_text_encoder_visit_parks_the_transformer_and_leaves_no_reserved_memory(
 def test_loading_releases_the_cache_after_the_build(monkeypatch):
     released = []
     monkeypatch.setattr(loading, "release_cached_memory", released.append)
-    loaded = loading.load_pipeline(RunConfig(weights="tiny", height=32, width=32, frames=5, device="cpu"))
+    loaded = loading.load_pipeline(RunConfig(weights="tiny", height=32, width=32, frames=5, device="cpu").resolve())
     assert released == ["cpu"] and loaded.config.weights == "tiny"
     assert recipe.release_cached_memory is not None
 

@@ -32,7 +32,7 @@ SHAPE = (9, 32, 32, 3)
 
 
 def _run(loaded, seed: int = 0) -> np.ndarray:
-    return run_case(loaded, loaded.config.replace(seed=seed)).frames
+    return run_case(loaded, loaded.config.replace(seed=seed).resolve()).frames
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_student_close_to_teacher_with_real_weights():
     size = {"height": 480, "width": 832, "frames": 33, "seed": 0}
     frames = {}
     for model in (STUDENT, TEACHER):
-        loaded = load_pipeline(RunConfig(model=model, weights="pretrained", **size))
+        loaded = load_pipeline(RunConfig(model=model, weights="pretrained", **size).resolve())
         frames[model] = run_case(loaded).frames
         del loaded
         torch.cuda.empty_cache()

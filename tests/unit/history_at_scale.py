@@ -49,7 +49,7 @@ def commit_of(index: int) -> str:
 
 
 def case_of(index: int, case_id: str, config: RunConfig, s_per_it: float) -> CaseRecord:
-    resolved = config.resolved()
+    resolved = config.resolve()
     steps = resolved.steps or 1
     # a slow drift, a step at run 1200 (+20 %), and some noise that repeats
     level = s_per_it * (1 + 0.05 * math.sin(index / 90)) * (1.2 if index >= 1200 else 1.0)

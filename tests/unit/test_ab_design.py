@@ -46,7 +46,7 @@ class FakeRun:
 
 def _sides() -> tuple[Any, RunConfig, RunConfig]:
     config_a = RunConfig.from_profile("tiny", device="cpu", sampler="unipc")
-    return types.SimpleNamespace(config=config_a.resolved("cpu")), config_a, config_a.replace(sampler="euler")
+    return types.SimpleNamespace(config=config_a.resolve("cpu")), config_a, config_a.replace(sampler="euler")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def _ab(ratio: float, noise: float, plan: SequentialPlan | None = None, **kwargs
     config_a = RunConfig.from_profile("tiny", device="cpu", sampler="unipc")
     config_b = config_a.replace(sampler="euler")
     run = FakeRun(ratio, noise, **kwargs)
-    loaded = types.SimpleNamespace(config=config_a.resolved("cpu"))
+    loaded = types.SimpleNamespace(config=config_a.resolve("cpu"))
     report = run_ab(loaded, config_a, config_b, Sequential(plan or SequentialPlan()), run=run, clock=lambda: run.now)
     return report, run
 

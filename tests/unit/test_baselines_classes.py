@@ -13,7 +13,7 @@ from causvid_perf.judge.baselines_file import load_baselines, record
 from causvid_perf.judge.verdict import NO_BASELINE, PASS, REGRESSION, MetricSpec
 
 H100, A100 = "h100-80gb-hbm3", "a100-sxm4-80gb"
-CONFIG = RunConfig(model="causvid-1.3b", weights="synthetic", device="cuda").resolved(device="cuda")
+CONFIG = RunConfig(model="causvid-1.3b", weights="synthetic", device="cuda").resolve("cuda", check_device=False)
 PROVENANCE = {
     "kind": "measured",
     "date": "2026-01-31T10:00:00Z",

@@ -48,7 +48,7 @@ def test_metrics_is_built_by_keyword_only():
 
 def _session() -> ABSession:
     config = RunConfig.from_profile("tiny", device="cpu")
-    loaded = types.SimpleNamespace(config=config.resolved("cpu"))
+    loaded = types.SimpleNamespace(config=config.resolve("cpu"))
     result = cpu_result([0.02, 0.04, 0.03], 0.09, 0.2, text_encode_s=0.005, decode_s=0.007, vram=1.5)
 
     def measure(side, config, *, keep_frames):

@@ -13,7 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from causvid_perf.config import ATTENTION_BACKENDS, CPU_ATTENTION_BACKENDS, RunConfig, parse_memory, parse_overrides
+from causvid_perf.config import ATTENTION_BACKENDS, CPU_ATTENTION_BACKENDS, RunConfig, parse_memory
+from causvid_perf.config_overrides import parse_overrides
 from causvid_perf.errors import ConfigError
 from causvid_perf.specs import MODELS
 
@@ -53,10 +54,9 @@ def test_frames_not_4k_plus_1_is_rejected_with_the_nearest_valid_counts(frames, 
 
 def test_frames_are_never_silently_rounded():
     config = cfg(frames=80)
-    # resolving fills defaults but must keep the user's frame count as given
-    assert config.resolved("cpu").frames == 80
+    # resolving validates first: the user's frame count is refused, never rounded to a valid one
     with pytest.raises(ConfigError, match="4k"):
-        config.resolved("cpu").validate()
+        config.resolve("cpu")
 
 
 def test_load_pipeline_rejects_bad_frames_before_building(monkeypatch):
@@ -67,7 +67,7 @@ def test_load_pipeline_rejects_bad_frames_before_building(monkeypatch):
 
     monkeypatch.setattr(loading, "_load_tiny", must_not_build)
     with pytest.raises(ConfigError, match="4k\\+1"):
-        loading.load_pipeline(cfg(frames=80))
+        loading.load_pipeline(loading.resolve_run(cfg(frames=80)))
 
 
 @pytest.mark.parametrize("frames", [1, 5, 9, 81, 121])
@@ -239,46 +239,46 @@ def test_cpu_attention_backends_pass_on_cpu(backend):
 
 @pytest.mark.parametrize("model", ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b"])
 def test_teacher_recipe(model):
-    r = RunConfig(model=model).resolved("cpu")
+    r = RunConfig(model=model).resolve("cpu")
     assert (r.steps, r.guidance, r.sampler, r.shift) == (50, 5.0, "unipc", 3.0)
     assert r.uses_cfg
 
 
 @pytest.mark.parametrize("height, width", [(720, 1280), (1280, 720)])
 def test_teacher_shift_is_5_at_720p(height, width):
-    r = RunConfig(model="wan2.1-t2v-14b", height=height, width=width).resolved("cpu")
+    r = RunConfig(model="wan2.1-t2v-14b", height=height, width=width).resolve("cpu")
     assert r.shift == 5.0
 
 
 @pytest.mark.parametrize("model", ["causvid-1.3b", "causvid-14b"])
 def test_causvid_recipe(model):
-    r = RunConfig(model=model).resolved("cpu")
+    r = RunConfig(model=model).resolve("cpu")
     assert (r.steps, r.guidance) == (6, 1.0)
     assert not r.uses_cfg
     # the student's shift does not switch with resolution
-    assert RunConfig(model=model, height=720, width=1280).resolved("cpu").shift == r.shift
+    assert RunConfig(model=model, height=720, width=1280).resolve("cpu").shift == r.shift
 
 
 def test_explicit_values_beat_the_recipe():
-    r = RunConfig(model="wan2.1-t2v-1.3b", steps=20, guidance=3.0, sampler="euler", shift=7.0).resolved("cpu")
+    r = RunConfig(model="wan2.1-t2v-1.3b", steps=20, guidance=3.0, sampler="euler", shift=7.0).resolve("cpu")
     assert (r.steps, r.guidance, r.sampler, r.shift) == (20, 3.0, "euler", 7.0)
 
 
 def test_causvid_sampler_with_explicit_timesteps_sets_steps():
-    r = RunConfig(model="causvid-1.3b", sampler="causvid", timesteps=[1000, 757, 522], steps=6).resolved("cpu")
+    r = RunConfig(model="causvid-1.3b", sampler="causvid", timesteps=[1000, 757, 522], steps=6).resolve("cpu")
     assert r.steps == 3
     assert r.timesteps == (1000, 757, 522)
 
 
 def test_resolved_dtype_and_device():
-    assert RunConfig().resolved("cpu").dtype == "float32"
-    assert RunConfig().resolved("cuda").dtype == "bfloat16"
-    assert RunConfig(dtype="float16").resolved("cuda").dtype == "float16"
-    assert RunConfig().resolved("cpu").device == "cpu"
+    assert RunConfig().resolve("cpu").dtype == "float32"
+    assert RunConfig().resolve("cuda", check_device=False).dtype == "bfloat16"
+    assert RunConfig(dtype="float16").resolve("cuda", check_device=False).dtype == "float16"
+    assert RunConfig().resolve("cpu").device == "cpu"
 
 
 def test_resolved_keeps_weights_as_given():
-    assert RunConfig(weights="auto").resolved("cpu").weights == "auto"
+    assert RunConfig(weights="auto").resolve("cpu").weights == "auto"
 
 
 # -- profiles --------------------------------------------------------------------------------------
@@ -346,8 +346,10 @@ def test_to_dict_from_dict_round_trip_through_json():
     back = RunConfig.from_dict(data)
     assert back == original
     assert isinstance(back.memory, tuple) and isinstance(back.timesteps, tuple)
-    resolved = original.resolved("cpu")
-    assert RunConfig.from_dict(json.loads(json.dumps(resolved.to_dict()))) == resolved
+    resolved = original.resolve("cpu")
+    stored = RunConfig.from_dict(json.loads(json.dumps(resolved.to_dict())))
+    assert type(stored) is RunConfig  # a stored config is read back as asked for, to be resolved again
+    assert stored.resolve("cpu") == resolved
 
 
 def test_from_dict_unknown_field():
@@ -374,7 +376,7 @@ def test_parse_overrides_timesteps_and_memory():
     # commas inside brackets stay in the list
     assert parse_overrides("timesteps=[1000,757,522],steps=3") == {"timesteps": (1000, 757, 522), "steps": 3}
     assert parse_overrides("memory=none") == {"memory": ()}
-    resolved = RunConfig(model="causvid-1.3b").replace(**o).resolved("cpu")
+    resolved = RunConfig(model="causvid-1.3b").replace(**o).resolve("cpu")
     assert resolved.steps == 3 and resolved.memory == ("fp8-storage", "te-offload")
 
 

@@ -89,7 +89,7 @@ def fake(monkeypatch):
     def make(noise: float, seed: int = 0):
         transformer = FakeTransformer(clock, noise, seed)
         loaded = types.SimpleNamespace(
-            config=RunConfig.from_profile("tiny", device="cpu").resolved("cpu"),
+            config=RunConfig.from_profile("tiny", device="cpu").resolve("cpu"),
             pipe=types.SimpleNamespace(transformer=transformer),
         )
         return loaded, FakeRun()

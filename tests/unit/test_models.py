@@ -90,9 +90,9 @@ def test_step_tflop_doubles_with_cfg():
 
 def test_runs_flop_budget_from_reference():
     # 6 steps cfg 1 of 14B ~ 10.1 PFLOP; the teacher's 50 steps cfg 5 ~ 168 PFLOP.
-    study = RunConfig.from_profile("study").resolved("cpu")
+    study = RunConfig.from_profile("study").resolve("cpu")
     student = study.steps * flops.step_tflop(study.dit_tokens, TRANSFORMER_FULL["14b"], study.uses_cfg)
-    teacher_cfg = RunConfig(model="wan2.1-t2v-14b").resolved("cpu")
+    teacher_cfg = RunConfig(model="wan2.1-t2v-14b").resolve("cpu")
     teacher = teacher_cfg.steps * flops.step_tflop(
         teacher_cfg.dit_tokens, TRANSFORMER_FULL["14b"], teacher_cfg.uses_cfg
     )
@@ -122,7 +122,7 @@ def test_mfu_is_none_on_cpu_device():
 
 
 def sampler_config(sampler: str, **changes) -> RunConfig:
-    return RunConfig(model="causvid-1.3b", sampler=sampler, **changes).resolved("cpu")
+    return RunConfig(model="causvid-1.3b", sampler=sampler, **changes).resolve("cpu")
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))

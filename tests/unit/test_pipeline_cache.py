@@ -23,7 +23,7 @@ class CountingLoader:
     def __call__(self, config: RunConfig, models_dir: str | None = None) -> LoadedPipeline:
         self.calls.append(config)
         # as load_pipeline does: the pipeline's config is resolved, with the weights actually used
-        resolved = config.resolved().replace(weights="tiny")
+        resolved = config.replace(weights="tiny").resolve()
         return LoadedPipeline(pipe=SimpleNamespace(name=f"pipe {len(self.calls)}"), config=resolved, load_s=0.25)
 
 

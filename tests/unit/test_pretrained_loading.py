@@ -36,7 +36,7 @@ LORA_SEED = 5  # differs from the tiny loader's built-in LoRA seed
 @pytest.fixture(scope="module")
 def source():
     """The tiny teacher pipeline that gets saved (its weights are the ground truth)."""
-    return loading.load_pipeline(RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", **SIZE)).pipe
+    return loading.load_pipeline(RunConfig(model="wan2.1-t2v-1.3b", weights="tiny", **SIZE).resolve()).pipe
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +90,12 @@ def teacher_config(**changes) -> RunConfig:
 
 @pytest.fixture(scope="module")
 def student(models_dir):
-    return loading.load_pipeline(student_config(), models_dir=models_dir)
+    return loading.load_pipeline(student_config().resolve(), models_dir=models_dir)
 
 
 @pytest.fixture(scope="module")
 def teacher(models_dir):
-    return loading.load_pipeline(teacher_config(), models_dir=models_dir)
+    return loading.load_pipeline(teacher_config().resolve(), models_dir=models_dir)
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +162,8 @@ def test_lora_changes_the_output_at_the_same_seed(student_frames, teacher_frames
 
 
 def test_fused_matches_unfused(models_dir):
-    unfused = loading.load_pipeline(teacher_config(), models_dir=models_dir)
-    fused = loading.load_pipeline(teacher_config(), models_dir=models_dir)
+    unfused = loading.load_pipeline(teacher_config().resolve(), models_dir=models_dir)
+    fused = loading.load_pipeline(teacher_config().resolve(), models_dir=models_dir)
     plain = transformer_out(unfused.pipe)
     apply_causvid_lora(unfused.pipe, models_dir / LORA_FILE, fuse=False)
     apply_causvid_lora(fused.pipe, models_dir / LORA_FILE, fuse=True)
@@ -195,17 +195,20 @@ def test_auto_picks_pretrained_when_the_files_exist(models_dir, base_only_dir, t
 
 def test_auto_honours_the_models_env_var(models_dir, tmp_path, monkeypatch):
     monkeypatch.setenv(loading.MODELS_DIR_ENV, str(models_dir))
-    loaded = loading.load_pipeline(student_config(weights="auto"))
+    loaded = loading.load_pipeline(student_config(weights="auto").resolve())
     assert loaded.config.weights == "pretrained"
     assert loaded.details["base"] == str(models_dir / BASE_FOLDER)
 
     empty = tmp_path / "no_models"
     empty.mkdir()
     monkeypatch.setenv(loading.MODELS_DIR_ENV, str(empty))
-    loaded = loading.load_pipeline(student_config(weights="auto"))
+    loaded = loading.load_pipeline(student_config(weights="auto").resolve())
     assert loaded.config.weights == "tiny"
     # an explicit models_dir beats the env var
-    assert loading.load_pipeline(teacher_config(weights="auto"), models_dir=models_dir).config.weights == "pretrained"
+    assert (
+        loading.load_pipeline(teacher_config(weights="auto").resolve(), models_dir=models_dir).config.weights
+        == "pretrained"
+    )
 
 
 # -- missing files ---------------------------------------------------------------------------------
@@ -213,7 +216,7 @@ def test_auto_honours_the_models_env_var(models_dir, tmp_path, monkeypatch):
 
 def test_missing_base_lists_the_places_looked(tmp_path):
     with pytest.raises(WeightsNotFoundError) as info:
-        loading.load_pipeline(teacher_config(), models_dir=tmp_path)
+        loading.load_pipeline(teacher_config().resolve(), models_dir=tmp_path)
     message = str(info.value)
     assert "\n" not in message
     for place in (tmp_path / BASE_FOLDER, tmp_path / STUDENT.base_repo, tmp_path):
@@ -224,7 +227,7 @@ def test_missing_base_lists_the_places_looked(tmp_path):
 
 def test_missing_base_without_models_dir(monkeypatch):
     with pytest.raises(WeightsNotFoundError, match=re.escape("HF cache for Wan-AI/Wan2.1-T2V-1.3B-Diffusers")):
-        loading.load_pipeline(teacher_config())
+        loading.load_pipeline(teacher_config().resolve())
 
 
 def test_missing_lora_lists_the_places_looked_and_fails_before_the_base_load(base_only_dir, monkeypatch):
@@ -235,7 +238,7 @@ def test_missing_lora_lists_the_places_looked_and_fails_before_the_base_load(bas
 
     monkeypatch.setattr(WanPipeline, "from_pretrained", no_base_load)
     with pytest.raises(WeightsNotFoundError) as info:
-        loading.load_pipeline(student_config(), models_dir=base_only_dir)
+        loading.load_pipeline(student_config().resolve(), models_dir=base_only_dir)
     message = str(info.value)
     assert "\n" not in message
     for filename in STUDENT.lora_files:
@@ -313,7 +316,7 @@ def test_full_checkpoint_replaces_the_lora(base_only_dir, source, tmp_path):
     weights = random_tiny_transformer("1.3b", 123).state_dict()
     path = save_causvid_checkpoint(weights, tmp_path / "model.pt")
     # no LoRA in this folder: a checkpoint must not need one
-    loaded = loading.load_pipeline(student_config(checkpoint=str(path)), models_dir=base_only_dir)
+    loaded = loading.load_pipeline(student_config(checkpoint=str(path)).resolve(), models_dir=base_only_dir)
     assert loaded.details["checkpoint"] == str(path)
     assert "lora" not in loaded.details
     got = loaded.pipe.transformer.state_dict()
@@ -326,7 +329,7 @@ def test_full_checkpoint_replaces_the_lora(base_only_dir, source, tmp_path):
 def test_checkpoint_with_extra_layers_is_a_config_error(base_only_dir, tmp_path):
     path = save_causvid_checkpoint(random_tiny_transformer("14b", 0).state_dict(), tmp_path / "model.pt")
     with pytest.raises(ConfigError) as info:
-        loading.load_pipeline(student_config(checkpoint=str(path)), models_dir=base_only_dir)
+        loading.load_pipeline(student_config(checkpoint=str(path)).resolve(), models_dir=base_only_dir)
     message = str(info.value)
     assert "does not fit" in message and "same model size" in message and "unexpected" in message
     assert "\n" not in message
@@ -338,12 +341,12 @@ def test_checkpoint_of_another_width_is_a_config_error(base_only_dir, tmp_path):
     wider = WanTransformer3DModel(**{**transformer_config("1.3b", tiny=True), "num_attention_heads": 4})
     path = save_causvid_checkpoint(wider.state_dict(), tmp_path / "model.pt")
     with pytest.raises(ConfigError, match="does not fit"):
-        loading.load_pipeline(student_config(checkpoint=str(path)), models_dir=base_only_dir)
+        loading.load_pipeline(student_config(checkpoint=str(path)).resolve(), models_dir=base_only_dir)
 
 
 def test_missing_checkpoint_file(base_only_dir, tmp_path):
     with pytest.raises(WeightsNotFoundError, match=re.escape("model.pt does not exist")):
-        loading.load_pipeline(student_config(checkpoint=str(tmp_path / "model.pt")), models_dir=base_only_dir)
+        loading.load_pipeline(student_config(checkpoint=str(tmp_path / "model.pt")).resolve(), models_dir=base_only_dir)
 
 
 class _RunsCodeWhenUnpickled:
@@ -374,7 +377,7 @@ def test_checkpoint_with_arbitrary_objects_is_refused(base_only_dir, tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"generator": _RunsCodeWhenUnpickled(marker)}, path)
     with pytest.raises(ConfigError, match="not a weights-only torch checkpoint"):
-        loading.load_pipeline(student_config(checkpoint=str(path)), models_dir=base_only_dir)
+        loading.load_pipeline(student_config(checkpoint=str(path)).resolve(), models_dir=base_only_dir)
     assert not marker.exists(), "unpickling ran code from the checkpoint"
     # the payload is real: a plain (unsafe) load would have run it
     handle = torch.load(path, weights_only=False)["generator"]
@@ -403,7 +406,7 @@ def test_self_forcing_checkpoint_is_found_and_its_ema_weights_preferred(base_onl
     )
     try:
         assert loading.choose_weights(stream_config(spec.name, weights="auto"), base_only_dir, "cpu") == "pretrained"
-        loaded = loading.load_pipeline(stream_config(spec.name), models_dir=base_only_dir)
+        loaded = loading.load_pipeline(stream_config(spec.name).resolve(), models_dir=base_only_dir)
         got = loaded.pipe.transformer.state_dict()
         assert loaded.details["checkpoint"] == str(path) and "lora" not in loaded.details
         assert all(torch.equal(got[k], ema[k]) for k in ema)
@@ -417,6 +420,6 @@ def test_missing_streaming_checkpoint_names_the_file_and_the_option(base_only_di
     spec = MODELS["causvid-ar-1.3b"]
     assert loading.choose_weights(stream_config(spec.name, weights="auto"), base_only_dir, "cpu") == "tiny"
     with pytest.raises(WeightsNotFoundError) as info:
-        loading.load_pipeline(stream_config(spec.name), models_dir=base_only_dir)
+        loading.load_pipeline(stream_config(spec.name).resolve(), models_dir=base_only_dir)
     message = str(info.value)
     assert "\n" not in message and spec.checkpoint_files[0] in message and "--checkpoint" in message

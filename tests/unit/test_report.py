@@ -81,7 +81,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def pipelines():
-    loaded = {model: load_pipeline(config(model)) for model in (STUDENT, TEACHER)}
+    loaded = {model: load_pipeline(config(model).resolve()) for model in (STUDENT, TEACHER)}
     for pipe in loaded.values():
         run_case(pipe, keep_frames=False)  # warm-up: the first run pays one-off costs
     return loaded
@@ -104,7 +104,7 @@ def inputs(pipelines, tmp_path_factory):
             if newest and model == STUDENT:
                 hook = loaded.pipe.transformer.register_forward_hook(lambda *_: time.sleep(SLEEP_PER_FORWARD_S))
             try:
-                result = run_case(loaded, config(model), include_load=index == 0)
+                result = run_case(loaded, config(model).resolve(), include_load=index == 0)
             finally:
                 if hook is not None:
                     hook.remove()

@@ -23,7 +23,7 @@ def history(tmp_path_factory):
     session = None
     for model in MODELS:
         changes = {"steps": 2} if model != "causvid-ar-1.3b" else {}
-        loaded = load_pipeline(RunConfig(model=model, **SIZE, **changes))
+        loaded = load_pipeline(RunConfig(model=model, **SIZE, **changes).resolve())
         result = run_case(loaded, keep_frames=False)
         session = session or new_session(result.machine, commit="f00dfeed0001")
         session.cases.append(

@@ -24,12 +24,12 @@ FRAMES_SHAPE = (9, 32, 32, 3)
 
 @pytest.fixture(scope="module")
 def student():
-    return load_pipeline(RunConfig(model="causvid-1.3b", **SIZE))
+    return load_pipeline(RunConfig(model="causvid-1.3b", **SIZE).resolve())
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    return load_pipeline(RunConfig(model="wan2.1-t2v-1.3b", **SIZE))
+    return load_pipeline(RunConfig(model="wan2.1-t2v-1.3b", **SIZE).resolve())
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_step_times(results, model):
 
 
 def test_step_count_follows_the_case(student):
-    result = runner.run_case(student, quick(student, steps=2), keep_frames=False)
+    result = runner.run_case(student, quick(student, steps=2).resolve(), keep_frames=False)
     assert len(result.metrics.step_s) == 2
     assert result.config["steps"] == 2
     assert result.frames is None
@@ -133,9 +133,9 @@ def test_result_records_config_and_machine(student_result):
 
 
 def test_same_seed_is_bit_identical_and_another_seed_differs(student, student_result):
-    again = runner.run_case(student, student.config.replace(seed=student.config.seed))
+    again = runner.run_case(student, student.config.replace(seed=student.config.seed).resolve())
     assert np.array_equal(again.frames, student_result.frames)
-    other = runner.run_case(student, student.config.replace(seed=student.config.seed + 1))
+    other = runner.run_case(student, student.config.replace(seed=student.config.seed + 1).resolve())
     assert not np.array_equal(other.frames, student_result.frames)
 
 
@@ -153,7 +153,7 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(student, student_re
 )
 def test_a_case_that_needs_another_pipeline_is_refused(student, change, field):
     with pytest.raises(ConfigError) as info:
-        runner.run_case(student, RunConfig(**{**SIZE, "model": "causvid-1.3b", **change}))
+        runner.run_case(student, RunConfig(**{**SIZE, "model": "causvid-1.3b", **change}).resolve())
     message = str(info.value)
     assert f"differs from the loaded pipeline in {field}" in message
     assert "load a pipeline" in message and "\n" not in message
@@ -161,7 +161,7 @@ def test_a_case_that_needs_another_pipeline_is_refused(student, change, field):
 
 def test_an_invalid_case_is_refused_before_running(student):
     with pytest.raises(ConfigError, match="4k\\+1"):
-        runner.run_case(student, student.config.replace(frames=10))
+        runner.run_case(student, student.config.replace(frames=10).resolve())
 
 
 # -- JSON ------------------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def test_write_json_atomic_replaces_the_file(tmp_path):
 
 
 def test_run_continuous(student):
-    result = runner.run_continuous(student, quick(student, steps=2), videos=2)
+    result = runner.run_continuous(student, quick(student, steps=2).resolve(), videos=2)
     c = result.continuous
     assert c["videos"] == 2
     assert len(c["prompt_to_output_s"]) == 2 and all(t > 0 for t in c["prompt_to_output_s"])
@@ -255,7 +255,9 @@ def test_run_continuous_needs_a_video(student):
 
 
 def test_memory_recipe_runs_on_cpu():
-    loaded = load_pipeline(RunConfig(model="causvid-1.3b", memory="fp8-storage+te-offload+vae-tiling", steps=2, **SIZE))
+    loaded = load_pipeline(
+        RunConfig(model="causvid-1.3b", memory="fp8-storage+te-offload+vae-tiling", steps=2, **SIZE).resolve()
+    )
     pipe = loaded.pipe
     assert loaded.config.memory == ("fp8-storage", "te-offload", "vae-tiling")
     assert pipe.transformer.blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
@@ -282,7 +284,7 @@ def test_non_finite_output_is_detected(student, monkeypatch, value, field):
         return (video,)
 
     monkeypatch.setattr(vae, "decode", broken_decode)
-    result = runner.run_case(student, quick(student))
+    result = runner.run_case(student, quick(student).resolve())
     assert result.output.finite is False
     assert getattr(result.output, field) == 3 * 9 * 16 * 32
     assert result.output.first_bad_frame == 0
@@ -307,7 +309,7 @@ def test_oom_in_sampling_names_the_stage(student, monkeypatch):
     hooks_before = len(student.pipe.transformer._forward_pre_hooks)
     monkeypatch.setattr(WanPipeline, "__call__", out_of_memory)
     with pytest.raises(StageOOMError) as info:
-        runner.run_case(student, quick(student))
+        runner.run_case(student, quick(student).resolve())
     assert info.value.stage == "sampling"
     message = str(info.value)
     assert "stage 'sampling'" in message and "causvid-1.3b" in message
@@ -321,5 +323,5 @@ def test_oom_in_decode_names_the_stage(student, monkeypatch):
 
     monkeypatch.setattr(student.pipe.vae, "decode", out_of_memory)
     with pytest.raises(StageOOMError) as info:
-        runner.run_case(student, quick(student))
+        runner.run_case(student, quick(student).resolve())
     assert info.value.stage == "decode"

@@ -64,7 +64,7 @@ def test_every_sampler_name_has_a_builder_and_every_builder_a_name():
 
 @pytest.mark.parametrize("name", specs.SAMPLERS)
 def test_every_named_sampler_builds_a_scheduler(name):
-    config = RunConfig(model="causvid-1.3b", sampler=name).resolved("cpu")
+    config = RunConfig(model="causvid-1.3b", sampler=name).resolve("cpu")
     assert isinstance(samplers.build_scheduler(config), SchedulerMixin)
 
 
@@ -124,7 +124,7 @@ def test_the_case_label_text():
 
 
 def test_config_record_and_baseline_key_label_a_case_alike():
-    config = RunConfig(model="causvid-1.3b", width=64, height=64, frames=17, weights="tiny").resolved("cpu")
+    config = RunConfig(model="causvid-1.3b", width=64, height=64, frames=17, weights="tiny").resolve("cpu")
     record = CaseRecord(id="perf[x]", config=config.to_dict())
     key = baseline_key(config, "CPU")
     label = "causvid-1.3b 64x64x17 6 steps cfg 1"

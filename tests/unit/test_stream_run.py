@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from causvid_perf.cli import main as cli
-from causvid_perf.config import RunConfig, parse_overrides
+from causvid_perf.config import RunConfig
+from causvid_perf.config_overrides import parse_overrides
 from causvid_perf.errors import ConfigError, ExitCode
 from causvid_perf.measure.runner import run_case
 from causvid_perf.measure.stream_runner import run_stream
@@ -27,7 +28,7 @@ TINY = dict(weights="tiny", height=32, width=32, frames=33, device="cpu")
 
 @pytest.fixture(scope="module")
 def causvid_ar():
-    return load_pipeline(RunConfig(model="causvid-ar-1.3b", **TINY))
+    return load_pipeline(RunConfig(model="causvid-ar-1.3b", **TINY).resolve())
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_result_round_trips_through_the_schema(result, tmp_path):
 
 
 def test_run_case_streams_a_streaming_model_and_a_window_caps_the_cache(causvid_ar, result):
-    windowed = run_case(causvid_ar, causvid_ar.config.replace(window_frames=4, sink_frames=1))
+    windowed = run_case(causvid_ar, causvid_ar.config.replace(window_frames=4, sink_frames=1).resolve())
     assert windowed.stream["window_frames"] == 4 and windowed.stream["sink_frames"] == 1
     assert windowed.stream["kv_cache_bytes"] * 9 == result.stream["kv_cache_bytes"] * 4  # 4 of 9 frames
     assert [c["key_frames"] for c in windowed.stream["per_chunk"]] == [3, 4, 4]
@@ -119,7 +120,7 @@ def test_bad_streaming_settings_are_one_line_errors(changes, fragment):
 
 
 def test_recipes_resolve_and_overrides_take_a_bare_list():
-    config = RunConfig(model="self-forcing-1.3b", **TINY).resolved()
+    config = RunConfig(model="self-forcing-1.3b", **TINY).resolve()
     assert (config.chunk_frames, config.timesteps, config.shift, config.steps) == (3, (1000, 750, 500, 250), 5.0, 4)
     assert config.window_frames is None and config.sink_frames == 0 and config.sampler == "causvid"
     overrides = parse_overrides("timesteps=1000,750,500,250,window_frames=6,sink_frames=1")
@@ -127,7 +128,7 @@ def test_recipes_resolve_and_overrides_take_a_bare_list():
     assert parse_overrides("timesteps=[1000,500]") == {"timesteps": (1000, 500)}
     with pytest.raises(ConfigError, match="not key=value"):
         parse_overrides("steps=4,750")
-    explicit = RunConfig(model="causvid-ar-1.3b", **TINY, timesteps=(1000, 500)).validate().resolved()
+    explicit = RunConfig(model="causvid-ar-1.3b", **TINY, timesteps=(1000, 500)).validate().resolve()
     assert explicit.steps == 2  # an explicit list decides the step count
 
 
@@ -179,7 +180,9 @@ def test_compare_varies_the_step_list_and_judges_first_frames_and_fps(tmp_path, 
 
 def test_fp8_weight_storage_streams_with_a_bf16_cache():
     loaded = load_pipeline(
-        RunConfig(model="causvid-ar-1.3b", **{**TINY, "frames": 21}, dtype="bfloat16", memory=("fp8-storage",))
+        RunConfig(
+            model="causvid-ar-1.3b", **{**TINY, "frames": 21}, dtype="bfloat16", memory=("fp8-storage",)
+        ).resolve()
     )
     result = run_stream(loaded)
     assert result.output.finite and result.output.shape == [21, 32, 32, 3]

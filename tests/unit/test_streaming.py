@@ -32,7 +32,7 @@ TEXT_TOKENS = 24  # any prompt length works; short keeps the reference cheap
 @pytest.fixture(scope="module")
 def tiny():
     return load_pipeline(
-        RunConfig(model="self-forcing-1.3b", weights="tiny", height=H, width=W, frames=33, device="cpu")
+        RunConfig(model="self-forcing-1.3b", weights="tiny", height=H, width=W, frames=33, device="cpu").resolve()
     )
 
 
