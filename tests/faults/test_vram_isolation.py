@@ -16,6 +16,7 @@ memory are one here, so where they would live cannot be told)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
@@ -70,7 +71,7 @@ _MODULE_TO = torch.nn.Module.to
 def pipelines() -> dict[str, LoadedPipeline]:
     """The two tiny pipelines, loaded by the project's loader on the CPU and run once each (the
     suite's warm-up round), so that nothing a first run builds is mistaken for a later case's."""
-    loaded = {model: load_pipeline(RunConfig(model=model, **TINY)) for model in (CASE, OTHER)}
+    loaded = {model: load_pipeline(RunConfig(model=model, **TINY).resolve()) for model in (CASE, OTHER)}
     for each in loaded.values():
         run_case(each, each.config, include_load=False, keep_frames=False)
     return loaded
@@ -85,7 +86,9 @@ def gpu(monkeypatch: pytest.MonkeyPatch, pipelines: dict[str, LoadedPipeline]) -
     def load_on_gpu(config: RunConfig, **kw: Any) -> LoadedPipeline:
         """load_pipeline on a GPU: the pipeline built, then placed where its memory recipe wants it."""
         cpu = pipelines[config.model]
-        loaded = LoadedPipeline(cpu.pipe, cpu.config.replace(device="cuda"), cpu.load_s)
+        loaded = LoadedPipeline(
+            cpu.pipe, dataclasses.replace(cpu.config, device="cuda"), cpu.load_s
+        )  # resolved as on CPU
         loaded.place()
         return loaded
 

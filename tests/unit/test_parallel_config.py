@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from causvid_perf.config import PIPELINE_FIELDS, RunConfig, parse_overrides
+from causvid_perf.config import PIPELINE_FIELDS, RunConfig
+from causvid_perf.config_overrides import parse_overrides
 from causvid_perf.errors import BaselineError, ConfigError
 from causvid_perf.judge.baselines import baseline_key, cpu_class, normalize_key
 from causvid_perf.parallel_config import Parallel, canonical_parallel, parse_parallel, validate_parallel
@@ -93,7 +94,7 @@ def test_the_run_config_carries_it_in_one_spelling_and_validates_it():
 
 
 def test_the_baseline_key_holds_it_and_older_keys_are_one_process():
-    key = baseline_key(TINY.resolved("cpu").replace(parallel="ulysses=2"), cpu_class("AMD EPYC", 2))
+    key = baseline_key(TINY.replace(parallel="ulysses=2").resolve("cpu"), cpu_class("AMD EPYC", 2))
     assert key["parallel"] == "ulysses=2"
     older = {k: v for k, v in key.items() if k != "parallel"}
     assert normalize_key(older)["parallel"] is None

@@ -20,7 +20,7 @@ from causvid_perf.experiments.parallel_launch import LOG, failure, torchrun_comm
 from causvid_perf.experiments.parallel_worker import error_file
 from causvid_perf.files import write_json_atomic
 from causvid_perf.measure.ranks import backend_for, cpu_device_count_workaround, merged_result, rank_figures
-from causvid_perf.measure.stages import case_config
+from causvid_perf.measure.stages import case_on_pipeline
 from causvid_perf.pipeline.loading import LoadedPipeline
 from causvid_perf.records.result import SCHEMA_PATH
 from causvid_perf.specs import transformer_config
@@ -111,10 +111,10 @@ def test_without_a_log_the_line_says_torchrun_failed(tmp_path: Path):
 
 
 def test_a_parallel_config_outside_torchrun_is_refused_before_it_runs():
-    config = RunConfig.from_profile("tiny", device="cpu", parallel="ulysses=2").resolved("cpu")
+    config = RunConfig.from_profile("tiny", device="cpu", parallel="ulysses=2").resolve("cpu")
     loaded = LoadedPipeline(pipe=None, config=config, load_s=0.0)
     with pytest.raises(ConfigError, match="a parallel run runs on torchrun's workers"):
-        case_config(loaded, None)
+        case_on_pipeline(loaded, None)
     assert (
-        case_config(LoadedPipeline(pipe=None, config=config.replace(parallel=None), load_s=0.0), None).parallel is None
+        case_on_pipeline(LoadedPipeline(pipe=None, config=config.on_one_process(), load_s=0.0), None).parallel is None
     )

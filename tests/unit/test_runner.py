@@ -192,7 +192,7 @@ def test_json_round_trip_and_schema(student_result, tmp_path):
 def test_foreign_json_is_a_schema_error(tmp_path, foreign):
     path = tmp_path / "foreign.json"
     path.write_text(json.dumps(foreign))
-    with pytest.raises(ResultSchemaError, match="not a causvid-perf run result"):
+    with pytest.raises(ResultSchemaError, match="not a causvid-perf run-result file"):
         RunResult.load_json(path)
 
 
