@@ -27,6 +27,7 @@ from causvid_perf.optim_recipe import (
 from causvid_perf.records.case import CaseRecord
 from causvid_perf.records.history import Run
 from causvid_perf.records.lookup import previous_case
+from causvid_perf.specs import PROFILES
 
 TINY = ["--weights", "tiny", "--frames", "9", "--height", "32", "--width", "32", "--device", "cpu"]
 CPU = cpu_class("AMD EPYC", 2)
@@ -243,3 +244,10 @@ def test_a_compile_inside_a_measured_round_makes_the_case_unfit():
     assert run_validity({}, compiles=0).fit
     unfit = run_validity({}, compiles=2)
     assert not unfit.fit and "torch compiled 2 time(s) during the measured rounds" in unfit.describe()
+
+
+def test_a_profile_may_carry_a_recipe_and_an_option_overrides_it(monkeypatch):
+    monkeypatch.setitem(PROFILES, "tiny-cached", {**PROFILES["tiny"], "optim": "fbc+blocks"})
+    assert RunConfig.from_profile("tiny-cached").optim == "cache=fbc:0.05+compile=blocks:inductor"
+    assert RunConfig.from_profile("tiny-cached", optim="pab").optim == "cache=pab:2"
+    assert RunConfig.from_profile("tiny", optim="none").optim == "none"
