@@ -198,7 +198,10 @@ def _apply_cache(
             counts[hook] = counts.get(hook, 0) + 1
     sites = _count_sites(transformer, sorted(added))
     _LIVE.setdefault(pipe, _Live()).sites = sites
-    return {"hooked_modules": len(added), "hooks": dict(sorted(counts.items())), "counted_modules": len(sites)}
+    found = {"hooked_modules": len(added), "hooks": dict(sorted(counts.items())), "counted_modules": len(sites)}
+    if part.name == "magcache":  # its ratios fit runs of this many steps
+        found["calibrated_steps"] = steps
+    return found
 
 
 def _calibrate_magcache(pipe: Any, part: Part, steps: int | None, calibrate: Callable[[], None] | None) -> None:
