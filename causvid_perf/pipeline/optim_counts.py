@@ -27,14 +27,23 @@ class _Live:
     sites: list[_Site] = field(default_factory=list)
 
 
+def _zero() -> torch.Tensor:
+    return torch.zeros((), dtype=torch.int64)
+
+
 @dataclass
 class _Site:
     """A module a cache hooked: its calls, and the calls of a layer inside it (which run only when
-    the module computed rather than served its cached output)."""
+    the module computed rather than served its cached output). The counts are host tensors bumped in
+    place: under torch.compile that is one op of the graph, where a Python int would be a constant
+    that dynamo guards on, and every call would compile again."""
 
     name: str
-    calls: int = 0
-    computed: int = 0
+    calls: torch.Tensor = field(default_factory=_zero)
+    computed: torch.Tensor = field(default_factory=_zero)
+
+    def counts(self) -> tuple[int, int]:
+        return int(self.calls), int(self.computed)
 
 
 _LIVE: weakref.WeakKeyDictionary[Any, _Live] = weakref.WeakKeyDictionary()
@@ -62,8 +71,10 @@ def count_sites(pipe: Any, model: torch.nn.Module, names: list[str]) -> int:
 
 
 def _counter(site: _Site, attribute: str) -> Callable[..., None]:
+    counter = getattr(site, attribute)
+
     def count(module: torch.nn.Module, args: Any) -> None:
-        setattr(site, attribute, getattr(site, attribute) + 1)
+        counter.add_(1)
 
     return count
 
@@ -114,7 +125,7 @@ def optim_window(pipe: Any) -> Iterator[Window]:
     window = Window()
     live = _LIVE.get(pipe)
     sites = live.sites if live else []
-    before = [(s.calls, s.computed) for s in sites]
+    before = [s.counts() for s in sites]
     handler = torch._dynamo.callback_handler
     handler.register_start_callback(window._start)
     handler.register_end_callback(window._end)
@@ -124,6 +135,7 @@ def optim_window(pipe: Any) -> Iterator[Window]:
         handler.remove_start_callback(window._start)
         handler.remove_end_callback(window._end)
         if sites:
-            calls = sum(s.calls - b[0] for s, b in zip(sites, before, strict=True))
-            computed = sum(s.computed - b[1] for s, b in zip(sites, before, strict=True))
+            after = [s.counts() for s in sites]
+            calls = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
+            computed = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
             window.cache_calls, window.cache_skipped = calls, max(0, calls - computed)
