@@ -83,7 +83,7 @@ KNOWN: tuple[Optimization, ...] = (
     Optimization(
         "pab",
         "cache",
-        "Pyramid Attention Broadcast on self-attention (PyramidAttentionBroadcastConfig)",
+        "Pyramid Attention Broadcast on self-attention, at every timestep (PyramidAttentionBroadcastConfig)",
         (Arg("skip", int, 2, minimum=2),),
     ),
     Optimization(
