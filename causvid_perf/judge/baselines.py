@@ -67,6 +67,7 @@ KEY_FIELDS = (
     "sink_frames",
     "checkpoint",
     "parallel",
+    "optim",
 )
 # The fields keys had before they held the whole work; a key without the others (an older file or
 # history record) takes its model recipe's values for them (`recipe_defaults`).
@@ -103,7 +104,8 @@ def baseline_key(config: RunConfig, gpu_class: str) -> dict[str, Any]:
 
 def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
     """The work fields a key without them stood for: its model recipe's shift, timesteps, chunks,
-    window and sink at its size and steps, and the model's checkpoint kind (None where unknown)."""
+    window and sink at its size and steps, the model's checkpoint kind (None where unknown) and no
+    optimization recipe (keys before `optim` were plain runs)."""
     try:
         config = RunConfig(
             model=str(key.get("model")),
@@ -121,6 +123,7 @@ def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
             "sink_frames": None,
             "checkpoint": "none",
             "parallel": None,
+            "optim": "none",
         }
     return {
         "shift": config.shift,
@@ -130,6 +133,7 @@ def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
         "sink_frames": config.sink_frames,
         "checkpoint": checkpoint_kind(config.model),
         "parallel": None,  # one process: a key without the field is a run on one device
+        "optim": "none",
     }
 
 
@@ -262,6 +266,8 @@ def case_context(key: Mapping[str, Any]) -> str:
     text = fmt.case_label(k["model"], k["width"], k["height"], k["frames"], k["steps"], k["guidance"])
     if k["memory"] != "none":
         text += f" memory {k['memory']}"
+    if k["optim"] != "none":
+        text += f" optim {k['optim']}"
     # The work fields that differ from the model's recipe tell otherwise identical cases apart too.
     recipe = recipe_defaults(k)
     for name in ("shift", "timesteps", "chunk_frames", "window_frames", "sink_frames", "checkpoint", "parallel"):

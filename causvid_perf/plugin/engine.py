@@ -20,4 +20,6 @@ def resolve_case_config(case: PerfCase, options: SuiteOptions) -> ResolvedConfig
         changes["sampler"] = options.sampler
     if options.attention:
         changes["attention"] = options.attention
+    if options.optim:
+        changes["optim"] = options.optim
     return resolve_run(case.config.replace(**changes), options.models_dir)
