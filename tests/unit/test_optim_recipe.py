@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from causvid_perf import optim_recipe
 from causvid_perf.cli import main as cli
-from causvid_perf.config import RunConfig, parse_overrides
+from causvid_perf.config import RunConfig
+from causvid_perf.config_overrides import parse_overrides
 from causvid_perf.errors import ConfigError, ExitCode
 from causvid_perf.judge.baselines import (
     baseline_key,

@@ -23,7 +23,7 @@ TINY = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, fram
 
 
 def _load(recipe: str, **changes):
-    return load_pipeline(TINY.replace(optim=recipe, **changes))
+    return load_pipeline(TINY.replace(optim=recipe, **changes).resolve())
 
 
 # Each cache, the modules it serves forwards of, and the layer of theirs that runs only when they compute.
@@ -117,7 +117,7 @@ def test_regional_compilation_compiles_once_and_a_new_shape_recompiles_inside_th
     assert [r.metrics.cache_skip_ratio for r in warm] == [first.metrics.cache_skip_ratio] * 2
     assert first.metrics.cache_skip_ratio > 0
     assert run_validity({}, compiles=sum(r.compiles for r in warm)).fit  # the compile rule alone, not this CPU's
-    reshaped = run_case(loaded, TINY.replace(optim="pab+compile=blocks:eager", height=48), include_load=False)
+    reshaped = run_case(loaded, TINY.replace(optim="pab+compile=blocks:eager", height=48).resolve(), include_load=False)
     assert reshaped.compiles >= 1
     validity = run_validity({}, compiles=sum(r.compiles for r in (*warm, reshaped)))
     assert not validity.fit and "torch compiled" in validity.describe()
