@@ -11,31 +11,17 @@ from typing import Any
 
 from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
+from causvid_perf.optim_recipe import ATTENTION_BACKENDS, CPU_ATTENTION_BACKENDS, canonical_recipe, check_recipe
 from causvid_perf.specs import GPU_PROFILES, MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
 
 MEMORY_FLAGS = ("fp8-storage", "te-offload", "vae-tiling")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-# Attention backends we let a user name: diffusers' dispatcher accepts more, but these are the
-# ones that run without a Hub download; "native" (SDPA) is the only one that runs on CPU.
-ATTENTION_BACKENDS = (
-    "native",
-    "_native_cudnn",
-    "_native_flash",
-    "_native_efficient",
-    "_native_math",
-    "flash",
-    "_flash_3",
-    "sage",
-    "flex",
-    "xformers",
-)
-CPU_ATTENTION_BACKENDS = ("native", "_native_math", "flex")
 # What makes two runs make the same video: outputs are compared frame by frame only then.
 VIDEO_FIELDS = ("seed", "prompt", "negative_prompt", "height", "width", "frames")
 # The fields that decide which pipeline a run needs; runs that differ only in the others (size,
 # frames, steps, guidance, sampler, seed, prompt) share one loaded pipeline.
-PIPELINE_FIELDS = ("model", "weights", "dtype", "memory", "attention", "device", "checkpoint")
+PIPELINE_FIELDS = ("model", "weights", "dtype", "memory", "attention", "device", "checkpoint", "optim")
 DEFAULT_PROMPT = "A red fox runs through fresh snow in a birch forest, golden morning light, cinematic"
 
 
@@ -68,6 +54,7 @@ class RunConfig:
     prompt: str = DEFAULT_PROMPT
     negative_prompt: str = ""
     checkpoint: str | None = None  # a full CausVid model.pt instead of the LoRA
+    optim: str = "none"  # the optimization recipe (optim_recipe.py), canonical after normalised()
 
     # -- construction -------------------------------------------------------------------------
 
@@ -88,7 +75,7 @@ class RunConfig:
             memory = parse_memory(memory)
         memory = tuple(sorted(set(memory), key=_memory_order))
         timesteps = tuple(int(t) for t in self.timesteps) if self.timesteps else None
-        return dataclasses.replace(self, memory=memory, timesteps=timesteps)
+        return dataclasses.replace(self, memory=memory, timesteps=timesteps, optim=_canonical_optim(self.optim))
 
     @property
     def spec(self) -> ModelSpec:
@@ -157,6 +144,8 @@ class RunConfig:
             text += f" chunks of {self.chunk_frames}"
         if self.window_frames:
             text += f" window {self.window_frames} sink {self.sink_frames or 0}"
+        if self.optim != "none":
+            text += f" optim {self.optim}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -268,6 +257,16 @@ class RunConfig:
         return self
 
     def _validate_for_device(self, device: str) -> None:
+        capability = _cuda().get_device_capability(device) if device.startswith("cuda") else None
+        check_recipe(
+            self.optim,
+            device=device,
+            memory=self.memory,
+            attention=self.attention,
+            capability=capability,
+            uses_cfg=self.uses_cfg,
+            streaming=self.spec.is_streaming,
+        )
         if device.startswith("cuda"):
             if self.dtype == "bfloat16" and not _cuda().is_bf16_supported():
                 raise ConfigError("this GPU does not support bfloat16; use --dtype float16")
@@ -336,6 +335,14 @@ def parse_memory(text: str) -> tuple[str, ...]:
     if text in ("", "none"):
         return ()
     return tuple(part.strip() for part in text.replace(",", "+").split("+") if part.strip())
+
+
+def _canonical_optim(text: str | None) -> str:
+    """The canonical recipe string; a recipe that does not parse stays as given for validate() to name."""
+    try:
+        return canonical_recipe(text)
+    except ConfigError:
+        return str(text)
 
 
 def _memory_order(flag: str) -> tuple[int, str]:

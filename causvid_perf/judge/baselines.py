@@ -65,6 +65,7 @@ KEY_FIELDS = (
     "window_frames",
     "sink_frames",
     "checkpoint",
+    "optim",
 )
 # The fields keys had before they held the whole work; a key without the others (an older file or
 # history record) takes its model recipe's values for them (`recipe_defaults`).
@@ -101,7 +102,8 @@ def baseline_key(config: RunConfig, gpu_class: str) -> dict[str, Any]:
 
 def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
     """The work fields a key without them stood for: its model recipe's shift, timesteps, chunks,
-    window and sink at its size and steps, and the model's checkpoint kind (None where unknown)."""
+    window and sink at its size and steps, the model's checkpoint kind (None where unknown) and no
+    optimization recipe (keys before `optim` were plain runs)."""
     try:
         config = RunConfig(
             model=str(key.get("model")),
@@ -118,6 +120,7 @@ def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
             "window_frames": None,
             "sink_frames": None,
             "checkpoint": "none",
+            "optim": "none",
         }
     return {
         "shift": config.shift,
@@ -126,6 +129,7 @@ def recipe_defaults(key: Mapping[str, Any]) -> dict[str, Any]:
         "window_frames": config.window_frames,
         "sink_frames": config.sink_frames,
         "checkpoint": checkpoint_kind(config.model),
+        "optim": "none",
     }
 
 
@@ -246,6 +250,8 @@ def case_context(key: Mapping[str, Any]) -> str:
     text = fmt.case_label(k["model"], k["width"], k["height"], k["frames"], k["steps"], k["guidance"])
     if k["memory"] != "none":
         text += f" memory {k['memory']}"
+    if k["optim"] != "none":
+        text += f" optim {k['optim']}"
     # The work fields that differ from the model's recipe tell otherwise identical cases apart too.
     recipe = recipe_defaults(k)
     for name in ("shift", "timesteps", "chunk_frames", "window_frames", "sink_frames", "checkpoint"):
