@@ -92,7 +92,7 @@ def core_matrix(models_dir: str | os.PathLike | None = None) -> Matrix:
 
 
 def _capability(device: str) -> tuple[int, int] | None:
-    return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None  # type: ignore[return-value]
+    return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None
 
 
 def recipes_to_run(
