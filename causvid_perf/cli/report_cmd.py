@@ -14,7 +14,12 @@ from causvid_perf.report.build import build_blocks, render_markdown, write_repor
 def cmd_report(args: argparse.Namespace) -> int:
     check_outputs(str(Path(args.out) / "report.html"), args.summary)
     subtitle, blocks = build_blocks(
-        args.history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep, bench_files=args.bench
+        args.history,
+        benchmark_dir=args.benchmarks,
+        baselines=args.baselines,
+        sweep=args.sweep,
+        bench_files=args.bench,
+        optimize=args.optimize,
     )
     html_path, md_path = write_report(subtitle, blocks, args.out)
     if args.summary:

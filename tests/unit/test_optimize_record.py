@@ -1,4 +1,5 @@
-"""The optimization matrix's file, table and Pareto front on hand-made records (no model runs; ~1 s)."""
+"""The optimization matrix's file, table, Pareto front and report section on hand-made records (no model
+runs; ~1 s)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from causvid_perf.records.optimize import (
     load_optimize,
     pareto_front,
 )
+from causvid_perf.report.document import render_html
+from causvid_perf.report.sections_optimize import optimize_blocks
 
 
 def test_pareto_front_keeps_exactly_the_undominated_points():
@@ -158,3 +161,16 @@ def test_markdown_and_table_show_speed_ups_reasons_and_the_front():
     assert "failed: IndexError: index 1 is out of bounds" in table[4]
     rows = table_rows(record)
     assert rows[0][1] == "×2.00 [1.80–2.20]" and rows[0][-1] == "cache name cache=fast:1, hooked 2"
+
+
+def test_report_section_draws_the_plot_and_writes_the_front_as_csv():
+    blocks = optimize_blocks(_record(0.95), "optimize.json")
+    kinds = [b.kind for b in blocks]
+    assert kinds[0] == "h2" and "table" in kinds
+    image = next(b for b in blocks if b.kind == "img")
+    assert image.image.startswith(b"\x89PNG") and image.name == "optimize.png"
+    data = next(b for b in blocks if b.kind == "csv").data.splitlines()
+    assert data[0] == "recipe,speedup,quality,on_front"
+    on_front = {line.split(",")[0]: line.split(",")[-1] for line in data[1:]}
+    assert on_front == {"plain": "True", "cache=slow:1": "True", "cache=fast:1": "True", "cache=dominated:1": "False"}
+    assert "Optimization matrix" in render_html("t", "s", blocks)
