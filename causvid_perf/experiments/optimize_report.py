@@ -12,17 +12,27 @@ from causvid_perf.records.optimize import FAILED, MEASURED, NO_HOLD, SKIPPED, Ce
 
 
 def evidence_text(evidence: dict[str, Any]) -> str:
-    """The took-hold evidence in a few words: its non-empty entries, name and value."""
+    """The took-hold evidence in a few words, one part per slot: "cache fbc: hooked modules 2". A
+    slot's counts are its scalar entries (nested detail stays in the JSON); the recipe and the time
+    applying took are left out."""
     parts = []
-    for key, value in evidence.items():
-        if key == "recipe" or value in (None, "", 0, [], {}, False):
+    for slot, found in evidence.items():
+        if slot in ("recipe", "apply_s"):
             continue
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
-        elif isinstance(value, (list, tuple)):
-            value = f"{len(value)}" if len(value) > 3 else ", ".join(map(str, value))
-        parts.append(f"{key.replace('_', ' ')} {value}")
+        if not isinstance(found, dict):
+            parts.append(f"{slot.replace('_', ' ')} {_scalar(found)}")
+            continue
+        counts = [
+            f"{key.replace('_', ' ')} {_scalar(value)}"
+            for key, value in found.items()
+            if key != "name" and isinstance(value, (int, float, str)) and not isinstance(value, bool)
+        ]
+        parts.append(f"{slot} {found.get('name', '')}".rstrip() + (": " + ", ".join(counts) if counts else ""))
     return "; ".join(parts) or "-"
+
+
+def _scalar(value: Any) -> str:
+    return fmt.fixed(value) if isinstance(value, float) else str(value)
 
 
 def speedup_text(speed: Interval | None) -> str:

@@ -62,7 +62,9 @@ def test_every_cell_is_reported_and_the_matrix_completes(matrix):
     }
     assert len([line for line in lines if line.startswith("[")]) == 5  # one progress line per cell
     cells = {c.recipe: c for c in record.cells}
-    assert "took no hold" in cells["cache=taylorseer:5"].reason and "taylorseer-attn" in cells["cache=taylorseer:5"].reason
+    assert (
+        "took no hold" in cells["cache=taylorseer:5"].reason and "taylorseer-attn" in cells["cache=taylorseer:5"].reason
+    )
     assert "took no hold" in cells["cache=textkv"].reason
     assert "guidance" in cells["cache=faster:2"].reason
     assert all("\n" not in (c.reason or "") for c in record.cells)

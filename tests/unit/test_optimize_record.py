@@ -160,7 +160,7 @@ def test_markdown_and_table_show_speed_ups_reasons_and_the_front():
     assert "no-hold: cache=textkv hooked no module" in table[3]
     assert "failed: IndexError: index 1 is out of bounds" in table[4]
     rows = table_rows(record)
-    assert rows[0][1] == "×2.00 [1.80–2.20]" and rows[0][-1] == "cache name cache=fast:1, hooked 2"
+    assert rows[0][1] == "×2.00 [1.80–2.20]" and rows[0][-1] == "cache cache=fast:1: hooked 2"
 
 
 def test_report_section_draws_the_plot_and_writes_the_front_as_csv():
