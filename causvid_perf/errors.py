@@ -39,6 +39,11 @@ class ConfigError(CausvidPerfError, ValueError):
     """An invalid run configuration or option."""
 
 
+class OptimizationError(CausvidPerfError, RuntimeError):
+    """An optimization of the run's recipe (--optim) took no hold or could not be applied; the
+    message names the part and the fix."""
+
+
 class WeightsNotFoundError(CausvidPerfError, FileNotFoundError):
     """Pretrained files are missing; the message lists where the loader looked."""
 

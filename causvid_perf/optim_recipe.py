@@ -42,6 +42,9 @@ ATTENTION_BACKENDS = (
     "xformers",
 )
 CPU_ATTENTION_BACKENDS = ("native", "_native_math", "flex")
+# torch.compile backends a recipe may name: inductor generates code (minutes on a CPU the first time),
+# the other two only trace (dynamo) and run the captured graphs eagerly.
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 # The package each attention backend imports (absent: torch's own).
 _ATTENTION_PACKAGES = {"flash": "flash_attn", "_flash_3": "flash_attn_interface", "sage": "sageattention"}
 
@@ -146,7 +149,13 @@ KNOWN: tuple[Optimization, ...] = (
     Optimization("leaf", "offload", "leaf-level group offloading of the transformer (enable_group_offload)"),
     Optimization("tiling", "vae", "VAE tiling (enable_tiling)", conflicts=("vae-tiling",)),
     Optimization("slicing", "vae", "VAE slicing (enable_slicing)"),
-    Optimization("blocks", "compile", "regional compilation of the transformer blocks (compile_repeated_blocks)"),
+    Optimization(
+        "blocks",
+        "compile",
+        "regional compilation of the transformer blocks (compile_repeated_blocks); backend eager or aot_eager "
+        "traces without generating code (seconds, for tests)",
+        (Arg("backend", str, "inductor", choices=COMPILE_BACKENDS),),
+    ),
 )
 OPTIMIZATIONS: dict[str, Optimization] = {o.name: o for o in KNOWN}
 

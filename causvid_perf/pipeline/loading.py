@@ -20,6 +20,7 @@ from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, WeightsNotFoundError
 from causvid_perf.pipeline.components import build_components, materialise, parameters_on_meta
 from causvid_perf.pipeline.lora import apply_causvid_lora, make_kijai_lora
+from causvid_perf.pipeline.optimize import FP8_STORAGE, apply_recipe
 from causvid_perf.pipeline.recipe import MemoryRecipe, release_cached_memory
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.pipeline.weights_check import check_weights_files
@@ -282,9 +283,6 @@ def _load_pretrained(config: RunConfig, dtype: torch.dtype, models_dir: Path | N
     return pipe, details
 
 
-FP8_STORAGE = torch.float8_e4m3fn
-
-
 def apply_storage_recipe(transformer: Any, vae: Any, recipe: MemoryRecipe, dtype: torch.dtype) -> None:
     """What the recipe changes in the components themselves, wherever they are (meta included)."""
     if recipe.fp8_storage:
@@ -323,6 +321,21 @@ def _build(config: RunConfig, dtype: torch.dtype, device: str, models: Path | No
     return pipe, details
 
 
+def _calibration_run(pipe: Any, config: RunConfig) -> None:
+    """One untimed run of the case, for an optimization that learns from the model (MagCache)."""
+    with torch.inference_mode():
+        pipe(
+            prompt=config.prompt,
+            height=config.height,
+            width=config.width,
+            num_frames=config.frames,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance,
+            generator=torch.Generator("cpu").manual_seed(config.seed),
+            output_type="latent",
+        )
+
+
 def load_pipeline(
     config: RunConfig, *, models_dir: str | os.PathLike | None = None, progress: bool = False
 ) -> LoadedPipeline:
@@ -346,6 +359,11 @@ def load_pipeline(
         raise oom_error("load", config.describe(), device)
     _set_attention(pipe, config.attention)
     pipe.set_progress_bar_config(disable=not progress, leave=False, desc=config.model)
+    if config.optim != "none":
+        calibrate = lambda: _calibration_run(pipe, config)  # noqa: E731 (MagCache learns from one run)
+        details["optim"] = apply_recipe(
+            pipe, config.optim, device=device, dtype=dtype, steps=config.steps, calibrate=calibrate
+        )
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
     load_s = time.perf_counter() - start

@@ -1,0 +1,388 @@
+"""An optimization recipe (optim_recipe.py) applied to a loaded pipeline through diffusers' own APIs,
+and the evidence that each part took hold.
+
+Every part is applied with the API its library documents (`enable_cache`, `set_attention_backend`,
+`enable_layerwise_casting`, torchao's `quantize_`, `enable_group_offload`, `enable_tiling`,
+`compile_repeated_blocks`) and then checked on the model itself: the modules a cache hooked, the
+attention processors on the backend, the parameters stored in fp8 or quantized, the offloaded and
+compiled modules. A part that reaches nothing raises OptimizationError (one line naming the fix):
+a recipe that changes nothing must not pass as a measured "no speed-up".
+
+During a run, `optim_window` counts what a cache served (the forwards of the hooked modules whose
+own layers did not run) and what torch compiled (count and seconds), for the run's metrics and for
+validity: a compile inside a measured round makes it unfit.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import io
+import re
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch._dynamo
+from diffusers import (
+    FasterCacheConfig,
+    FirstBlockCacheConfig,
+    MagCacheConfig,
+    PyramidAttentionBroadcastConfig,
+    SeaCacheConfig,
+    TaylorSeerCacheConfig,
+    TextKVCacheConfig,
+)
+
+from causvid_perf.errors import OptimizationError
+from causvid_perf.optim_recipe import Part, Recipe, parse_recipe
+
+FP8_STORAGE = torch.float8_e4m3fn
+# Wan's attention modules (blocks.N.attn1, blocks.N.attn2): what TaylorSeer must be told to match.
+WAN_ATTENTION_PATTERN = r"^blocks\.\d+\.attn\d"
+# The order parts are applied in: storage and quantization first (offloading and compilation see the
+# stored weights), compilation last (it traces every hook the others added).
+APPLY_ORDER = ("quant", "offload", "attn", "cache", "vae", "compile")
+_TORCHAO_CONFIGS = {"int8wo": "Int8WeightOnlyConfig", "fp8wo": "Float8WeightOnlyConfig"}
+_TORCHAO_DQ = "Float8DynamicActivationFloat8WeightConfig"
+# What to do when a part takes no hold, beyond "drop it".
+_FIXES = {
+    "taylorseer": "its default module patterns match no module of Wan's transformer; use cache=taylorseer-attn",
+    "textkv": "it caches the text keys of other models' blocks, Wan's have none; drop it",
+}
+
+
+@dataclass
+class _Live:
+    """What a pipeline carries between runs: the cache's counting hooks."""
+
+    sites: list[_Site] = field(default_factory=list)
+
+
+@dataclass
+class _Site:
+    """A module a cache hooked: its calls, and the calls of a layer inside it (which run only when
+    the module computed rather than served its cached output)."""
+
+    name: str
+    calls: int = 0
+    computed: int = 0
+
+
+_LIVE: weakref.WeakKeyDictionary[Any, _Live] = weakref.WeakKeyDictionary()
+
+
+def apply_recipe(
+    pipe: Any,
+    recipe: Recipe | str,
+    *,
+    device: str,
+    dtype: torch.dtype,
+    steps: int | None = None,
+    calibrate: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Applies every part of `recipe` to `pipe` (in APPLY_ORDER) and returns the evidence that each
+    took hold: {"recipe": canonical, "<slot>": {...counts...}, "apply_s": seconds}. `calibrate` runs
+    the case once, at its `steps` (MagCache learns its ratios from it). Raises OptimizationError for a part that hooks,
+    casts or compiles nothing. The plain recipe returns {"recipe": "none"}."""
+    recipe = parse_recipe(recipe) if isinstance(recipe, str) else recipe
+    evidence: dict[str, Any] = {"recipe": recipe.canonical()}
+    if recipe.plain:
+        return evidence
+    start = time.perf_counter()
+    for slot in APPLY_ORDER:
+        part = recipe.get(slot)
+        if part is None:
+            continue
+        try:
+            found = _APPLY[slot](pipe, part, device=device, dtype=dtype, steps=steps, calibrate=calibrate)
+        except OptimizationError:
+            raise
+        except Exception as exc:  # diffusers or torchao refused it: one line, not their traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise OptimizationError(
+                f"{part.text()} could not be applied ({type(exc).__name__}: {first[:200]}); drop it or change its arguments"
+            ) from None
+        evidence[slot] = {"name": part.name, **found}
+    evidence["apply_s"] = time.perf_counter() - start
+    return evidence
+
+
+def _nothing(part: Part, what: str) -> OptimizationError:
+    fix = _FIXES.get(part.name, "drop it")
+    return OptimizationError(f"{part.text()} took no hold: it {what} on Wan's transformer; {fix}")
+
+
+# -- caches ---------------------------------------------------------------------------------------
+
+
+def _cache_config(
+    pipe: Any, part: Part, steps: int | None = None, calibrate: bool = False, ratios: list[float] | None = None
+) -> Any:
+    timestep = lambda: pipe.current_timestep  # noqa: E731 (diffusers calls it each step)
+    if part.name == "fbc":
+        return FirstBlockCacheConfig(threshold=part.arg("threshold"))
+    if part.name == "pab":
+        return PyramidAttentionBroadcastConfig(
+            spatial_attention_block_skip_range=part.arg("skip"),
+            spatial_attention_timestep_skip_range=(-1, 1001),
+            current_timestep_callback=timestep,
+        )
+    if part.name == "faster":
+        return FasterCacheConfig(
+            spatial_attention_block_skip_range=part.arg("skip"),
+            current_timestep_callback=timestep,
+            is_guidance_distilled=True,
+        )
+    if part.name in ("taylorseer", "taylorseer-attn"):
+        patterns = [WAN_ATTENTION_PATTERN] if part.name == "taylorseer-attn" else None
+        return TaylorSeerCacheConfig(
+            cache_interval=part.arg("interval"), disable_cache_before_step=1, cache_identifiers=patterns
+        )
+    if part.name == "magcache":
+        return MagCacheConfig(
+            threshold=part.arg("threshold"), num_inference_steps=steps or 1, calibrate=calibrate, mag_ratios=ratios
+        )
+    if part.name == "seacache":
+        return SeaCacheConfig(threshold=part.arg("threshold"))
+    return TextKVCacheConfig()
+
+
+def _apply_cache(
+    pipe: Any, part: Part, *, steps: int | None, calibrate: Callable[[], None] | None, **_: Any
+) -> dict[str, Any]:
+    transformer = pipe.transformer
+    before = _hook_names(transformer)
+    if part.name == "magcache":
+        _calibrate_magcache(pipe, part, steps, calibrate)
+    else:
+        transformer.enable_cache(_cache_config(pipe, part))
+    added = {name: hooks - before.get(name, set()) for name, hooks in _hook_names(transformer).items()}
+    added = {name: hooks for name, hooks in added.items() if hooks and name}  # the root's own hook aside
+    if not added:
+        raise _nothing(part, "hooked no module")
+    counts: dict[str, int] = {}
+    for hooks in added.values():
+        for hook in hooks:
+            counts[hook] = counts.get(hook, 0) + 1
+    sites = _count_sites(transformer, sorted(added))
+    _LIVE.setdefault(pipe, _Live()).sites = sites
+    return {"hooked_modules": len(added), "hooks": dict(sorted(counts.items())), "counted_modules": len(sites)}
+
+
+def _calibrate_magcache(pipe: Any, part: Part, steps: int | None, calibrate: Callable[[], None] | None) -> None:
+    """MagCache skips by magnitude ratios learned from the model: one calibration run of the case
+    (diffusers prints and logs them), then the cache with those ratios."""
+    if calibrate is None or not steps:
+        raise OptimizationError(f"{part.text()} needs a calibration run of the case; apply it through load_pipeline")
+    transformer = pipe.transformer
+    transformer.enable_cache(_cache_config(pipe, part, steps, calibrate=True))
+    printed = io.StringIO()  # diffusers prints the ratios (and logs them at INFO, which may be off)
+    try:
+        with contextlib.redirect_stdout(printed):
+            calibrate()
+    finally:
+        transformer.disable_cache()
+    ratios = _ratios(printed.getvalue())
+    if not ratios:
+        raise OptimizationError(f"{part.text()} learned no ratios from its calibration run; use another cache")
+    transformer.enable_cache(_cache_config(pipe, part, steps, ratios=ratios))
+
+
+def _ratios(printed: str) -> list[float]:
+    """The last list of numbers in what the calibration run printed ([] for none)."""
+    found = re.findall(r"\[[-+0-9.eE, ]*\]", printed)
+    return [float(v) for v in ast.literal_eval(found[-1])] if found else []
+
+
+def _hook_names(model: torch.nn.Module) -> dict[str, set[str]]:
+    """Every module's diffusers hooks by name ({} for none)."""
+    names = {}
+    for name, module in model.named_modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        if registry is not None and registry.hooks:
+            names[name] = set(registry.hooks)
+    return names
+
+
+def _count_sites(model: torch.nn.Module, names: list[str]) -> list[_Site]:
+    """Counting hooks on the outermost hooked modules that hold a layer with weights: a call of the
+    module counts, and a call of that layer counts as computed."""
+    modules = dict(model.named_modules())
+    sites = []
+    for name in names:
+        if any(name.startswith(other + ".") for other in names if other != name):
+            continue  # inside another hooked module: that one's calls count
+        probe = next(
+            (m for m in modules[name].modules() if not list(m.children()) and any(True for _ in m.parameters())), None
+        )
+        if probe is None:
+            continue
+        site = _Site(name)
+        modules[name].register_forward_pre_hook(_counter(site, "calls"))
+        probe.register_forward_pre_hook(_counter(site, "computed"))
+        sites.append(site)
+    return sites
+
+
+def _counter(site: _Site, attribute: str) -> Callable[..., None]:
+    def count(module: torch.nn.Module, args: Any) -> None:
+        setattr(site, attribute, getattr(site, attribute) + 1)
+
+    return count
+
+
+# -- attention, storage, quantization, offloading, VAE, compilation --------------------------------
+
+
+def _apply_attention(pipe: Any, part: Part, **_: Any) -> dict[str, Any]:
+    backend = part.values[0]
+    pipe.transformer.set_attention_backend(backend)
+    modules = sum(1 for m in pipe.transformer.modules() if _backend_of(m) == backend)
+    if not modules:
+        raise _nothing(part, "set the backend of no attention module")
+    return {"backend": backend, "modules": modules}
+
+
+def _backend_of(module: torch.nn.Module) -> str | None:
+    """The attention backend a module's processor is set to ("flash"), None where none is set."""
+    backend = getattr(getattr(module, "processor", None), "_attention_backend", None)
+    return None if backend is None else str(getattr(backend, "value", backend))
+
+
+def _apply_quant(pipe: Any, part: Part, *, dtype: torch.dtype, **_: Any) -> dict[str, Any]:
+    transformer = pipe.transformer
+    if part.name == "fp8-storage":
+        transformer.enable_layerwise_casting(storage_dtype=FP8_STORAGE, compute_dtype=dtype)
+        stored = [p for p in transformer.parameters() if p.dtype == FP8_STORAGE]
+        if not stored:
+            raise _nothing(part, "stored no parameter in fp8")
+        return {"fp8_parameters": len(stored), "fp8_bytes": sum(p.numel() for p in stored)}
+    quantization = importlib.import_module("torchao.quantization")
+    name = _TORCHAO_CONFIGS.get(part.name, _TORCHAO_DQ)
+    quantization.quantize_(transformer, getattr(quantization, name)())
+    kinds: dict[str, int] = {}
+    for parameter in transformer.parameters():
+        kind = type(parameter).__name__
+        if kind not in ("Parameter", "Tensor"):
+            kinds[kind] = kinds.get(kind, 0) + 1
+    if not kinds:
+        raise _nothing(part, "quantized no weight")
+    return {"quantized_parameters": sum(kinds.values()), "types": kinds, "config": name}
+
+
+def _apply_offload(pipe: Any, part: Part, *, device: str, **_: Any) -> dict[str, Any]:
+    transformer = pipe.transformer
+    before = _hook_names(transformer)
+    if part.name == "group":
+        blocks = part.arg("blocks")
+        transformer.enable_group_offload(
+            torch.device(device), torch.device("cpu"), offload_type="block_level", num_blocks_per_group=blocks
+        )
+    else:
+        transformer.enable_group_offload(torch.device(device), torch.device("cpu"), offload_type="leaf_level")
+    hooked = sum(1 for name, hooks in _hook_names(transformer).items() if hooks - before.get(name, set()))
+    if not hooked:
+        raise _nothing(part, "offloaded no module")
+    return {"offloaded_modules": hooked, "offload_device": "cpu", "onload_device": device}
+
+
+def _apply_vae(pipe: Any, part: Part, **_: Any) -> dict[str, Any]:
+    vae = pipe.vae
+    if part.name == "tiling":
+        vae.enable_tiling()
+        flag = "use_tiling"
+    else:
+        vae.enable_slicing()
+        flag = "use_slicing"
+    if not getattr(vae, flag, False):
+        raise _nothing(part, f"left the VAE's {flag} off")
+    return {flag: True}
+
+
+def _apply_compile(pipe: Any, part: Part, **_: Any) -> dict[str, Any]:
+    transformer = pipe.transformer
+    transformer.compile_repeated_blocks(backend=part.arg("backend"))
+    regions = [name for name, m in transformer.named_modules() if getattr(m, "_compiled_call_impl", None) is not None]
+    if not regions:
+        raise _nothing(part, "compiled no region")
+    return {
+        "compiled_regions": len(regions),
+        "region_class": type(dict(transformer.named_modules())[regions[0]]).__name__,
+        "backend": part.arg("backend"),
+    }
+
+
+_APPLY: dict[str, Callable[..., dict[str, Any]]] = {
+    "cache": _apply_cache,
+    "attn": _apply_attention,
+    "quant": _apply_quant,
+    "offload": _apply_offload,
+    "vae": _apply_vae,
+    "compile": _apply_compile,
+}
+
+
+# -- one run: what the cache served, what torch compiled ----------------------------------------
+
+
+@dataclass
+class Window:
+    """What happened during one run (optim_window): torch compilations and a cache's forwards."""
+
+    compiles: int = 0
+    compile_s: float = 0.0
+    cache_calls: int | None = None
+    cache_skipped: int | None = None
+    _started: float | None = None
+
+    @property
+    def cache_skip_ratio(self) -> float | None:
+        """Forwards served from the cache / all forwards of the modules it hooked; None without a cache."""
+        if self.cache_calls is None or self.cache_skipped is None:
+            return None
+        return self.cache_skipped / self.cache_calls if self.cache_calls else 0.0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "compiles": self.compiles,
+            "compile_s": self.compile_s,
+            "cache_calls": self.cache_calls,
+            "cache_skipped": self.cache_skipped,
+            "cache_skip_ratio": self.cache_skip_ratio,
+        }
+
+    def _start(self, args: Any) -> None:
+        self._started = time.perf_counter()
+
+    def _end(self, args: Any) -> None:
+        self.compiles += 1
+        if self._started is not None:
+            self.compile_s += time.perf_counter() - self._started
+            self._started = None
+
+
+@contextlib.contextmanager
+def optim_window(pipe: Any) -> Iterator[Window]:
+    """Counts, for the block it wraps, torch's compilations (any, in this process) and the forwards
+    the pipeline's cache served; the Window holds them when the block ends."""
+    window = Window()
+    live = _LIVE.get(pipe)
+    sites = live.sites if live else []
+    before = [(s.calls, s.computed) for s in sites]
+    handler = torch._dynamo.callback_handler
+    handler.register_start_callback(window._start)
+    handler.register_end_callback(window._end)
+    try:
+        yield window
+    finally:
+        handler.remove_start_callback(window._start)
+        handler.remove_end_callback(window._end)
+        if sites:
+            calls = sum(s.calls - b[0] for s, b in zip(sites, before, strict=True))
+            computed = sum(s.computed - b[1] for s, b in zip(sites, before, strict=True))
+            window.cache_calls, window.cache_skipped = calls, max(0, calls - computed)
