@@ -69,14 +69,14 @@ def _psnr_text(cell: Cell, key: str) -> str:
 
 
 def table_rows(record: OptimizeRecord) -> list[list[str]]:
-    """One row per cell, fastest first (record.ranked()); a cell not measured says why in the verdict
-    column; the Pareto front's recipes are marked with a '*'."""
+    """One row per cell, fastest first (record.ranked()); a cell not measured has its status in the
+    verdict column and its reason in the last one; the Pareto front's recipes are marked with a '*'."""
     front = set(record.front())
     rows = []
     for cell in record.ranked():
         name = cell.recipe + (" *" if cell.recipe in front else "")
         if cell.status != MEASURED:
-            rows.append([name, "", "", f"{cell.status}: {cell.reason}", "", "", "", "", "", ""])
+            rows.append([name, "", "", cell.status, "", "", "", "", "", cell.reason or ""])
             continue
         end_to_end = cell.speedup.get("prompt_to_output_s")
         rows.append(
