@@ -61,6 +61,11 @@ _RUN = (
     Metric("stream_fps", "FPS after the first chunk", "frames/s", HIGHER_IS_BETTER, "rate", ab_run=True),
     Metric("overall_fps", "FPS overall", "frames/s", HIGHER_IS_BETTER, "rate"),
     Metric("kv_cache_gib", "KV cache", "GiB", kind="memory"),
+    # Runs with an optimization recipe (--optim) only; None otherwise. The skip ratio: forwards of the
+    # modules a cache hooked that it served from the cache, over all their forwards. The compile
+    # time: seconds torch spent compiling inside this run (part of its sampling time; 0 once warm).
+    Metric("cache_skip_ratio", "cache skip ratio", "", HIGHER_IS_BETTER, "compute", ab_run=True),
+    Metric("compile_s", "compile (inside sampling)", "s", ab_run=True),
 )
 STREAM_METRICS = ("first_frames_s", "steady_chunk_s", "stream_fps", "overall_fps", "kv_cache_gib")
 # Not stored in a result: the device-level peak where NVML read one, else the allocator's.

@@ -14,7 +14,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "setup: no torch found; installing torch==2.13.0 (the CUDA build from PyPI on Linux; see README for the CPU wheel)"
   .venv/bin/python -m pip install --quiet torch==2.13.0
 fi
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+.venv/bin/python -m pip install --quiet -e '.[dev,quant]'
 # The venv sees system site-packages, so pip counts a system pytest (or ruff, mypy) as installed and
 # puts no script for it into .venv/bin: `pytest` would then be the system's, which sees no torch
 # (exit 4, "No module named 'torch'"). Each tool the README and Makefile run is installed into the

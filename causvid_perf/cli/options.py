@@ -11,6 +11,7 @@ from typing import Any
 from causvid_perf.config import ATTENTION_BACKENDS, DTYPES, sampler_help
 from causvid_perf.experiments.defaults import DEFAULT_MAX_ROUNDS, DEFAULT_MIN_ROUNDS
 from causvid_perf.judge.gate import DEFAULT, FIXED_ROUNDS
+from causvid_perf.optim_recipe import recipe_help
 from causvid_perf.specs import MODELS, PROFILES, WEIGHT_SOURCES
 
 
@@ -55,6 +56,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, model: bool = True) -> N
     group.add_argument("--dtype", choices=DTYPES)
     group.add_argument("--memory", help="none or flags joined by '+': fp8-storage, te-offload, vae-tiling")
     group.add_argument("--attention", choices=ATTENTION_BACKENDS)
+    group.add_argument(
+        "--optim",
+        metavar="RECIPE",
+        help="optimizations joined by '+', e.g. cache=fbc:0.05+compile=blocks; none (default) = plain. "
+        f"Known: {recipe_help()}",
+    )
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     group.add_argument("--prompt")
 

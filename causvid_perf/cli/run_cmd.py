@@ -11,6 +11,7 @@ from causvid_perf.config import profile_on_cpu
 from causvid_perf.measure.memory_plan import check_fits
 from causvid_perf.measure.runner import run_case, run_continuous
 from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.pipeline.optimize import took_hold
 from causvid_perf.quality.media import save_mp4
 
 
@@ -26,6 +27,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"loaded in {loaded.load_s:.2f} s: {loaded.config.describe()} on {loaded.config.device}, "
         f"{loaded.config.weights} weights"
     )
+    if "optim" in loaded.details:
+        log(took_hold(loaded.details["optim"]))
     stage_log = None if args.quiet else (lambda stage: log(f"  {stage} ..."))
     if args.videos > 1:
         result = run_continuous(loaded, videos=args.videos, on_video=lambda i: log(f"video {i + 1}/{args.videos}"))

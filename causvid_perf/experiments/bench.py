@@ -99,6 +99,7 @@ def _measure(
         rounds=rounds,
         weights=last.config["weights"],
         gpu_class=last.machine.get("gpu_class"),
+        compiles=sum(r.compiles for r in results),
     )
     bench = ModelBench(
         role, last.config, rounds, warmup, medians, spread_of(samples), samples, validity, continuous, last.to_dict()

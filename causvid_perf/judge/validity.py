@@ -13,7 +13,9 @@ A run is unfit when its numbers describe something other than the code at a quie
   or the case ran on a CPU beside other pytest-xdist workers of the same run (measure/machine.py
   reads /proc/stat and /proc/loadavg at the case's start and end);
 - it kept too few rounds for a median to mean much;
-- it ran tiny weights but carries a GPU's key (tiny timings describe the harness, not the GPU).
+- it ran tiny weights but carries a GPU's key (tiny timings describe the harness, not the GPU);
+- torch compiled during a measured round (a new input shape, a guard that failed: an --optim recipe
+  with compile=...): that round timed the compiler, so a shape change cannot pass as a slowdown.
 
 Every stored case carries its `Validity`; `--update-baselines` refuses an unfit case, `--compare-to
 latest` skips unfit runs, and the report marks them and keeps them out of trend lines.
@@ -124,8 +126,10 @@ def run_validity(
     rounds: int | None = None,
     weights: str | None = None,
     gpu_class: str | None = None,
+    compiles: int = 0,
 ) -> Validity:
-    """Every rule at once, for one measured case."""
+    """Every rule at once, for one measured case; `compiles`: torch's compilations inside its
+    measured rounds (RunResult.compiles summed; the warm-up rounds' do not count)."""
     reasons = list(machine_validity(machine).reasons)
     if slowdown != 1.0:
         reasons.append(f"a x{slowdown:g} slowdown was injected")
@@ -134,6 +138,11 @@ def run_validity(
         reasons.append(f"the output holds NaN or Inf{where}")
     if rounds is not None and rounds < MIN_REFERENCE_ROUNDS:
         reasons.append(f"{rounds} measured round(s), a reference needs {MIN_REFERENCE_ROUNDS}")
+    if compiles:
+        reasons.append(
+            f"torch compiled {compiles} time(s) during the measured rounds (a new input shape or a failed guard): "
+            "those rounds timed the compiler"
+        )
     if weights == "tiny" and gpu_class is not None and not is_cpu_class(gpu_class):
         reasons.append(f"tiny weights on {gpu_class}: their times describe the harness, not the GPU")
     return Validity(tuple(reasons))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import statistics
@@ -26,6 +27,7 @@ from causvid_perf.measure.stages import (
 )
 from causvid_perf.measure.stream_runner import run_stream
 from causvid_perf.pipeline.loading import LoadedPipeline
+from causvid_perf.pipeline.optimize import optim_window
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.pipeline.stream_decode import unnormalize_latents
 from causvid_perf.quality.scores import to_uint8
@@ -74,7 +76,8 @@ def run_case(
     machine = machine_info(config.device)
     timer = StepTimer(cuda=config.device.startswith("cuda"))
     reached: list[str] = []
-    with Meter(config.device) as meter, torch.inference_mode():
+    watch = optim_window(pipe) if config.optim != "none" else contextlib.nullcontext()
+    with Meter(config.device) as meter, torch.inference_mode(), watch as window:
         try:
             prompt_to_output, (nan, inf, first_bad), frames = _stages(loaded, config, meter, timer, reached, on_stage)
             failed = None
@@ -107,6 +110,8 @@ def run_case(
         achieved_tflops=achieved,
         mfu=mfu,
         stage_memory=stage_memory_with_plan(loaded, config, meter.stage_memory()),
+        cache_skip_ratio=window.cache_skip_ratio if window else None,
+        compile_s=window.compile_s if window else None,
     )
     output = OutputInfo(
         list(frames.shape),
@@ -124,6 +129,7 @@ def run_case(
         metrics=metrics,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         frames=frames if keep_frames else None,
+        optim=window.stats() if window else None,
     )
 
 

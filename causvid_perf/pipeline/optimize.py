@@ -112,6 +112,33 @@ def apply_recipe(
     return evidence
 
 
+# The evidence each slot's line shows, in words: (key, text).
+_SHOWN = {
+    "cache": ("hooked_modules", "{} modules hooked"),
+    "attn": ("modules", "{} attention modules on the backend"),
+    "quant": ("fp8_parameters", "{} parameters stored in fp8"),
+    "offload": ("offloaded_modules", "{} modules offloaded"),
+    "compile": ("compiled_regions", "{} regions compiled"),
+}
+
+
+def took_hold(evidence: dict[str, Any]) -> str:
+    """One line for people: 'cache=fbc:0.05 took hold: cache 2 modules hooked; compile 2 regions compiled'."""
+    shown = []
+    for slot in APPLY_ORDER:
+        found = evidence.get(slot)
+        if not isinstance(found, dict):
+            continue
+        key, text = _SHOWN.get(slot, ("", ""))
+        if slot == "quant" and "quantized_parameters" in found:
+            key, text = "quantized_parameters", "{} parameters quantized"
+        if key in found:
+            shown.append(f"{slot} {text.format(found[key])}")
+        else:
+            shown.append(f"{slot} {found.get('name')} on")
+    return f"{evidence.get('recipe')} took hold: " + "; ".join(shown)
+
+
 def _nothing(part: Part, what: str) -> OptimizationError:
     fix = _FIXES.get(part.name, "drop it")
     return OptimizationError(f"{part.text()} took no hold: it {what} on Wan's transformer; {fix}")

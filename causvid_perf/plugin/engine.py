@@ -145,6 +145,8 @@ def resolve_case_config(case: PerfCase, options: SuiteOptions) -> RunConfig:
         changes["sampler"] = options.sampler
     if options.attention:
         changes["attention"] = options.attention
+    if options.optim:
+        changes["optim"] = options.optim
     return case.config.replace(**changes) if changes else case.config
 
 

@@ -262,4 +262,5 @@ def _validity(results: list[RunResult], slowdown: float, rounds: int, key: dict[
         rounds=rounds,
         weights=key["weights"],
         gpu_class=key["gpu_class"],
+        compiles=sum(r.compiles for r in results),
     )

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from causvid_perf.config import ATTENTION_BACKENDS, RunConfig
-from causvid_perf.errors import CausvidPerfError, HistoryError
+from causvid_perf.errors import CausvidPerfError, ConfigError, HistoryError
 from causvid_perf.files import HISTORY_DIR_ENV, check_writable, read_only_reason
+from causvid_perf.optim_recipe import canonical_recipe
 from causvid_perf.pipeline.loading import models_dir_from
 from causvid_perf.pipeline.samplers import build_scheduler, check_sampler
 from causvid_perf.pipeline.weights_check import check_weights_files
@@ -51,6 +52,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption("--sampler", default=None, help="run every case with this sampler")
     group.addoption("--attention", default=None, help="run every case with this attention backend")
+    group.addoption(
+        "--optim",
+        default=None,
+        metavar="RECIPE",
+        help="run every case with this optimization recipe, e.g. cache=fbc:0.05+compile=blocks (its own baselines)",
+    )
     group.addoption(
         "--compare-to",
         default=None,
@@ -95,6 +102,7 @@ class SuiteOptions:
     require_gpu: bool = False
     sampler: str | None = None
     attention: str | None = None
+    optim: str | None = None
     compare_to: str | None = None
     history_dir: Path = Path(".benchmarks/causvid-perf")
     inject_slowdown: float = 1.0
@@ -125,6 +133,7 @@ class SuiteOptions:
             require_gpu=opt.require_gpu,
             sampler=opt.sampler,
             attention=opt.attention,
+            optim=_checked_recipe(opt.optim),
             compare_to=opt.compare_to,
             history_dir=Path(opt.history_dir) if opt.history_dir else default_history_dir(root),
             inject_slowdown=opt.inject_slowdown,
@@ -132,6 +141,16 @@ class SuiteOptions:
             confirm=opt.confirm,
             force_write=opt.force_write,
         )
+
+
+def _checked_recipe(text: str | None) -> str | None:
+    """--optim in its canonical spelling (None when not given); a bad recipe is a pytest.UsageError."""
+    if text is None:
+        return None
+    try:
+        return canonical_recipe(text)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--optim: {exc}") from None
 
 
 def _check_options(opt: Any) -> None:

@@ -55,6 +55,9 @@ class Metrics:
     stream_fps: float | None = None
     overall_fps: float | None = None
     kv_cache_gib: float | None = None
+    # Runs with an optimization recipe only (RunResult.optim holds the counts); None otherwise.
+    cache_skip_ratio: float | None = None
+    compile_s: float | None = None
 
     @property
     def peak_vram_source(self) -> str | None:
@@ -90,6 +93,7 @@ class RunResult:
     continuous: dict[str, Any] | None = None
     created: str = ""
     stream: dict[str, Any] | None = None  # a streaming run's chunks, cache and calls
+    optim: dict[str, Any] | None = None  # a run with --optim: its compiles and cache counts (pipeline/optimize.Window)
     frames: np.ndarray | None = field(default=None, repr=False, compare=False)  # not serialised
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +108,11 @@ class RunResult:
         body["output"] = OutputInfo(**body["output"])
         body["metrics"] = Metrics(**body["metrics"])
         return cls(**body)
+
+    @property
+    def compiles(self) -> int:
+        """Compilations torch ran during this run (0 for a run without --optim)."""
+        return int((self.optim or {}).get("compiles") or 0)
 
     def metric_values(self) -> dict[str, float | None]:
         """Flat name -> value map of the scalar metrics, as baselines and reports use them."""
