@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -182,8 +183,8 @@ def _speedups(report: ABReport) -> dict[str, Interval]:
 
 
 def _median(values: Sequence[float | None]) -> float | None:
-    known = sorted(v for v in values if v is not None)
-    return known[len(known) // 2] if known else None
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def cell_line(index: int, total: int, cell: Cell, speed_metric: str = SPEED_METRIC) -> str:
@@ -195,7 +196,7 @@ def cell_line(index: int, total: int, cell: Cell, speed_metric: str = SPEED_METR
     quality = cell.quality.get(QUALITY_METRIC)
     return head + (
         f"{speedup_text(speed)} {METRICS[speed_metric].label}, {cell.verdict}; "
-        f"MS-SSIM {fmt.fixed(quality)} vs plain; took hold: {evidence_text(cell.evidence)} "
+        f"MS-SSIM {fmt.fixed(quality)} vs plain; took hold: {evidence_text(cell)} "
         f"({cell.rounds} rounds per side, {fmt.duration(cell.seconds)})"
     )
 
@@ -233,6 +234,8 @@ def _measure_cell(
         rounds=report.rounds,
         speedup=speedup,
         peak_vram_gib=_median(report.samples["B"].get("peak_vram_gib", [])),
+        skip_ratio=_median([r.get("cache_skip_ratio") for r in report.runs if r["side"] == "B"]),
+        compile_s=sum(r.get("compile_s") or 0.0 for r in report.warmups if r["side"] == "B") or None,
         quality={
             **quality_of(recipe_frames, plain_frames, "plain"),
             **quality_of(recipe_frames, teacher_frames, "teacher"),

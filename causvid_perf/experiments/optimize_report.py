@@ -4,35 +4,21 @@ a PR comment. The record is records/optimize.py's; the experiment that fills it,
 
 from __future__ import annotations
 
-from typing import Any
-
 from causvid_perf import fmt
 from causvid_perf.config import RunConfig
+from causvid_perf.pipeline.optimize import took_hold
 from causvid_perf.records.optimize import FAILED, MEASURED, NO_HOLD, SKIPPED, Cell, Interval, OptimizeRecord
 
 
-def evidence_text(evidence: dict[str, Any]) -> str:
-    """The took-hold evidence in a few words, one part per slot: "cache fbc: hooked modules 2". A
-    slot's counts are its scalar entries (nested detail stays in the JSON); the recipe and the time
-    applying took are left out."""
-    parts = []
-    for slot, found in evidence.items():
-        if slot in ("recipe", "apply_s"):
-            continue
-        if not isinstance(found, dict):
-            parts.append(f"{slot.replace('_', ' ')} {_scalar(found)}")
-            continue
-        counts = [
-            f"{key.replace('_', ' ')} {_scalar(value)}"
-            for key, value in found.items()
-            if key != "name" and isinstance(value, (int, float, str)) and not isinstance(value, bool)
-        ]
-        parts.append(f"{slot} {found.get('name', '')}".rstrip() + (": " + ", ".join(counts) if counts else ""))
-    return "; ".join(parts) or "-"
-
-
-def _scalar(value: Any) -> str:
-    return fmt.fixed(value) if isinstance(value, float) else str(value)
+def evidence_text(cell: Cell) -> str:
+    """What took hold, in the core's words (pipeline/optimize.took_hold, without the recipe it
+    repeats), with the share of forwards a cache served and the seconds a compile took in warm-up."""
+    text = took_hold(cell.evidence).removeprefix(f"{cell.evidence.get('recipe')} took hold: ") if cell.evidence else "-"
+    if cell.skip_ratio is not None:
+        text += f"; served {cell.skip_ratio:.0%} of the hooked forwards"
+    if cell.compile_s:
+        text += f"; compiled in {fmt.duration(cell.compile_s)} during warm-up"
+    return text
 
 
 def speedup_text(speed: Interval | None) -> str:
@@ -90,7 +76,7 @@ def table_rows(record: OptimizeRecord) -> list[list[str]]:
                 fmt.fixed(cell.quality.get("ms_ssim_vs_plain")),
                 fmt.fixed(cell.quality.get("ms_ssim_vs_teacher")) if "ms_ssim_vs_teacher" in cell.quality else "n/a",
                 "n/a" if cell.peak_vram_gib is None else f"{cell.peak_vram_gib:.2f} GiB",
-                evidence_text(cell.evidence),
+                evidence_text(cell),
             ]
         )
     return rows

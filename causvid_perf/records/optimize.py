@@ -79,6 +79,8 @@ class Cell:
     peak_vram_gib: float | None = None  # the recipe's median peak (None on CPU)
     quality: dict[str, float | None] = field(default_factory=dict)  # QUALITY_KEYS
     evidence: dict[str, Any] = field(default_factory=dict)  # what "took hold" (the core's apply report)
+    skip_ratio: float | None = None  # a cache's median skip ratio over the recipe's measured rounds
+    compile_s: float | None = None  # seconds torch compiled during the recipe's warm-up (not timed)
     seconds: float = 0.0  # wall time of the cell, load and warm-up included
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from causvid_perf.experiments.sweep import sweep_pair
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.records.optimize import FAILED, MEASURED, NO_HOLD, QUALITY_KEYS, SKIPPED, load_optimize
 
-CASE = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9, steps=3, guidance=3.0)
+CASE = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9, steps=2, guidance=3.0)
 RECIPES = ["cache=fbc", "cache=taylorseer", "cache=textkv", "cache=faster"]
 
 
@@ -27,7 +27,7 @@ RECIPES = ["cache=fbc", "cache=taylorseer", "cache=textkv", "cache=faster"]
 def matrix():
     lines: list[str] = []
     recipes, skipped, against = recipes_to_run(CASE, RECIPES, None)
-    teacher = load_pipeline(sweep_pair(CASE)[1].replace(steps=2))
+    teacher = load_pipeline(sweep_pair(CASE)[1].replace(steps=1))
     reference = teacher_video(teacher, CASE.resolved())
     record = run_matrix(
         load_pipeline(CASE),
@@ -77,7 +77,8 @@ def test_a_measured_cell_has_its_interval_quality_and_evidence(matrix):
     assert set(cell.speedup) >= {"sampling_s", "prompt_to_output_s"} and cell.speedup["sampling_s"].value > 0
     assert set(cell.quality) == set(QUALITY_KEYS)
     assert 0 < cell.quality["ms_ssim_vs_plain"] <= 1 and 0 < cell.quality["ms_ssim_vs_teacher"] <= 1
-    assert cell.evidence["cache"]["name"] == "fbc"
+    assert cell.evidence["cache"]["name"] == "fbc" and cell.evidence["cache"]["hooked_modules"] > 0
+    assert 0 <= cell.skip_ratio <= 1  # measured by the core's window over the recipe's rounds
     assert record.teacher["model"] == "wan2.1-t2v-1.3b" and set(record.plain["quality"]) == {
         "psnr_vs_teacher",
         "ssim_vs_teacher",
@@ -97,3 +98,5 @@ def test_the_file_round_trips_and_the_markdown_names_every_cell(matrix, tmp_path
 def test_a_recipe_the_grammar_refuses_is_exit_2_before_anything_loads(capsys):
     assert main(["optimize", "--weights", "tiny", "--recipe", "cache=nope", "--quiet"]) == ExitCode.USAGE
     assert "cache=nope" in capsys.readouterr().err
+    assert main(["optimize", "--weights", "tiny", "--optim", "cache=fbc", "--quiet"]) == ExitCode.USAGE
+    assert "drop --optim" in capsys.readouterr().err

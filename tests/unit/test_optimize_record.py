@@ -58,7 +58,8 @@ def _cell(recipe: str, speed: float, ms_ssim: float, **extra) -> Cell:
         rounds=8,
         speedup={"sampling_s": Interval(speed, speed * 0.9, speed * 1.1), "prompt_to_output_s": Interval(speed)},
         quality={"psnr_vs_plain": 30.0, "ssim_vs_plain": ms_ssim, "ms_ssim_vs_plain": ms_ssim},
-        evidence={"recipe": recipe, "cache": {"name": recipe, "hooked": 2}},
+        evidence={"recipe": recipe, "cache": {"name": "fbc", "hooked_modules": 2, "hooks": {"fbc_block_hook": 1}}},
+        skip_ratio=0.5,
         seconds=1.5,
         **extra,
     )
@@ -160,7 +161,9 @@ def test_markdown_and_table_show_speed_ups_reasons_and_the_front():
     assert "| no-hold |" in table[3] and table[3].endswith("| cache=textkv hooked no module of WanTransformer3DModel |")
     assert "| failed |" in table[4] and table[4].endswith("| IndexError: index 1 is out of bounds |")
     rows = table_rows(record)
-    assert rows[0][1] == "×2.00 [1.80–2.20]" and rows[0][-1] == "cache cache=fast:1: hooked 2"
+    assert (
+        rows[0][1] == "×2.00 [1.80–2.20]" and rows[0][-1] == "cache 2 modules hooked; served 50% of the hooked forwards"
+    )
 
 
 def test_report_section_draws_the_plot_and_writes_the_front_as_csv():
