@@ -222,10 +222,12 @@ def optimize_plot(
     if off:
         ax.scatter([p[1] for p in off], [p[2] for p in off], marker="o", facecolors="none", edgecolors="#5b6476")
     if on:
-        ax.step([p[1] for p in on], [p[2] for p in on], where="post", color="#1f77b4", linewidth=1.2)
+        # the edge of what the front dominates: each point's quality holds up to its speed-up
+        ax.step([p[1] for p in on], [p[2] for p in on], where="pre", color="#1f77b4", linewidth=1.2)
         ax.scatter([p[1] for p in on], [p[2] for p in on], marker="o", color="#1f77b4", label="Pareto front")
-    for name, x, y in points:
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for index, (name, x, y) in enumerate(sorted(points, key=lambda p: (p[2], p[1]))):
+        # neighbours at the same quality (an identical video) get their labels staggered
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4 - 10 * (index % 3)), fontsize=7)
     ax.axvline(1.0, color="grey", linestyle=":", linewidth=1.0)
     ax.set_xlabel(f"speed-up ({reference} time / recipe time, > 1 is faster)")
     ax.set_ylabel(quality_label)

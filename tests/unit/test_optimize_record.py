@@ -4,11 +4,13 @@ runs; ~1 s)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from causvid_perf.errors import HistoryError
 from causvid_perf.experiments.optimize_report import matrix_markdown, speedup_text, table_rows
+from causvid_perf.optim_recipe import KNOWN
 from causvid_perf.records.optimize import (
     FAILED,
     MEASURED,
@@ -177,3 +179,9 @@ def test_report_section_draws_the_plot_and_writes_the_front_as_csv():
     on_front = {line.split(",")[0]: line.split(",")[-1] for line in data[1:]}
     assert on_front == {"plain": "True", "cache=slow:1": "True", "cache=fast:1": "True", "cache=dominated:1": "False"}
     assert "Optimization matrix" in render_html("t", "s", blocks)
+
+
+def test_the_docs_page_explains_every_known_optimization():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "optimize.md").read_text(encoding="utf-8")
+    missing = [o.name for o in KNOWN if o.name != "backend" and f"`{o.slot}={o.name}" not in page]
+    assert not missing, f"docs/optimize.md's table does not explain: {', '.join(missing)}"
