@@ -95,7 +95,10 @@ def summary_lines(record: OptimizeRecord) -> list[str]:
     ]
     front = record.front()
     if front:
-        lines.append(f"Pareto front (speed-up against {record.quality_metric}, marked *): {', '.join(front)}.")
+        lines.append(
+            f"Pareto front (point estimates of speed-up against {record.quality_metric}, marked *; the "
+            f"intervals say which speed-ups are real): {', '.join(front)}."
+        )
     if record.quality_floor is not None:
         best = record.best_within_floor()
         lines.append(

@@ -150,7 +150,7 @@ def test_markdown_and_table_show_speed_ups_reasons_and_the_front():
     lines = text.splitlines()
     assert lines[0].startswith("### causvid-perf optimize: causvid-1.3b, 5 recipes against plain")
     assert "3 measured; 1 no-hold; 1 failed of 5 recipes." in text
-    assert "Pareto front (speed-up against ms_ssim_vs_plain, marked *): cache=fast:1, cache=slow:1, plain." in text
+    assert "marked *; the intervals say which speed-ups are real): cache=fast:1, cache=slow:1, plain." in text
     assert "Best recipe with ms_ssim_vs_plain ≥ 0.95: cache=slow:1 (×1.10 [0.99–1.21])." in text
     table = [line for line in lines if line.startswith("| cache")]
     assert [row.split(" | ")[0] for row in table] == [
