@@ -174,6 +174,15 @@ def _verdict(report: ABReport, speed: Interval | None) -> str:
     return "no regression" if report.decided else "inconclusive"
 
 
+def recompile_note(runs: Sequence[dict[str, Any]]) -> str:
+    """'; torch compiled inside N timed round(s) ...' when the recipe's side compiled after its warm-up
+    (a shape change: those rounds time the compiler, not the recipe, and are unfit), else ''."""
+    recompiled = sum(1 for r in runs if r["side"] == "B" and (r.get("compile_s") or 0) > 0)
+    if not recompiled:
+        return ""
+    return f"; torch compiled inside {recompiled} timed round(s) of the recipe: those rounds are unfit"
+
+
 def _speedups(report: ABReport) -> dict[str, Interval]:
     return {
         m: Interval.of_ratio(c.ratio, c.ci_low, c.ci_high)
@@ -229,7 +238,7 @@ def _measure_cell(
     return Cell(
         recipe,
         MEASURED,
-        verdict=_verdict(report, speedup.get(SPEED_METRIC)),
+        verdict=_verdict(report, speedup.get(SPEED_METRIC)) + recompile_note(report.runs),
         exit_code=int(report.exit_code),
         rounds=report.rounds,
         speedup=speedup,

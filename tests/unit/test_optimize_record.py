@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from causvid_perf.errors import HistoryError
+from causvid_perf.experiments.optimize import recompile_note
 from causvid_perf.experiments.optimize_report import matrix_markdown, speedup_text, table_rows
 from causvid_perf.optim_recipe import KNOWN
 from causvid_perf.records.optimize import (
@@ -185,3 +186,14 @@ def test_the_docs_page_explains_every_known_optimization():
     page = (Path(__file__).resolve().parents[2] / "docs" / "optimize.md").read_text(encoding="utf-8")
     missing = [o.name for o in KNOWN if o.name != "backend" and f"`{o.slot}={o.name}" not in page]
     assert not missing, f"docs/optimize.md's table does not explain: {', '.join(missing)}"
+
+
+def test_a_compile_inside_a_timed_round_of_the_recipe_is_named_in_its_verdict():
+    runs = [
+        {"side": "A", "compile_s": 0.0},
+        {"side": "B", "compile_s": 0.0},
+        {"side": "B", "compile_s": 1.5},  # a shape change recompiled
+        {"side": "A", "compile_s": None},
+    ]
+    assert recompile_note(runs) == "; torch compiled inside 1 timed round(s) of the recipe: those rounds are unfit"
+    assert recompile_note([{"side": "B", "compile_s": None}, {"side": "A", "compile_s": 2.0}]) == ""
