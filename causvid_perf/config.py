@@ -152,8 +152,6 @@ class RunConfig:
         data = dataclasses.asdict(self)
         data["memory"] = list(self.memory)
         data["timesteps"] = list(self.timesteps) if self.timesteps else None
-        if data["optim"] == "none":  # a plain run's dict stays readable by revisions before --optim
-            del data["optim"]
         return data
 
     @classmethod

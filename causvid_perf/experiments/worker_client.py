@@ -86,7 +86,7 @@ class WorkerClient:
             )
 
     def send_load(self, config: RunConfig, models_dir: str | None) -> None:
-        self._send({"op": "load", "config": config.to_dict(), "models_dir": models_dir})
+        self._send({"op": "load", "config": _wire(config), "models_dir": models_dir})
 
     def finish_load(self) -> None:
         answer = self._answer("load")
@@ -97,9 +97,7 @@ class WorkerClient:
         """One measured run in the worker; the frames (when kept) come back through a .npy file."""
         frames_path = self.frames_dir / f"{id(self):x}-{self._runs}.npy"
         self._runs += 1
-        self._send(
-            {"op": "run", "config": config.to_dict(), "keep_frames": keep_frames, "frames_path": str(frames_path)}
-        )
+        self._send({"op": "run", "config": _wire(config), "keep_frames": keep_frames, "frames_path": str(frames_path)})
         answer = self._answer("run")
         result = RunResult.from_dict(answer["result"])
         if answer.get("frames_path"):
@@ -183,3 +181,12 @@ class WorkerClient:
         """The worker's last non-blank stderr line (a traceback's last line names the error)."""
         lines = [line.strip() for line in self._stderr if line.strip()]
         return lines[-1][:300] if lines else "(none)"
+
+
+def _wire(config: RunConfig) -> dict[str, Any]:
+    """The config as a worker reads it: a plain run leaves `optim` out, so a revision from before
+    --optim existed (whose RunConfig has no such field) can still measure it."""
+    data = config.to_dict()
+    if data.get("optim") == "none":
+        del data["optim"]
+    return data

@@ -27,7 +27,7 @@ from causvid_perf.measure.stages import (
 )
 from causvid_perf.measure.stream_runner import run_stream
 from causvid_perf.pipeline.loading import LoadedPipeline
-from causvid_perf.pipeline.optimize import optim_window
+from causvid_perf.pipeline.optim_counts import optim_window
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.pipeline.stream_decode import unnormalize_latents
 from causvid_perf.quality.scores import to_uint8

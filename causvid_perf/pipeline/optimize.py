@@ -8,9 +8,7 @@ attention processors on the backend, the parameters stored in fp8 or quantized, 
 compiled modules. A part that reaches nothing raises OptimizationError (one line naming the fix):
 a recipe that changes nothing must not pass as a measured "no speed-up".
 
-During a run, `optim_window` counts what a cache served (the forwards of the hooked modules whose
-own layers did not run) and what torch compiled (count and seconds), for the run's metrics and for
-validity: a compile inside a measured round makes it unfit.
+What a run then serves from the cache and compiles is counted by pipeline/optim_counts.py.
 """
 
 from __future__ import annotations
@@ -21,9 +19,7 @@ import importlib
 import io
 import re
 import time
-import weakref
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,6 +36,7 @@ from diffusers import (
 
 from causvid_perf.errors import OptimizationError
 from causvid_perf.optim_recipe import Part, Recipe, parse_recipe
+from causvid_perf.pipeline.optim_counts import count_sites
 
 FP8_STORAGE = torch.float8_e4m3fn
 # Wan's attention modules (blocks.N.attn1, blocks.N.attn2): what TaylorSeer must be told to match.
@@ -54,26 +51,6 @@ _FIXES = {
     "taylorseer": "its default module patterns match no module of Wan's transformer; use cache=taylorseer-attn",
     "textkv": "it caches the text keys of other models' blocks, Wan's have none; drop it",
 }
-
-
-@dataclass
-class _Live:
-    """What a pipeline carries between runs: the cache's counting hooks."""
-
-    sites: list[_Site] = field(default_factory=list)
-
-
-@dataclass
-class _Site:
-    """A module a cache hooked: its calls, and the calls of a layer inside it (which run only when
-    the module computed rather than served its cached output)."""
-
-    name: str
-    calls: int = 0
-    computed: int = 0
-
-
-_LIVE: weakref.WeakKeyDictionary[Any, _Live] = weakref.WeakKeyDictionary()
 
 
 def apply_recipe(
@@ -196,9 +173,11 @@ def _apply_cache(
     for hooks in added.values():
         for hook in hooks:
             counts[hook] = counts.get(hook, 0) + 1
-    sites = _count_sites(transformer, sorted(added))
-    _LIVE.setdefault(pipe, _Live()).sites = sites
-    return {"hooked_modules": len(added), "hooks": dict(sorted(counts.items())), "counted_modules": len(sites)}
+    sites = count_sites(pipe, transformer, sorted(added))
+    found = {"hooked_modules": len(added), "hooks": dict(sorted(counts.items())), "counted_modules": sites}
+    if part.name == "magcache":  # its ratios fit runs of this many steps
+        found["calibrated_steps"] = steps
+    return found
 
 
 def _calibrate_magcache(pipe: Any, part: Part, steps: int | None, calibrate: Callable[[], None] | None) -> None:
@@ -234,33 +213,6 @@ def _hook_names(model: torch.nn.Module) -> dict[str, set[str]]:
         if registry is not None and registry.hooks:
             names[name] = set(registry.hooks)
     return names
-
-
-def _count_sites(model: torch.nn.Module, names: list[str]) -> list[_Site]:
-    """Counting hooks on the outermost hooked modules that hold a layer with weights: a call of the
-    module counts, and a call of that layer counts as computed."""
-    modules = dict(model.named_modules())
-    sites = []
-    for name in names:
-        if any(name.startswith(other + ".") for other in names if other != name):
-            continue  # inside another hooked module: that one's calls count
-        probe = next(
-            (m for m in modules[name].modules() if not list(m.children()) and any(True for _ in m.parameters())), None
-        )
-        if probe is None:
-            continue
-        site = _Site(name)
-        modules[name].register_forward_pre_hook(_counter(site, "calls"))
-        probe.register_forward_pre_hook(_counter(site, "computed"))
-        sites.append(site)
-    return sites
-
-
-def _counter(site: _Site, attribute: str) -> Callable[..., None]:
-    def count(module: torch.nn.Module, args: Any) -> None:
-        setattr(site, attribute, getattr(site, attribute) + 1)
-
-    return count
 
 
 # -- attention, storage, quantization, offloading, VAE, compilation --------------------------------
@@ -352,64 +304,3 @@ _APPLY: dict[str, Callable[..., dict[str, Any]]] = {
     "vae": _apply_vae,
     "compile": _apply_compile,
 }
-
-
-# -- one run: what the cache served, what torch compiled ----------------------------------------
-
-
-@dataclass
-class Window:
-    """What happened during one run (optim_window): torch compilations and a cache's forwards."""
-
-    compiles: int = 0
-    compile_s: float = 0.0
-    cache_calls: int | None = None
-    cache_skipped: int | None = None
-    _started: float | None = None
-
-    @property
-    def cache_skip_ratio(self) -> float | None:
-        """Forwards served from the cache / all forwards of the modules it hooked; None without a cache."""
-        if self.cache_calls is None or self.cache_skipped is None:
-            return None
-        return self.cache_skipped / self.cache_calls if self.cache_calls else 0.0
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "compiles": self.compiles,
-            "compile_s": self.compile_s,
-            "cache_calls": self.cache_calls,
-            "cache_skipped": self.cache_skipped,
-            "cache_skip_ratio": self.cache_skip_ratio,
-        }
-
-    def _start(self, args: Any) -> None:
-        self._started = time.perf_counter()
-
-    def _end(self, args: Any) -> None:
-        self.compiles += 1
-        if self._started is not None:
-            self.compile_s += time.perf_counter() - self._started
-            self._started = None
-
-
-@contextlib.contextmanager
-def optim_window(pipe: Any) -> Iterator[Window]:
-    """Counts, for the block it wraps, torch's compilations (any, in this process) and the forwards
-    the pipeline's cache served; the Window holds them when the block ends."""
-    window = Window()
-    live = _LIVE.get(pipe)
-    sites = live.sites if live else []
-    before = [(s.calls, s.computed) for s in sites]
-    handler = torch._dynamo.callback_handler
-    handler.register_start_callback(window._start)
-    handler.register_end_callback(window._end)
-    try:
-        yield window
-    finally:
-        handler.remove_start_callback(window._start)
-        handler.remove_end_callback(window._end)
-        if sites:
-            calls = sum(s.calls - b[0] for s, b in zip(sites, before, strict=True))
-            computed = sum(s.computed - b[1] for s, b in zip(sites, before, strict=True))
-            window.cache_calls, window.cache_skipped = calls, max(0, calls - computed)

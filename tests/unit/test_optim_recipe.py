@@ -5,6 +5,7 @@ differ only in their recipe never share a baseline nor a "previous run"."""
 from __future__ import annotations
 
 import pytest
+from fake_baselines import measured_provenance
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +13,16 @@ from causvid_perf import optim_recipe
 from causvid_perf.cli import main as cli
 from causvid_perf.config import RunConfig, parse_overrides
 from causvid_perf.errors import ConfigError, ExitCode
-from causvid_perf.judge.baselines import baseline_key, case_context, cpu_class, key_differences, normalize_key
+from causvid_perf.judge.baselines import (
+    baseline_key,
+    case_context,
+    check_case,
+    cpu_class,
+    key_differences,
+    normalize_key,
+)
+from causvid_perf.judge.baselines_file import load_baselines
+from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.judge.validity import run_validity
 from causvid_perf.optim_recipe import (
     KNOWN,
@@ -233,9 +243,12 @@ def test_two_runs_that_differ_only_in_optim_share_no_baseline_and_no_previous_ru
     assert plain.pipeline_key() != cached.pipeline_key()
 
 
-def test_a_plain_runs_dict_leaves_optim_out_and_a_recipe_round_trips():
+def test_a_recipe_round_trips_through_the_dict_and_a_dict_without_it_is_plain():
     plain = _config()
-    assert "optim" not in plain.to_dict() and RunConfig.from_dict(plain.to_dict()) == plain.normalised()
+    data = plain.to_dict()
+    assert data["optim"] == "none" and RunConfig.from_dict(data) == plain.normalised()
+    del data["optim"]  # as a revision before --optim wrote it
+    assert RunConfig.from_dict(data) == plain.normalised()
     cached = plain.replace(optim="pab")
     assert RunConfig.from_dict(cached.to_dict()).optim == "cache=pab:2"
 
@@ -251,3 +264,16 @@ def test_a_profile_may_carry_a_recipe_and_an_option_overrides_it(monkeypatch):
     assert RunConfig.from_profile("tiny-cached").optim == "cache=fbc:0.05+compile=blocks:inductor"
     assert RunConfig.from_profile("tiny-cached", optim="pab").optim == "cache=pab:2"
     assert RunConfig.from_profile("tiny", optim="none").optim == "none"
+
+
+def test_a_plain_baseline_judges_no_run_with_a_recipe(tmp_path):
+    plain = _config().resolved("cpu")
+    key, cached = baseline_key(plain, CPU), baseline_key(plain.replace(optim="pab"), CPU)
+    path = tmp_path / "b.json"
+    record_baseline(path, key, {"sampling_s": 1e-6}, measured_provenance(), {"sampling_s": (0.01, 1e-7)})
+    store = load_baselines(path)
+    assert store.measured_for(key) is not None and store.measured_for(cached) is None
+    assert {c.state for c in check_case(cached, {"sampling_s": 1.0}, store) if c.name == "sampling_s"} == {
+        "no-baseline"
+    }
+    assert {c.state for c in check_case(key, {"sampling_s": 1.0}, store) if c.name == "sampling_s"} == {"regression"}
