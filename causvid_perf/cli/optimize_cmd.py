@@ -54,7 +54,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     say(f"[plain] loading {plain.describe()} ({plain.weights} weights) ...")
     loaded = load_pipeline(plain, models_dir=args.model_dir)
     say(
-        f"{len(recipes)} recipes against {against or 'plain'}, {len(skipped)} skipped; "
+        f"{len(recipes)} recipe(s) against {against or 'plain'}, {len(skipped)} skipped; "
         f"up to {plan.max_rounds} rounds per side each ({plan.min_rounds} before any decision)"
     )
     record = run_matrix(

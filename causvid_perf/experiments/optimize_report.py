@@ -103,7 +103,11 @@ def summary_lines(record: OptimizeRecord) -> list[str]:
         best = record.best_within_floor()
         lines.append(
             f"Best recipe with {record.quality_metric} ≥ {record.quality_floor:g}: "
-            + (f"{best.recipe} ({speedup_text(record.speedup(best))})." if best else "none.")
+            + (
+                f"{best.recipe} ({speedup_text(record.speedup(best))})."
+                if best
+                else f"none is faster than {record.against}."
+            )
         )
     if record.teacher:
         lines.append(f"Quality vs teacher: against {record.teacher['model']} at its own recipe, same video.")

@@ -137,12 +137,13 @@ class OptimizeRecord:
         return measured + [c for c in self.cells if c not in measured]
 
     def best_within_floor(self) -> Cell | None:
-        """The fastest measured cell whose quality keeps to the floor (None without a floor or a cell)."""
+        """The fastest measured cell faster than the reference (speed-up > 1) whose quality keeps to
+        the floor; None without a floor or such a cell."""
         if self.quality_floor is None:
             return None
         for cell in self.ranked():
-            quality = cell.quality.get(self.quality_metric)
-            if cell.status == MEASURED and quality is not None and quality >= self.quality_floor:
+            quality, speed = cell.quality.get(self.quality_metric), self.speedup(cell)
+            if quality is not None and quality >= self.quality_floor and speed is not None and speed.value > 1:
                 return cell
         return None
 

@@ -19,7 +19,7 @@ def optimize_blocks(record: OptimizeRecord, path: str) -> list[Block]:
     front = record.front()
     blocks = [
         Block("h2", "Optimization matrix"),
-        Block("p", f"From {path}, {record.created} UTC, commit {record.commit[:10]}."),
+        Block("p", f"From {path}, written {record.created}, commit {record.commit[:10]}."),
         *(Block("p", line) for line in summary_lines(record)),
         Block("table", headers=list(TABLE_HEADERS), rows=table_rows(record)),
     ]

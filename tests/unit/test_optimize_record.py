@@ -118,6 +118,10 @@ def test_best_within_floor_is_the_fastest_that_keeps_quality():
     assert _record(0.95).best_within_floor().recipe == "cache=slow:1"
     assert _record(0.5).best_within_floor().recipe == "cache=fast:1"
     assert _record(0.999).best_within_floor() is None
+    slower = _record(0.95)
+    slower.cells = [_cell("cache=slow:1", 0.9, 0.99)]  # keeps the floor, but slower than plain
+    assert slower.best_within_floor() is None
+    assert "≥ 0.95: none is faster than plain." in matrix_markdown(slower)
     assert _record().best_within_floor() is None
 
 
