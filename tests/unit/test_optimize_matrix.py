@@ -50,6 +50,13 @@ def test_recipes_are_canonical_and_the_plain_one_is_not_a_cell():
     assert recipes == ["cache=fbc:0.05"] and against == "vae=tiling"
 
 
+def test_the_default_matrix_skips_only_what_this_device_or_package_set_cannot_run():
+    recipes, skipped, _ = recipes_to_run(CASE, None, None)
+    assert "cache=faster:2" in recipes  # guidance 3 is the case's: FasterCache fails as a cell, it is no skip
+    assert {"cache=fbc:0.05", "cache=taylorseer:5", "cache=textkv", "quant=fp8-storage", "vae=tiling"} <= set(recipes)
+    assert "attn=flash" in skipped and "CUDA" in skipped["attn=flash"] and not set(recipes) & set(skipped)
+
+
 def test_every_cell_is_reported_and_the_matrix_completes(matrix):
     record, lines = matrix
     status = {c.recipe: c.status for c in record.cells}
