@@ -7,11 +7,24 @@ import sys
 from collections.abc import Sequence
 
 from causvid_perf import errors
-from causvid_perf.cli import bench, bisect, compare, gate_study, history, overhead, plan, report, run, stream, sweep
+from causvid_perf.cli import (
+    bench,
+    bisect,
+    compare,
+    gate_study,
+    history,
+    optimize,
+    overhead,
+    plan,
+    report,
+    run,
+    stream,
+    sweep,
+)
 from causvid_perf.cli.output import log
 from causvid_perf.errors import CausvidPerfError, ExitCode
 
-SUBCOMMANDS = (run, stream, overhead, bench, compare, bisect, gate_study, sweep, report, history, plan)
+SUBCOMMANDS = (run, stream, overhead, bench, compare, bisect, gate_study, sweep, optimize, report, history, plan)
 
 
 def build_parser() -> argparse.ArgumentParser:

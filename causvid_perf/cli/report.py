@@ -34,6 +34,12 @@ def add_parser(sub: Any) -> None:
     )
     report.add_argument("--sweep", default=None, help="steps x guidance sweep JSON to tabulate")
     report.add_argument(
+        "--optimize",
+        default=None,
+        metavar="PATH",
+        help="an optimization matrix JSON (`causvid-perf optimize --json`): its table and speed-vs-quality plot",
+    )
+    report.add_argument(
         "--bench",
         action="append",
         default=[],

@@ -17,7 +17,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_outputs(str(Path(args.out) / "report.html"), args.summary)
     history = args.history or [os.environ.get(HISTORY_DIR_ENV, str(DEFAULT_HISTORY_DIR))]
     subtitle, blocks = build_blocks(
-        history, benchmark_dir=args.benchmarks, baselines=args.baselines, sweep=args.sweep, bench_files=args.bench
+        history,
+        benchmark_dir=args.benchmarks,
+        baselines=args.baselines,
+        sweep=args.sweep,
+        bench_files=args.bench,
+        optimize=args.optimize,
     )
     html_path, md_path = write_report(subtitle, blocks, args.out)
     if args.summary:

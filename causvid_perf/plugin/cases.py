@@ -110,3 +110,26 @@ CPU_CASES: tuple[PerfCase, ...] = (
         ),
     ),
 )
+
+# Cases that carry an optimization recipe (RunConfig.optim; docs/optimize.md): their own ids, and
+# baseline keys that hold the recipe, so a team can guard the recipe it ships without sharing a
+# baseline or a previous run with the plain case. tests/perf/test_recipe_cases.py runs them.
+STUDY_QUALITY_FLOOR = 0.95  # the MS-SSIM against the plain run the study case's recipe must keep
+# Declared, not measured: regional compilation keeps the arithmetic of the plain run, so it keeps the
+# floor by construction. `causvid-perf optimize --profile study --quality-floor 0.95` on a GPU names
+# the fastest recipe within the floor; it replaces this one then, with its baseline.
+STUDY_RECIPE = "compile=blocks"
+RECIPE_CASES: tuple[PerfCase, ...] = (
+    PerfCase(
+        "tiny-causvid-1.3b-fbc",
+        RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9, optim="cache=fbc:0.05"),
+        note="FirstBlockCache on the tiny student; CPU baselines are per CPU class: a first run records, judges nothing",
+    ),
+    PerfCase(
+        "causvid-14b-study-optim",
+        RunConfig(model="causvid-14b", **_STUDY, optim=STUDY_RECIPE),
+        _H100,
+        note=f"the study case with the recipe declared to keep MS-SSIM >= {STUDY_QUALITY_FLOOR} against the plain "
+        "run; no baseline until a GPU records one",
+    ),
+)

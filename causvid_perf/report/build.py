@@ -10,7 +10,7 @@ Sections: summary, the latest run against baselines and against the run before i
 against its teacher, the streaming cases (when there are some), metric trends across runs (with
 each case's baseline and pass band when a baselines file is given; unfit runs drawn apart; the
 data of every plot as CSV beside report.md), pytest-benchmark timings, `causvid-perf bench`
-results, the sweep, contact sheets and the machine state of every run. Every file is written
+results, the sweep, the optimization matrix (speed against quality, its Pareto front), contact sheets and the machine state of every run. Every file is written
 atomically (files.atomic_write).
 """
 
@@ -31,6 +31,7 @@ from causvid_perf.report.load import (
     bench_file_runs,
     benchmark_runs,
     history_runs,
+    optimize_record,
     subfolder_hint,
     sweep_data,
 )
@@ -42,6 +43,7 @@ from causvid_perf.report.sections_latest import (
     summary_blocks,
     teacher_blocks,
 )
+from causvid_perf.report.sections_optimize import optimize_blocks
 from causvid_perf.report.sections_series import bench_file_blocks, benchmark_blocks, machine_blocks, sweep_blocks
 from causvid_perf.report.sections_stream import stream_blocks
 from causvid_perf.report.trends import trend_blocks
@@ -69,6 +71,7 @@ def build_blocks(
     baselines: str | os.PathLike | BaselineStore | None = None,
     sweep: str | os.PathLike | Mapping[str, Any] | None = None,
     bench_files: Sequence[str | os.PathLike] = (),
+    optimize: str | os.PathLike | None = None,
 ) -> tuple[str, list[Block]]:
     """(subtitle, blocks) of the report; raises ReportError with a one-line message. `history_dir`
     may name several folders (the fleet's machines): their runs are reported together."""
@@ -79,6 +82,7 @@ def build_blocks(
     bench_file_list = bench_file_runs(bench_files)
     store = baseline_store(baselines)
     sweep_rows = sweep_data(sweep) if sweep is not None else None
+    matrix = optimize_record(optimize) if optimize is not None else None
     # pytest-benchmark's extra_info, else `bench` results, carry the metrics when no history exists
     main_runs = runs or bench_runs or bench_file_list
     if not main_runs:
@@ -101,6 +105,8 @@ def build_blocks(
         sources.append(("baselines", f"{store_label} ({len(store)} entries)"))
     if sweep is not None:
         sources.append(("sweep", "given in memory" if isinstance(sweep, Mapping) else str(sweep)))
+    if optimize is not None:
+        sources.append(("optimization matrix", str(optimize)))
     if bench_files:
         sources.append(("bench results", ", ".join(map(str, bench_files))))
 
@@ -118,6 +124,8 @@ def build_blocks(
         blocks += bench_file_blocks(bench_file_list)
     if sweep_rows is not None:
         blocks += sweep_blocks(sweep_rows, "the given sweep" if isinstance(sweep, Mapping) else str(sweep))
+    if matrix is not None:
+        blocks += optimize_blocks(matrix, str(optimize))
     blocks += contact_blocks(latest)
     blocks += machine_blocks(main_runs)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -145,7 +153,7 @@ def write_report(subtitle: str, blocks: Sequence[Block], out_dir: str | os.PathL
 def build_report(history_dir: str | os.PathLike, *, out_dir: str | os.PathLike, **inputs: Any) -> tuple[Path, Path]:
     """Write <out_dir>/report.html (self-contained) and <out_dir>/report.md (+ its PNGs and the CSV
     of every plot); return both paths. ``inputs`` are build_blocks' keywords (benchmark_dir,
-    baselines, sweep, bench_files).
+    baselines, sweep, bench_files, optimize).
 
     Raises ReportError (one line) for an empty or missing history, foreign files, a bad baselines
     or sweep file.

@@ -1,5 +1,5 @@
 """The report's inputs, read through records/ and judge/ alone: the history, pytest-benchmark's
-storage, a sweep file and a baselines file. Whatever those layers refuse (HistoryError,
+storage, a sweep file, an optimization matrix and a baselines file. Whatever those layers refuse (HistoryError,
 SweepFileError, BaselineError) becomes a ReportError with the same one-line message."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.records.bench import bench_run, load_bench
 from causvid_perf.records.benchmark import is_benchmark_file, load_benchmark_dir
 from causvid_perf.records.history import SESSION, Run, load_runs, load_runs_of
+from causvid_perf.records.optimize import OptimizeRecord, load_optimize
 from causvid_perf.records.sweep import load_sweep
 
 
@@ -62,6 +63,12 @@ def sweep_data(sweep: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(data.get("rows"), list):
         raise ReportError('the sweep has no "rows" list; pass the JSON the sweep command wrote')
     return data
+
+
+def optimize_record(path: str | os.PathLike) -> OptimizeRecord:
+    """The matrix file `causvid-perf optimize --json` wrote."""
+    with report_errors():
+        return load_optimize(path)
 
 
 def baseline_store(baselines: str | os.PathLike | BaselineStore | None) -> BaselineStore | None:

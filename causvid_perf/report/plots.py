@@ -206,3 +206,34 @@ def sweep_plot(series: SweepSeries) -> bytes | None:
         ax.legend(fontsize=7)
     figure.tight_layout()
     return _png(figure)
+
+
+def optimize_plot(
+    points: Sequence[tuple[str, float, float]], front: Collection[str], quality_label: str, reference: str = "plain"
+) -> bytes | None:
+    """Speed-up (x) against quality (y) of an optimization matrix, one labelled point per recipe; the
+    Pareto front's points (``front``) joined by a step line and drawn filled. None for no point."""
+    if not points:
+        return None
+    figure = _figure(7.5, 4.8)
+    ax = figure.add_subplot(1, 1, 1)
+    on = sorted((p for p in points if p[0] in front), key=lambda p: p[1])
+    off = [p for p in points if p[0] not in front]
+    if off:
+        ax.scatter([p[1] for p in off], [p[2] for p in off], marker="o", facecolors="none", edgecolors="#5b6476")
+    if on:
+        # the edge of what the front dominates: each point's quality holds up to its speed-up
+        ax.step([p[1] for p in on], [p[2] for p in on], where="pre", color="#1f77b4", linewidth=1.2)
+        ax.scatter([p[1] for p in on], [p[2] for p in on], marker="o", color="#1f77b4", label="Pareto front")
+    for index, (name, x, y) in enumerate(sorted(points, key=lambda p: (p[2], p[1]))):
+        # neighbours at the same quality (an identical video) get their labels staggered
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4 - 10 * (index % 3)), fontsize=7)
+    ax.axvline(1.0, color="grey", linestyle=":", linewidth=1.0)
+    ax.set_xlabel(f"speed-up ({reference} time / recipe time, > 1 is faster)")
+    ax.set_ylabel(quality_label)
+    ax.set_title("Optimization matrix: speed against quality", fontsize=11)
+    ax.grid(True, alpha=0.3)
+    if on:
+        ax.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    return _png(figure)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from causvid_perf.cli import main as cli
+from causvid_perf.cli import optimize as optimize_cli
 from causvid_perf.cli import report as report_cli
 from causvid_perf.cli import sweep as sweep_cli
 from causvid_perf.cli.main import build_parser
@@ -22,6 +23,7 @@ DEFAULT_OUTPUTS = [
     ("report", report_cli.DEFAULT_OUT_DIR / "report.html"),
     ("bench", OUTPUT_DIR / "bench-20260101-000000" / "bench.json"),
     ("sweep", Path(sweep_cli.DEFAULT_OUT.replace("<time>", "20260101-000000")) / "sweep.json"),
+    ("optimize", Path(optimize_cli.DEFAULT_OUT.replace("<time>", "20260101-000000")) / "optimize.json"),
     ("gpu evidence", OUTPUT_DIR / "gpu-evidence-20260101T000000Z" / "baselines.json"),
     ("session history", DEFAULT_HISTORY_DIR / "20260101T000000+0000_abc_main.json"),
     ("case outputs", DEFAULT_HISTORY_DIR / "outputs" / "run" / "tiny.npz"),
