@@ -6,20 +6,33 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import os
 
 from causvid_perf.cli.configs import ready, run_config, sequential_plan
 from causvid_perf.cli.output import HARNESS_ONLY, check_outputs, log, quiet_or_log, render_table
-from causvid_perf.config import RunConfig
-from causvid_perf.errors import ConfigError, ExitCode
-from causvid_perf.experiments.optimize import core_matrix, recipes_to_run, run_matrix, teacher_video
+from causvid_perf.config import ResolvedConfig
+from causvid_perf.errors import ConfigError, ExitCode, OptimizationError
+from causvid_perf.experiments.optimize import Matrix, recipes_to_run, run_matrix, teacher_video
 from causvid_perf.experiments.optimize_report import TABLE_HEADERS, matrix_markdown, summary_lines, table_rows
 from causvid_perf.experiments.sweep import sweep_pair
 from causvid_perf.files import OUTPUT_DIR, write_text_atomic
 from causvid_perf.judge.gate import DEFAULT, Gate
-from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.pipeline.loading import load_pipeline, resolve_run
 
 
-def plain_config(args: argparse.Namespace) -> RunConfig:
+def core_matrix(models_dir: str | os.PathLike | None = None) -> Matrix:
+    """The matrix on the suite's own core: a recipe is RunConfig.optim, each cell a new run resolved
+    once here at the edge, load_pipeline applies it and keeps its evidence in ``details["optim"]``,
+    OptimizationError says it took no hold."""
+    return Matrix(
+        with_recipe=lambda base, recipe: resolve_run(base.replace(optim=recipe), models_dir),
+        load=lambda config: load_pipeline(config, models_dir=models_dir),
+        evidence=lambda loaded: dict(loaded.details.get("optim") or {}),
+        no_hold=(OptimizationError,),
+    )
+
+
+def plain_config(args: argparse.Namespace) -> ResolvedConfig:
     """The case every recipe is measured on, without a recipe of its own (tiny on CPU by default)."""
     config = run_config(args)
     if config.optim != "none":
@@ -27,7 +40,7 @@ def plain_config(args: argparse.Namespace) -> RunConfig:
             "optimize measures recipes against the plain run; drop --optim and name the recipes with "
             "--recipe (or the reference with --against)"
         )
-    return ready(config)
+    return ready(config, args.model_dir)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -45,10 +58,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     say = quiet_or_log(args.quiet)
     teacher = None
     if plain.spec.is_student and not args.no_teacher:
-        teacher_config = sweep_pair(plain)[1]
+        teacher_config = ready(sweep_pair(plain)[1], args.model_dir)
         say(f"[teacher {teacher_config.model}] loading and one run at its recipe, the quality reference ...")
         teacher_loaded = load_pipeline(teacher_config, models_dir=args.model_dir)
-        teacher = teacher_video(teacher_loaded, plain.resolved())
+        teacher = teacher_video(teacher_loaded, plain)
         del teacher_loaded
         gc.collect()
     say(f"[plain] loading {plain.describe()} ({plain.weights} weights) ...")

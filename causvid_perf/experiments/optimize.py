@@ -16,15 +16,15 @@ running. The record is records/optimize.py's; the table and the markdown optimiz
 
 Library use::
 
-    plain = load_pipeline(config)
-    record = run_matrix(plain, ["cache=fbc:0.05", "quant=fp8wo"], plan=SequentialPlan(max_rounds=8))
+    plain = load_pipeline(config.resolve())
+    matrix = Matrix(with_recipe=..., load=..., evidence=...)   # cli/optimize_cmd.core_matrix: the suite's own
+    record = run_matrix(plain, ["cache=fbc:0.05", "quant=fp8wo"], matrix, plan=SequentialPlan(max_rounds=8))
     print(matrix_markdown(record))   # optimize_report.py
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -34,8 +34,8 @@ from typing import Any
 import torch
 
 from causvid_perf import fmt
-from causvid_perf.config import VIDEO_FIELDS, RunConfig
-from causvid_perf.errors import CausvidPerfError, ConfigError, ExitCode, OptimizationError
+from causvid_perf.config import VIDEO_FIELDS, ResolvedConfig, RunConfig
+from causvid_perf.errors import CausvidPerfError, ConfigError, ExitCode
 from causvid_perf.experiments.ab import run_ab
 from causvid_perf.experiments.ab_report import ABReport
 from causvid_perf.experiments.ab_sequential import Sequential, SequentialPlan
@@ -44,7 +44,6 @@ from causvid_perf.judge.gate import DEFAULT, Gate
 from causvid_perf.measure.runner import measure_run
 from causvid_perf.metrics import METRICS
 from causvid_perf.optim_recipe import canonical_recipe, matrix_recipes, parse_recipe, unsupported
-from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.quality.scores import compare_videos
 from causvid_perf.records.history import current_commit, utc_now
 from causvid_perf.records.optimize import (
@@ -62,7 +61,7 @@ from causvid_perf.records.optimize import (
 SPEED_METRIC = "sampling_s"  # what sorts the table: the sampling loop is what the optimizations speed up
 SPEED_METRICS = ("sampling_s", "s_per_it", "prompt_to_output_s")
 QUALITY_METRIC = "ms_ssim_vs_plain"  # plotted against speed; 1 = the plain run's video
-Loader = Callable[[RunConfig], Any]  # a RunConfig with a recipe -> a loaded pipeline with it applied
+Loader = Callable[[ResolvedConfig], Any]  # a RunConfig with a recipe -> a loaded pipeline with it applied
 Progress = Callable[[str], None]
 
 
@@ -71,7 +70,7 @@ class Matrix:
     """What a matrix needs besides the plain pipeline: how a recipe becomes a config and a loaded
     pipeline, and where its took-hold evidence is read (the core's interface, in one place)."""
 
-    with_recipe: Callable[[RunConfig, str], RunConfig]
+    with_recipe: Callable[[ResolvedConfig, str], ResolvedConfig]  # a cell is a new run: resolved by the caller's edge
     load: Loader
     evidence: Callable[[Any], dict[str, Any]]
     no_hold: tuple[type[BaseException], ...] = ()  # what the core raises for a part that took no hold
@@ -81,29 +80,18 @@ class Matrix:
         return NO_HOLD if self.no_hold and isinstance(exc, self.no_hold) else FAILED
 
 
-def core_matrix(models_dir: str | os.PathLike | None = None) -> Matrix:
-    """The matrix on the suite's own core: a recipe is RunConfig.optim, load_pipeline applies it and
-    keeps its evidence in ``details["optim"]``, OptimizationError says it took no hold."""
-    return Matrix(
-        with_recipe=lambda base, recipe: base.replace(optim=recipe).validate(),
-        load=lambda config: load_pipeline(config, models_dir=models_dir),
-        evidence=lambda loaded: dict(loaded.details.get("optim") or {}),
-        no_hold=(OptimizationError,),
-    )
-
-
 def _capability(device: str) -> tuple[int, int] | None:
     return tuple(torch.cuda.get_device_capability(device)) if device.startswith("cuda") else None
 
 
 def recipes_to_run(
-    plain: RunConfig, given: Sequence[str] | None, against: str | None
+    plain: ResolvedConfig, given: Sequence[str] | None, against: str | None
 ) -> tuple[list[str], dict[str, str], str | None]:
     """(recipes to measure, {recipe: why skipped}, the reference recipe or None for plain), canonical.
     Without ``given``, the core's default matrix for this device; a given recipe whose package or
     device support is missing is skipped with the reason. ConfigError (exit 2) for a recipe the
     grammar refuses, or a reference that cannot run here."""
-    config = plain.resolved()
+    config = plain
     capability = _capability(config.device)
     reference = canonical_recipe(against) if against else None
     if reference == "none":
@@ -155,9 +143,15 @@ def quality_of(frames: Any, reference: Any, against: str) -> dict[str, float | N
 
 def teacher_video(teacher: Any, student: RunConfig) -> tuple[Any, dict[str, Any]]:
     """(frames, {"model", "config"}) of the teacher's run at its own recipe making the student's video
-    (same seed, prompt and size), as compare and sweep take their teacher reference."""
-    same_video = {name: getattr(student, name) for name in VIDEO_FIELDS}
-    config = teacher.config.replace(**same_video)
+    (same seed, prompt and size), as compare and sweep take their teacher reference. The teacher was
+    resolved for that video where the command began (experiments.sweep.sweep_pair)."""
+    config = teacher.config
+    differ = [name for name in VIDEO_FIELDS if getattr(config, name) != getattr(student, name)]
+    if differ:
+        raise ConfigError(
+            f"the teacher's run differs from the student's video in {', '.join(differ)}; load the teacher "
+            "of sweep_pair(student) so that both make the same video"
+        )
     result = measure_run(teacher, config, include_load=False, keep_frames=True)
     return result.frames, {"model": config.model, "config": dict(result.config)}
 
@@ -213,8 +207,8 @@ def cell_line(index: int, total: int, cell: Cell, speed_metric: str = SPEED_METR
 
 def _measure_cell(
     matrix: Matrix,
-    base: RunConfig,
-    reference: tuple[Any, RunConfig],
+    base: ResolvedConfig,
+    reference: tuple[Any, ResolvedConfig],
     recipe: str,
     design: Sequential,
     gate: Gate,
@@ -226,7 +220,7 @@ def _measure_cell(
     loaded = matrix.load(config)
     frames: dict[str, Any] = {}
 
-    def run(side_loaded: Any, side_config: RunConfig, *, include_load: bool, keep_frames: bool) -> Any:
+    def run(side_loaded: Any, side_config: ResolvedConfig, *, include_load: bool, keep_frames: bool) -> Any:
         result = measure_run(side_loaded, side_config, include_load=include_load, keep_frames=keep_frames)
         if keep_frames and side_loaded is loaded and side_config.seed == ref_config.seed:
             frames["recipe"] = result.frames
@@ -275,7 +269,7 @@ def run_matrix(
     say = progress or (lambda message: None)
     design = Sequential(plan or SequentialPlan()).checked()
     gate = gate.checked()
-    base: RunConfig = plain.config
+    base: ResolvedConfig = plain.config
     first = measure_run(plain, base, include_load=False, keep_frames=True)
     plain_frames = first.frames
     teacher_frames, teacher_info = teacher if teacher is not None else (None, None)

@@ -11,7 +11,6 @@ keeps its code: 4 for CUDA out of memory) and nothing is written.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -27,8 +26,15 @@ import numpy as np
 
 from causvid_perf.config import ResolvedConfig
 from causvid_perf.errors import ConfigError, ParallelRunError
-from causvid_perf.experiments.parallel_worker import FRAMES, REQUEST, RESULT, error_file, pid_file
-from causvid_perf.files import write_json_atomic
+from causvid_perf.experiments.parallel_worker import (
+    FRAMES,
+    RANK_ERROR,
+    REQUEST,
+    REQUEST_FORMAT,
+    RESULT,
+    error_file,
+    pid_file,
+)
 from causvid_perf.parallel_config import parse_parallel
 from causvid_perf.records.result import RunResult
 
@@ -71,7 +77,7 @@ def launch(
     folder = Path(tempfile.mkdtemp(prefix="causvid-perf-parallel-", dir=work_root))
     try:
         request = {"config": config.to_dict(), "models_dir": models_dir, "warmup": warmup}
-        write_json_atomic(folder / REQUEST, request)
+        REQUEST_FORMAT.write(folder / REQUEST, REQUEST_FORMAT.stamp(request))
         with open(folder / LOG, "wb") as log:
             process = subprocess.Popen(
                 torchrun_command(parallel.degree, folder),
@@ -161,7 +167,7 @@ def failure(folder: Path, spec: str, degree: int, code: int) -> ParallelRunError
     for rank in range(degree):
         path = error_file(folder, rank)
         if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = RANK_ERROR.read(path)
             return ParallelRunError(f"parallel run {spec}, rank {rank}: {data['message']}", int(data["exit_code"]))
     log = (folder / LOG).read_text(encoding="utf-8", errors="replace") if (folder / LOG).is_file() else ""
     root = _ROOT_CAUSE.search(log.partition("Root Cause")[2])

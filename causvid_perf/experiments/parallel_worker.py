@@ -11,15 +11,19 @@ launcher can stop every worker whenever it must; then it imports and runs its ra
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 from pathlib import Path
 
-from causvid_perf.errors import CausvidPerfError
-from causvid_perf.files import write_json_atomic, write_text_atomic
+from causvid_perf.errors import CausvidPerfError, ParallelRunError
+from causvid_perf.files import write_text_atomic
+from causvid_perf.formats import Format
 
 REQUEST, RESULT, FRAMES = "request.json", "result.json", "frames.npy"
+# The parent's request to the ranks and a rank's error back: files in the run's throwaway folder,
+# written and read by the same release, but a format like any other (one owner, one version).
+REQUEST_FORMAT = Format("causvid-perf/parallel-request", 1, ParallelRunError, fix="a parallel run's folder holds it")
+RANK_ERROR = Format("causvid-perf/parallel-rank-error", 1, ParallelRunError, fix="a parallel run's folder holds it")
 # What the rank runs, imported once the pid is written (it brings torch and diffusers: seconds).
 RANK_MODULE = "causvid_perf.experiments.parallel_rank"
 
@@ -37,10 +41,12 @@ def main(argv: list[str]) -> int:
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     write_text_atomic(pid_file(folder, rank), str(os.getpid()))
     try:
-        request = json.loads((folder / REQUEST).read_text(encoding="utf-8"))
+        request = REQUEST_FORMAT.read(folder / REQUEST)
         importlib.import_module(RANK_MODULE).run_rank(folder, request, rank, local_rank)
     except CausvidPerfError as exc:
-        write_json_atomic(error_file(folder, rank), {"message": str(exc), "exit_code": int(exc.exit_code)})
+        RANK_ERROR.write(
+            error_file(folder, rank), RANK_ERROR.stamp({"message": str(exc), "exit_code": int(exc.exit_code)})
+        )
         return int(exc.exit_code)
     return 0
 

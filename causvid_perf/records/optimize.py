@@ -1,7 +1,7 @@
 """The optimization matrix file: one case, the plain run against each recipe (written by
 `causvid-perf optimize`; schemas/optimize.schema.json).
 
-    {"schema": "causvid-perf/optimize", "version": SCHEMA_VERSION, "created", "commit", "machine",
+    {"schema": "causvid-perf/optimize", "version": OPTIMIZE.version, "created", "commit", "machine",
      "weights", "harness_only", "case": {plain RunConfig}, "against": "plain" or a recipe,
      "design": {"name", "min_rounds", "max_rounds"}, "gate": {"threshold", "alpha", "memory_tolerance"},
      "speed_metric", "quality_metric", "quality_floor", "teacher": {"model", "config"} or null,
@@ -32,10 +32,11 @@ from typing import Any
 import jsonschema
 
 from causvid_perf.errors import HistoryError
-from causvid_perf.files import json_safe, write_json_atomic
+from causvid_perf.files import json_safe
+from causvid_perf.formats import Format
 
-SCHEMA_ID = "causvid-perf/optimize"
-SCHEMA_VERSION = 1
+FIX = "give the JSON `causvid-perf optimize --json` wrote"
+OPTIMIZE = Format("causvid-perf/optimize", 1, HistoryError, fix=FIX)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "optimize.schema.json"
 
 MEASURED, NO_HOLD, SKIPPED, FAILED = "measured", "no-hold", "skipped", "failed"
@@ -151,47 +152,31 @@ class OptimizeRecord:
 
     def to_dict(self) -> dict[str, Any]:
         body = {**asdict(self), "cells": [c.to_dict() for c in self.cells]}
-        return json_safe({"schema": SCHEMA_ID, "version": SCHEMA_VERSION, **body})
+        return json_safe(OPTIMIZE.stamp(body))
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "an optimize file") -> OptimizeRecord:
-        validate(data, where)
-        body = {k: v for k, v in data.items() if k not in ("schema", "version")}
+        document = OPTIMIZE.upgrade(data, where)
+        _check_schema(document, where)
+        body = {k: v for k, v in document.items() if k not in OPTIMIZE.header()}
         body["cells"] = [Cell.from_dict(c) for c in body.get("cells", [])]
         return cls(**body)
 
     def write(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(path, self.to_dict())
+        return OPTIMIZE.write(path, self.to_dict())
 
 
-def validate(data: Any, where: str) -> None:
-    """HistoryError (one line) unless ``data`` is an optimize record of this version."""
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
-        raise HistoryError(
-            f"{where} is not a causvid-perf optimize file; give the JSON `causvid-perf optimize --json` wrote"
-        )
-    if data.get("version") != SCHEMA_VERSION:
-        raise HistoryError(
-            f"{where} has optimize version {data.get('version')}, this causvid-perf reads {SCHEMA_VERSION}"
-        )
+def _check_schema(data: dict[str, Any], where: str) -> None:
+    """HistoryError (one line) unless ``data`` (of this version) meets the JSON schema."""
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if error is not None:
-        raise HistoryError(
-            f"{where} is not a valid optimize file ({error.message} at {error.json_path}); "
-            "give the JSON `causvid-perf optimize --json` wrote"
-        )
+        raise HistoryError(f"{where} is not a valid optimize file ({error.message} at {error.json_path}); {FIX}")
 
 
 def load_optimize(path: str | os.PathLike) -> OptimizeRecord:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HistoryError(
-            f"cannot read the optimize file {path} ({exc}); give the JSON `causvid-perf optimize --json` wrote"
-        ) from None
-    return OptimizeRecord.from_dict(data, str(path))
+    return OptimizeRecord.from_dict(OPTIMIZE.read(path), str(path))
 
 
 def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:

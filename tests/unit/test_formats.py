@@ -304,7 +304,10 @@ WRITERS = {
     "report/build.py": "report.html, report.md and their PNGs",
     "records/reports.py": "the reports' markdown beside their JSON",
     "cli/sweep_cmd.py": "the sweep's markdown table",
+    "cli/optimize_cmd.py": "the optimization matrix's markdown beside its JSON",
     "scripts/evidence_case.py": "its STEM.md summary",
+    "experiments/parallel_worker.py": "a rank's pid file, read to stop a hung worker",
+    "experiments/parallel_rank.py": "rank 0's frames (npy) beside the run result",
 }
 JSON_WRITERS = {"json.dump", "write_json_atomic"}
 FILE_WRITERS = {"atomic_write", "write_text_atomic", "savez", "savez_compressed"}

@@ -10,16 +10,19 @@ from __future__ import annotations
 import pytest
 
 from causvid_perf.cli.main import main
+from causvid_perf.cli.optimize_cmd import core_matrix
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ExitCode
 from causvid_perf.experiments.ab_sequential import SequentialPlan
-from causvid_perf.experiments.optimize import core_matrix, recipes_to_run, run_matrix, teacher_video
+from causvid_perf.experiments.optimize import recipes_to_run, run_matrix, teacher_video
 from causvid_perf.experiments.optimize_report import matrix_markdown
 from causvid_perf.experiments.sweep import sweep_pair
 from causvid_perf.pipeline.loading import load_pipeline
 from causvid_perf.records.optimize import FAILED, MEASURED, NO_HOLD, QUALITY_KEYS, SKIPPED, load_optimize
 
-CASE = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9, steps=2, guidance=3.0)
+CASE = RunConfig(model="causvid-1.3b", weights="tiny", height=32, width=32, frames=9, steps=2, guidance=3.0).resolve(
+    "cpu"
+)
 RECIPES = ["cache=fbc", "cache=taylorseer", "cache=textkv", "cache=faster"]
 
 
@@ -27,8 +30,8 @@ RECIPES = ["cache=fbc", "cache=taylorseer", "cache=textkv", "cache=faster"]
 def matrix():
     lines: list[str] = []
     recipes, skipped, against = recipes_to_run(CASE, RECIPES, None)
-    teacher = load_pipeline(sweep_pair(CASE)[1].replace(steps=1))
-    reference = teacher_video(teacher, CASE.resolved())
+    teacher = load_pipeline(sweep_pair(CASE)[1].replace(steps=1).resolve("cpu"))
+    reference = teacher_video(teacher, CASE)
     record = run_matrix(
         load_pipeline(CASE),
         recipes,
