@@ -20,11 +20,11 @@ lint: $(VENV)/.installed
 # The suite in two pytest sessions: the perf cases alone on a quiet CPU (their history runs stay fit
 # to be references), then every other test on two xdist workers, whole files each (a module's
 # fixtures are built once). With ARGS: one session, `pytest ARGS`.
-PERF_CASES := tests/perf/test_perf_cases.py
+PERF_CASES := tests/perf/test_perf_cases.py tests/perf/test_recipe_cases.py
 test: lint
 ifeq ($(strip $(ARGS)),)
 	$(VENV)/bin/python -m pytest $(PERF_CASES); perf=$$?; \
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --ignore=$(PERF_CASES); rest=$$?; \
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(addprefix --ignore=,$(PERF_CASES)); rest=$$?; \
 	[ $$perf -eq 0 ] && [ $$rest -eq 0 ]
 else
 	$(VENV)/bin/python -m pytest $(ARGS)
