@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from causvid_perf.records.case import CaseRecord
+from causvid_perf.records.history import Run
+
 
 def tiny_key(gpu_class: str) -> dict[str, Any]:
     """The key of the tiny causvid-1.3b case (32x32x9, 6 steps) on ``gpu_class``."""
@@ -39,3 +42,17 @@ def measured_provenance(**changes: Any) -> dict[str, Any]:
         "spread": {},
     }
     return {**provenance, **changes}
+
+
+def history_run(*cases: CaseRecord) -> Run:
+    """A stored run of the history holding ``cases`` (the previous run a case is looked up in)."""
+    return Run(
+        source="history",
+        files=[],
+        created="2026-01-01T00:00:00+00:00",
+        commit="abc",
+        branch="",
+        label="",
+        machine={},
+        cases={c.id: c for c in cases},
+    )

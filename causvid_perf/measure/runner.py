@@ -26,7 +26,7 @@ from causvid_perf.measure.stages import (
     text_encoder_visit,
 )
 from causvid_perf.measure.stream_runner import run_stream
-from causvid_perf.pipeline.loading import LoadedPipeline
+from causvid_perf.pipeline.loading import LoadedPipeline, video_args
 from causvid_perf.pipeline.optim_counts import optim_window
 from causvid_perf.pipeline.samplers import build_scheduler
 from causvid_perf.pipeline.stream_decode import unnormalize_latents
@@ -41,26 +41,13 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> torch.Tensor:
     return pipe.vae.decode(unnormalize_latents(pipe.vae, latents), return_dict=False)[0]
 
 
-def _video_args(config: ResolvedConfig) -> dict[str, Any]:
-    """What the pipeline call makes, for the measured run and the plain call alike: the video's size,
-    the steps, the guidance and the seeded noise."""
-    return {
-        "height": config.height,
-        "width": config.width,
-        "num_frames": config.frames,
-        "num_inference_steps": config.steps,
-        "guidance_scale": config.guidance,
-        "generator": torch.Generator("cpu").manual_seed(config.seed),  # same noise on any device
-    }
-
-
 def _sample(loaded: LoadedPipeline, config: ResolvedConfig, embeds: tuple, timer: StepTimer) -> torch.Tensor:
     prompt_embeds, negative_embeds = embeds
     with timer.attached(loaded.pipe.transformer):
         return loaded.pipe(
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_embeds,
-            **_video_args(config),
+            **video_args(config),
             output_type="latent",
             callback_on_step_end=timer.callback,
         ).frames
@@ -237,7 +224,7 @@ def time_plain_call(loaded: LoadedPipeline, config: ResolvedConfig | None = None
             video = pipe(
                 prompt=config.prompt,
                 negative_prompt=config.negative_prompt or None,
-                **_video_args(config),
+                **video_args(config),
                 output_type="np",
             ).frames[0]
         to_uint8(video)

@@ -330,19 +330,23 @@ def resolve_run(
     return config.resolve(device, lambda asked, on: choose_weights(asked, models, on))
 
 
+def video_args(config: ResolvedConfig) -> dict[str, Any]:
+    """What a pipeline call makes, for every call of a run (measured, plain, calibrating) alike: the
+    video's size, the steps, the guidance and the seeded noise."""
+    return {
+        "height": config.height,
+        "width": config.width,
+        "num_frames": config.frames,
+        "num_inference_steps": config.steps,
+        "guidance_scale": config.guidance,
+        "generator": torch.Generator("cpu").manual_seed(config.seed),  # same noise on any device
+    }
+
+
 def _calibration_run(pipe: Any, config: ResolvedConfig) -> None:
     """One untimed run of the case, for an optimization that learns from the model (MagCache)."""
     with torch.inference_mode():
-        pipe(
-            prompt=config.prompt,
-            height=config.height,
-            width=config.width,
-            num_frames=config.frames,
-            num_inference_steps=config.steps,
-            guidance_scale=config.guidance,
-            generator=torch.Generator("cpu").manual_seed(config.seed),
-            output_type="latent",
-        )
+        pipe(prompt=config.prompt, output_type="latent", **video_args(config))
 
 
 def load_pipeline(

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_baselines import measured_provenance
+from fake_baselines import history_run, measured_provenance
 
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import BaselineError
@@ -28,7 +28,6 @@ from causvid_perf.judge.baselines_file import load_baselines
 from causvid_perf.judge.baselines_file import record as record_baseline
 from causvid_perf.measure.machine import gpu_class
 from causvid_perf.records.case import CaseRecord
-from causvid_perf.records.history import Run
 from causvid_perf.records.lookup import previous_case
 
 pytest_plugins = ["pytester"]
@@ -82,19 +81,6 @@ def _record(key: dict, case_id: str = "tiny") -> CaseRecord:
     return CaseRecord(id=case_id, key=key, medians={"sampling_s": 0.01})
 
 
-def _run(*cases: CaseRecord) -> Run:
-    return Run(
-        source="history",
-        files=[],
-        created="2026-01-01T00:00:00+00:00",
-        commit="abc",
-        branch="",
-        label="",
-        machine={},
-        cases={c.id: c for c in cases},
-    )
-
-
 @pytest.mark.parametrize(
     "config, changes",
     [(TINY, {"shift": 5.0}), (STREAM, {"window_frames": 6}), (TINY, {"parallel": "ulysses=2"})],
@@ -102,7 +88,7 @@ def _run(*cases: CaseRecord) -> Run:
 )
 def test_a_case_of_the_same_id_that_did_other_work_is_not_the_previous_run(config, changes):
     earlier = _record(baseline_key(config, CPU))
-    run = _run(earlier)
+    run = history_run(earlier)
     same, note = previous_case(run, _record(baseline_key(config, CPU)))
     assert same is earlier and note is None
     other, note = previous_case(run, _record(baseline_key(config.replace(**changes), CPU)))
@@ -124,7 +110,7 @@ def test_keys_written_before_the_work_fields_load_with_the_model_recipe(tmp_path
     old_stream = {name: baseline_key(STREAM, CPU)[name] for name in REQUIRED_KEY_FIELDS}
     assert normalize_key(old_stream) == baseline_key(STREAM, CPU)
     # An older history record of the same work is still the previous run.
-    assert previous_case(_run(_record(old)), _record(new))[1] is None
+    assert previous_case(history_run(_record(old)), _record(new))[1] is None
     with pytest.raises(BaselineError, match="baseline key field shift must be a finite number > 0"):
         normalize_key({**new, "shift": -1})
     with pytest.raises(BaselineError, match="checkpoint must be one of lora, full, none"):

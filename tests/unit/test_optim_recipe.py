@@ -5,7 +5,7 @@ differ only in their recipe never share a baseline nor a "previous run"."""
 from __future__ import annotations
 
 import pytest
-from fake_baselines import measured_provenance
+from fake_baselines import history_run, measured_provenance
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -36,7 +36,6 @@ from causvid_perf.optim_recipe import (
     unsupported,
 )
 from causvid_perf.records.case import CaseRecord
-from causvid_perf.records.history import Run
 from causvid_perf.records.lookup import previous_case
 from causvid_perf.specs import PROFILES
 
@@ -211,19 +210,6 @@ def _record(key: dict) -> CaseRecord:
     return CaseRecord(id="tiny", key=key, medians={"sampling_s": 0.01})
 
 
-def _run(*cases: CaseRecord) -> Run:
-    return Run(
-        source="history",
-        files=[],
-        created="2026-01-01T00:00:00+00:00",
-        commit="abc",
-        branch="",
-        label="",
-        machine={},
-        cases={c.id: c for c in cases},
-    )
-
-
 def test_two_runs_that_differ_only_in_optim_share_no_baseline_and_no_previous_run():
     plain = _config().resolve("cpu")
     cached = plain.replace(optim="fbc")
@@ -231,11 +217,11 @@ def test_two_runs_that_differ_only_in_optim_share_no_baseline_and_no_previous_ru
     assert key["optim"] == "none" and other["optim"] == "cache=fbc:0.05"
     assert key_differences(other, key) == ["optim none -> cache=fbc:0.05"]
     assert case_context(other).endswith(" optim cache=fbc:0.05") and case_context(key) != case_context(other)
-    earlier, note = previous_case(_run(_record(key)), _record(other))
+    earlier, note = previous_case(history_run(_record(key)), _record(other))
     assert earlier is None and note is not None and "optim none -> cache=fbc:0.05" in note
     # two spellings of one recipe are one case
     assert baseline_key(plain.replace(optim="cache=fbc:0.05"), CPU) == other
-    same, note = previous_case(_run(_record(other)), _record(baseline_key(plain.replace(optim="fbc:0.05"), CPU)))
+    same, note = previous_case(history_run(_record(other)), _record(baseline_key(plain.replace(optim="fbc:0.05"), CPU)))
     assert same is not None and note is None
     # a key written before `optim` existed was a plain run
     old = {name: value for name, value in key.items() if name != "optim"}
