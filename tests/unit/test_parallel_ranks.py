@@ -17,8 +17,7 @@ from fake_results import cpu_result
 from causvid_perf.config import RunConfig
 from causvid_perf.errors import ConfigError, ExitCode, ParallelRunError
 from causvid_perf.experiments.parallel_launch import LOG, failure, torchrun_command
-from causvid_perf.experiments.parallel_worker import error_file
-from causvid_perf.files import write_json_atomic
+from causvid_perf.experiments.parallel_worker import RANK_ERROR, error_file
 from causvid_perf.measure.ranks import backend_for, cpu_device_count_workaround, merged_result, rank_figures
 from causvid_perf.measure.stages import case_on_pipeline
 from causvid_perf.pipeline.loading import LoadedPipeline
@@ -73,7 +72,9 @@ def test_rank_zero_keeps_every_rank_and_takes_the_slowest_rank_time():
 
 
 def test_a_worker_error_keeps_its_exit_code(tmp_path: Path):
-    write_json_atomic(error_file(tmp_path, 1), {"message": "CUDA out of memory in stage 'sampling'", "exit_code": 4})
+    RANK_ERROR.write(
+        error_file(tmp_path, 1), RANK_ERROR.stamp({"message": "CUDA out of memory in stage 'sampling'", "exit_code": 4})
+    )
     error = failure(tmp_path, "ulysses=2", 2, 1)
     assert error.exit_code == ExitCode.OUT_OF_MEMORY
     assert str(error) == "parallel run ulysses=2, rank 1: CUDA out of memory in stage 'sampling'"

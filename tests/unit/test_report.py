@@ -177,6 +177,8 @@ def inputs(pipelines, tmp_path_factory):
     # `python -m pytest` subprocess would import torch and diffusers again (~10 s of CPU).
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(bench_project)
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            patch.delenv(name, raising=False)  # a session of its own under `pytest -n 2` (this fixture is the module's)
         code = pytest.main(
             [
                 "-q",
