@@ -12,7 +12,7 @@ from typing import Any, Self
 
 from causvid_perf import fmt
 from causvid_perf.errors import ConfigError
-from causvid_perf.optim_recipe import ATTENTION_BACKENDS, CPU_ATTENTION_BACKENDS, canonical_recipe, check_recipe
+from causvid_perf.optim_recipe import ATTENTION_BACKENDS, CPU_ATTENTION_BACKENDS, canonical_or_as_given, check_recipe
 from causvid_perf.parallel_config import canonical_parallel, validate_run_parallel
 from causvid_perf.specs import MODELS, PROFILES, SAMPLERS, TEXT_TOKENS, WEIGHT_SOURCES, ModelSpec
 from causvid_perf.stream_config import resolved_stream_fields, validate_stream
@@ -95,7 +95,7 @@ class RunConfig:
         timesteps = tuple(int(t) for t in self.timesteps) if self.timesteps else None
         parallel = canonical_parallel(self.parallel)
         return dataclasses.replace(
-            self, memory=memory, timesteps=timesteps, parallel=parallel, optim=_canonical_optim(self.optim)
+            self, memory=memory, timesteps=timesteps, parallel=parallel, optim=canonical_or_as_given(self.optim)
         )
 
     @property
@@ -385,14 +385,6 @@ def parse_memory(text: str) -> tuple[str, ...]:
     if text in ("", "none"):
         return ()
     return tuple(part.strip() for part in text.replace(",", "+").split("+") if part.strip())
-
-
-def _canonical_optim(text: str | None) -> str:
-    """The canonical recipe string; a recipe that does not parse stays as given for validate() to name."""
-    try:
-        return canonical_recipe(text)
-    except ConfigError:
-        return str(text)
 
 
 def _memory_order(flag: str) -> tuple[int, str]:

@@ -246,6 +246,14 @@ def canonical_recipe(text: str | None) -> str:
     return parse_recipe(text).canonical()
 
 
+def canonical_or_as_given(text: str | None) -> str:
+    """The canonical recipe string; one that does not parse stays as given, for validation to name."""
+    try:
+        return canonical_recipe(text)
+    except ConfigError:
+        return str(text)
+
+
 def _parse_part(raw: str, whole: str) -> Part:
     if not raw:
         raise ConfigError(f"optim {whole!r} has an empty part; join parts with one '+', {_EXAMPLE}")
