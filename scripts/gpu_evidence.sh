@@ -91,7 +91,7 @@ except Exception:
     sys.exit(3)'
 if CHECKED=$("$PY" -c "$CHECK" "$((1 - DRY))" 2>/dev/null); then CHECK_RC=0; else CHECK_RC=$?; fi
 case $CHECK_RC in
-  0) GPU_LINE=${CHECKED%%$'\n'*}; VERSIONS=${CHECKED##*$'\n'} ;;
+  0) VERSIONS=${CHECKED##*$'\n'}; GPU_LINE=${CHECKED%$'\n'*}; GPU_LINE=${GPU_LINE##*$'\n'} ;;  # its last two lines
   4)
     echo "gpu_evidence: no CUDA GPU visible: ${CHECKED##*$'\n'}; run this on a machine with an NVIDIA GPU and a CUDA build of torch, or use --dry-run" >&2
     exit 2
