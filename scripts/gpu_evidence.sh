@@ -69,14 +69,41 @@ if [ -n "$WHEELS" ] && ! "$PY" -c 'import diffusers' >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl
   export PYTHONPATH=$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}
 fi
-if ! "$PY" -c 'import torch, diffusers, causvid_perf' >/dev/null 2>&1; then
-  echo "gpu_evidence: $PY cannot import torch, diffusers and causvid_perf; run 'make setup' first, set PYTHON, or pass --wheels DIR" >&2
-  exit 2
-fi
+# One interpreter start checks everything, the GPU first (torch alone loads fast), so a machine without
+# one is told so at once: exit 4 no GPU, 3 an import failed; else the GPU's name and the versions.
+CHECK='import sys
+from importlib.metadata import version
+try:
+    import torch
+except Exception:
+    sys.exit(3)
+cuda = torch.version.cuda
+if sys.argv[1] == "1" and not torch.cuda.is_available():
+    build = cuda or "none"
+    print(f"torch {torch.__version__} (CUDA build: {build}) sees none")
+    sys.exit(4)
+try:
+    import causvid_perf, diffusers
+    print(torch.cuda.get_device_name(0) if sys.argv[1] == "1" else "dry run: tiny weights on the CPU")
+    libs = ", ".join(f"{name} {version(name)}" for name in ("diffusers", "transformers"))
+    print(f"torch {torch.__version__}, CUDA {cuda}, {libs}")
+except Exception:
+    sys.exit(3)'
+if CHECKED=$("$PY" -c "$CHECK" "$((1 - DRY))" 2>/dev/null); then CHECK_RC=0; else CHECK_RC=$?; fi
+case $CHECK_RC in
+  0) VERSIONS=${CHECKED##*$'\n'}; GPU_LINE=${CHECKED%$'\n'*}; GPU_LINE=${GPU_LINE##*$'\n'} ;;  # its last two lines
+  4)
+    echo "gpu_evidence: no CUDA GPU visible: ${CHECKED##*$'\n'}; run this on a machine with an NVIDIA GPU and a CUDA build of torch, or use --dry-run" >&2
+    exit 2
+    ;;
+  *)
+    echo "gpu_evidence: $PY cannot import torch, diffusers and causvid_perf; run 'make setup' first, set PYTHON, or pass --wheels DIR" >&2
+    exit 2
+    ;;
+esac
 
 if [ "$DRY" = 1 ]; then
   WEIGHTS=tiny
-  GPU_LINE="dry run: tiny weights on the CPU"
   SIZE=(--height 32 --width 32 --frames 9 --device cpu)
   STREAM_SIZE=(--height 32 --width 32 --frames 33 --device cpu)
   STUDY_ROUNDS=(--rounds 1 --warmup-rounds 0)
@@ -86,14 +113,6 @@ if [ "$DRY" = 1 ]; then
   OVERHEAD_ROUNDS=2
 else
   WEIGHTS=${CAUSVID_PERF_WEIGHTS:-synthetic}
-  if ! GPU_LINE=$("$PY" -c 'import sys, torch
-build = torch.version.cuda or "none"
-if not torch.cuda.is_available():
-    sys.exit(f"torch {torch.__version__} (CUDA build: {build}) sees none")
-print(torch.cuda.get_device_name(0))' 2>&1); then
-    echo "gpu_evidence: no CUDA GPU visible: ${GPU_LINE##*$'\n'}; run this on a machine with an NVIDIA GPU and a CUDA build of torch, or use --dry-run" >&2
-    exit 2
-  fi
   SIZE=()
   STREAM_SIZE=(--height 480 --width 832 --frames 81)
   STUDY_ROUNDS=(--rounds 3 --warmup-rounds 1)
@@ -150,9 +169,7 @@ machine_state() {
   else
     echo "nvidia-smi not found; the suite records the GPU state through NVML with each result"
   fi
-  "$PY" -c 'import torch
-from importlib.metadata import version
-print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, diffusers {version("diffusers")}, transformers {version("transformers")}")'
+  echo "$VERSIONS"
   echo "commit $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
   echo "$GPU_LINE; weights $WEIGHTS; tiers $TIERS"
 }
