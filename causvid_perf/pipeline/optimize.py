@@ -19,6 +19,7 @@ import importlib
 import io
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -165,14 +166,10 @@ def _apply_cache(
         _calibrate_magcache(pipe, part, steps, calibrate)
     else:
         transformer.enable_cache(_cache_config(pipe, part))
-    added = {name: hooks - before.get(name, set()) for name, hooks in _hook_names(transformer).items()}
-    added = {name: hooks for name, hooks in added.items() if hooks and name}  # the root's own hook aside
+    added = {name: hooks for name, hooks in _hooks_added(transformer, before).items() if name}  # the root's aside
     if not added:
         raise _nothing(part, "hooked no module")
-    counts: dict[str, int] = {}
-    for hooks in added.values():
-        for hook in hooks:
-            counts[hook] = counts.get(hook, 0) + 1
+    counts = Counter(hook for hooks in added.values() for hook in hooks)
     sites = count_sites(pipe, transformer, sorted(added))
     found = {"hooked_modules": len(added), "hooks": dict(sorted(counts.items())), "counted_modules": sites}
     if part.name == "magcache":  # its ratios fit runs of this many steps
@@ -215,6 +212,12 @@ def _hook_names(model: torch.nn.Module) -> dict[str, set[str]]:
     return names
 
 
+def _hooks_added(model: torch.nn.Module, before: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The diffusers hooks each module gained since `before` (a `_hook_names` reading); modules that
+    gained none are left out."""
+    return {name: added for name, hooks in _hook_names(model).items() if (added := hooks - before.get(name, set()))}
+
+
 # -- attention, storage, quantization, offloading, VAE, compilation --------------------------------
 
 
@@ -244,14 +247,10 @@ def _apply_quant(pipe: Any, part: Part, *, dtype: torch.dtype, **_: Any) -> dict
     quantization = importlib.import_module("torchao.quantization")
     name = _TORCHAO_CONFIGS.get(part.name, _TORCHAO_DQ)
     quantization.quantize_(transformer, getattr(quantization, name)())
-    kinds: dict[str, int] = {}
-    for parameter in transformer.parameters():
-        kind = type(parameter).__name__
-        if kind not in ("Parameter", "Tensor"):
-            kinds[kind] = kinds.get(kind, 0) + 1
+    kinds = Counter(kind for p in transformer.parameters() if (kind := type(p).__name__) not in ("Parameter", "Tensor"))
     if not kinds:
         raise _nothing(part, "quantized no weight")
-    return {"quantized_parameters": sum(kinds.values()), "types": kinds, "config": name}
+    return {"quantized_parameters": sum(kinds.values()), "types": dict(kinds), "config": name}
 
 
 def _apply_offload(pipe: Any, part: Part, *, device: str, **_: Any) -> dict[str, Any]:
@@ -264,7 +263,7 @@ def _apply_offload(pipe: Any, part: Part, *, device: str, **_: Any) -> dict[str,
         )
     else:
         transformer.enable_group_offload(torch.device(device), torch.device("cpu"), offload_type="leaf_level")
-    hooked = sum(1 for name, hooks in _hook_names(transformer).items() if hooks - before.get(name, set()))
+    hooked = len(_hooks_added(transformer, before))
     if not hooked:
         raise _nothing(part, "offloaded no module")
     return {"offloaded_modules": hooked, "offload_device": "cpu", "onload_device": device}
