@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from causvid_perf.files import write_json_atomic
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -109,3 +111,11 @@ class Format:
 
 
 _HEADER = ("schema", "version")
+
+
+def schema_problem(schema_file: Path, data: Any) -> str | None:
+    """Where `data` first breaks the JSON schema in `schema_file` ('message at $.path', the most
+    telling error); None when it meets it."""
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    return None if error is None else f"{error.message} at {error.json_path}"

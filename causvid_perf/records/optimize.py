@@ -21,7 +21,6 @@ the markdown, the table and the report's plot all read it.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -29,11 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from causvid_perf.errors import HistoryError
 from causvid_perf.files import json_safe
-from causvid_perf.formats import Format
+from causvid_perf.formats import Format, schema_problem
 
 FIX = "give the JSON `causvid-perf optimize --json` wrote"
 OPTIMIZE = Format("causvid-perf/optimize", 1, HistoryError, fix=FIX)
@@ -168,10 +165,9 @@ class OptimizeRecord:
 
 def _check_schema(data: dict[str, Any], where: str) -> None:
     """HistoryError (one line) unless ``data`` (of this version) meets the JSON schema."""
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
-    if error is not None:
-        raise HistoryError(f"{where} is not a valid optimize file ({error.message} at {error.json_path}); {FIX}")
+    problem = schema_problem(SCHEMA_PATH, data)
+    if problem is not None:
+        raise HistoryError(f"{where} is not a valid optimize file ({problem}); {FIX}")
 
 
 def load_optimize(path: str | os.PathLike) -> OptimizeRecord:

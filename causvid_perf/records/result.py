@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import numpy as np
 
 from causvid_perf.errors import ResultSchemaError
-from causvid_perf.formats import Format
+from causvid_perf.formats import Format, schema_problem
 from causvid_perf.metrics import RUN_METRICS
 
 RESULT = Format("causvid-perf/run-result", 1, ResultSchemaError, fix="was it written by `causvid-perf run --json`?")
@@ -129,10 +127,8 @@ class RunResult:
 
 
 def validate_result_dict(data: dict[str, Any]) -> None:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
-    if error is not None:
+    problem = schema_problem(SCHEMA_PATH, data)
+    if problem is not None:
         raise ResultSchemaError(
-            f"not a causvid-perf run result ({error.message} at {error.json_path}); "
-            "was it written by `causvid-perf run --json`?"
+            f"not a causvid-perf run result ({problem}); was it written by `causvid-perf run --json`?"
         )
