@@ -78,32 +78,34 @@ class Optimization:
 
 
 _CACHE_THRESHOLD = Arg("threshold", float, 0.05, minimum=0.0)
+_SKIP = Arg("skip", int, 2, minimum=2)  # PAB and FasterCache: attention recomputed every n-th step
+_INTERVAL = Arg("interval", int, 5, minimum=1)  # both TaylorSeer forms: steps between full computations
 KNOWN: tuple[Optimization, ...] = (
     Optimization("fbc", "cache", "First Block Cache (FirstBlockCacheConfig)", (_CACHE_THRESHOLD,)),
     Optimization(
         "pab",
         "cache",
         "Pyramid Attention Broadcast on self-attention, at every timestep (PyramidAttentionBroadcastConfig)",
-        (Arg("skip", int, 2, minimum=2),),
+        (_SKIP,),
     ),
     Optimization(
         "faster",
         "cache",
         "FasterCache (FasterCacheConfig); diffusers runs it only without CFG on Wan",
-        (Arg("skip", int, 2, minimum=2),),
+        (_SKIP,),
         distilled=True,
     ),
     Optimization(
         "taylorseer",
         "cache",
         "TaylorSeer with diffusers' default module patterns (TaylorSeerCacheConfig)",
-        (Arg("interval", int, 5, minimum=1),),
+        (_INTERVAL,),
     ),
     Optimization(
         "taylorseer-attn",
         "cache",
         "TaylorSeer on every block's attention (cache_identifiers blocks.N.attnN)",
-        (Arg("interval", int, 5, minimum=1),),
+        (_INTERVAL,),
     ),
     Optimization(
         "magcache",
