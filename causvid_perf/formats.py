@@ -10,14 +10,13 @@ the oldest migration in one line that says which release reads it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from causvid_perf.files import write_json_atomic
 
@@ -116,6 +115,7 @@ _HEADER = ("schema", "version")
 def schema_problem(schema_file: Path, data: Any) -> str | None:
     """Where `data` first breaks the JSON schema in `schema_file` ('message at $.path', the most
     telling error); None when it meets it."""
+    jsonschema = importlib.import_module("jsonschema")  # on first use: `causvid-perf --help` reads formats, not schemas
     schema = json.loads(schema_file.read_text(encoding="utf-8"))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     return None if error is None else f"{error.message} at {error.json_path}"
