@@ -17,15 +17,17 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# The suite in two pytest sessions: the perf cases alone on a quiet CPU (their history runs stay fit
-# to be references), then every other test on two xdist workers, whole files each (a module's
-# fixtures are built once). With ARGS: one session, `pytest ARGS`.
+# The suite in three pytest sessions: the perf cases alone on a quiet CPU (their history runs stay fit
+# to be references); every other test but the slow ones on two xdist workers, whole files each (a
+# module's fixtures are built once); then the slow tier (`-m slow`: inductor compilation, the full
+# sweep grid), kept out of the everyday suite's time. With ARGS: one session, `pytest ARGS`.
 PERF_CASES := tests/perf/test_perf_cases.py tests/perf/test_recipe_cases.py
 test: lint
 ifeq ($(strip $(ARGS)),)
 	$(VENV)/bin/python -m pytest $(PERF_CASES); perf=$$?; \
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(addprefix --ignore=,$(PERF_CASES)); rest=$$?; \
-	[ $$perf -eq 0 ] && [ $$rest -eq 0 ]
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m "not slow" $(addprefix --ignore=,$(PERF_CASES)); rest=$$?; \
+	$(VENV)/bin/python -m pytest -m slow $(addprefix --ignore=,$(PERF_CASES)); slow=$$?; \
+	[ $$perf -eq 0 ] && [ $$rest -eq 0 ] && [ $$slow -eq 0 ]
 else
 	$(VENV)/bin/python -m pytest $(ARGS)
 endif

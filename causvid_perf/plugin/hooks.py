@@ -46,7 +46,7 @@ from causvid_perf.records.history import write_session
 MARKERS = {
     "gpu": "needs a CUDA GPU",
     "h100": "a GPU perf case with H100 baselines (runs on another GPU class when baselines.json has entries for it)",
-    "slow": "long runs (the teacher's full 50-step recipe, sweeps)",
+    "slow": "long runs (the teacher's full 50-step recipe, sweeps, inductor compilation, the evidence dry run)",
     "quality": "output-quality checks",
     MULTI_GPU_MARKER: MULTI_GPU_HELP,
 }

@@ -1,5 +1,6 @@
 """scripts/gpu_evidence.sh: its tier-1 dry run (tiny weights on the CPU, one round) writes every
-tier-1 file, step by step, and the archive; without a GPU and without --dry-run it stops with exit 2."""
+tier-1 file, step by step, and the archive (in `make test`'s slow tier, which CI runs); a killed run
+keeps its finished steps; without a GPU and without --dry-run it stops with exit 2."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def _run(*args: str, timeout: float) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # seven Python processes, each importing torch and diffusers: about 35 s on 2 cores
 def test_the_tier_1_dry_run_writes_every_tier_1_file(tmp_path):
     out, archive = tmp_path / "evidence", tmp_path / "evidence.tar.gz"
     done = _run("--dry-run", "--bundle", str(archive), str(out), timeout=1800)

@@ -103,6 +103,24 @@ def test_torchao_int8_weight_only_quantizes_the_transformers_linear_weights():
     assert run_case(loaded, include_load=False, keep_frames=False).output.finite
 
 
+@pytest.mark.slow
+def test_regional_compilation_with_inductor_compiles_in_the_first_round_and_keeps_the_video():
+    """compile_repeated_blocks with inductor, as a GPU user runs it: code generated for each block,
+    once. The slow tier of `make test` (about 20 s on 2 cores, 16 s of it inductor compiling on a cold
+    cache). The compiled video matches the eager one to within float rounding."""
+    eager = run_case(_load("none"), include_load=False, keep_frames=True)
+    loaded = _load("compile=blocks:inductor")
+    assert loaded.details["optim"]["compile"]["compiled_regions"] == 2
+    first = run_case(loaded, include_load=False, keep_frames=True)
+    assert first.compiles >= 1 and 0 < first.metrics.compile_s < first.metrics.sampling_s
+    warm = run_case(loaded, include_load=False, keep_frames=True)
+    assert warm.compiles == 0 and warm.metrics.compile_s == 0.0
+    assert run_validity({}, compiles=warm.compiles).fit
+    for result in (first, warm):
+        difference = abs(result.frames.astype(int) - eager.frames.astype(int)).max()
+        assert result.output.finite and difference <= 2.0, difference  # uint8 levels
+
+
 def test_regional_compilation_compiles_once_and_a_new_shape_recompiles_inside_the_round():
     """compile_repeated_blocks with the eager backend: dynamo captures each block's graph (what
     recompiles on a new shape) without inductor's code generation, which takes minutes on a CPU. With
