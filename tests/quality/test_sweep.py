@@ -12,18 +12,7 @@ import torch
 from causvid_perf.cli import main as cli
 from causvid_perf.cli.sweep import add_parser as add_sweep_parser
 from causvid_perf.experiments.sweep import TABLE_HEADERS, run_sweep, sweep_markdown
-from causvid_perf.records.sweep import SWEEP
-
-ROW_KEYS = {
-    "steps",
-    "guidance",
-    "sampling_s",
-    "s_per_it",
-    "peak_vram_gib",
-    "psnr_vs_teacher",
-    "ssim_vs_teacher",
-    "ms_ssim_vs_teacher",
-}
+from causvid_perf.records.sweep import ROW_FIELDS, SWEEP
 
 
 def _check(data, steps, guidances):
@@ -32,7 +21,7 @@ def _check(data, steps, guidances):
     assert data["teacher"]["model"] == "wan2.1-t2v-1.3b"
     assert [(r["steps"], r["guidance"]) for r in data["rows"]] == [(s, float(g)) for s in steps for g in guidances]
     for row in data["rows"]:
-        assert set(row) == ROW_KEYS
+        assert set(row) == set(ROW_FIELDS)  # the rows the sweep writes are the format's
         assert row["sampling_s"] > 0 and row["s_per_it"] > 0
         assert row["peak_vram_gib"] is None  # CPU
         for key in ("ssim_vs_teacher", "ms_ssim_vs_teacher"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from causvid_perf.config import RunConfig
 from causvid_perf.errors import HistoryError
 from causvid_perf.experiments.optimize import recompile_note
 from causvid_perf.experiments.optimize_report import matrix_markdown, speedup_text, table_rows
@@ -75,17 +76,7 @@ def _record(floor: float | None = None) -> OptimizeRecord:
         machine={"device": "cpu"},
         weights="tiny",
         harness_only=True,
-        case={
-            "model": "causvid-1.3b",
-            "weights": "tiny",
-            "height": 32,
-            "width": 32,
-            "frames": 9,
-            "steps": 6,
-            "guidance": 1.0,
-            "device": "cpu",
-            "dtype": "float32",
-        },
+        case=RunConfig.from_profile("tiny").resolve("cpu").to_dict(),
         against=PLAIN,
         design={"name": "sequential", "min_rounds": 4, "max_rounds": 8},
         gate={"threshold": 0.03, "alpha": 0.05, "memory_tolerance": 0.05},
