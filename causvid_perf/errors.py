@@ -147,6 +147,13 @@ class Interrupted(KeyboardInterrupt):
         return ExitCode.TERMINATED if self.signal_name == "SIGTERM" else ExitCode.INTERRUPTED
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message ('' for none): what a one-line report shows of an error
+    raised by another package, whose message may run over many lines."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def interrupted_by(exc: BaseException) -> str:
     """The signal behind a KeyboardInterrupt: 'SIGTERM' for one raised by the SIGTERM handler, else 'SIGINT'."""
     return exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"

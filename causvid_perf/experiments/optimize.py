@@ -35,7 +35,7 @@ import torch
 
 from causvid_perf import fmt
 from causvid_perf.config import VIDEO_FIELDS, ResolvedConfig, RunConfig
-from causvid_perf.errors import CausvidPerfError, ConfigError, ExitCode
+from causvid_perf.errors import CausvidPerfError, ConfigError, ExitCode, first_line
 from causvid_perf.experiments.ab import run_ab
 from causvid_perf.experiments.ab_report import ABReport
 from causvid_perf.experiments.ab_sequential import Sequential, SequentialPlan
@@ -126,7 +126,7 @@ def _unsupported_reason(recipe: str, device: str, capability: tuple[int, int] | 
 
 def one_line(exc: BaseException) -> str:
     """An exception as one line: the suite's own errors by their message, others by type and message."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(exc)
     if isinstance(exc, CausvidPerfError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -35,7 +35,7 @@ from diffusers import (
     TextKVCacheConfig,
 )
 
-from causvid_perf.errors import OptimizationError
+from causvid_perf.errors import OptimizationError, first_line
 from causvid_perf.optim_recipe import Part, Recipe, parse_recipe
 from causvid_perf.pipeline.optim_counts import count_sites
 
@@ -81,9 +81,8 @@ def apply_recipe(
         except OptimizationError:
             raise
         except Exception as exc:  # diffusers or torchao refused it: one line, not their traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise OptimizationError(
-                f"{part.text()} could not be applied ({type(exc).__name__}: {first[:200]}); drop it or change its arguments"
+                f"{part.text()} could not be applied ({type(exc).__name__}: {first_line(exc)[:200]}); drop it or change its arguments"
             ) from None
         evidence[slot] = {"name": part.name, **found}
     evidence["apply_s"] = time.perf_counter() - start
