@@ -8,19 +8,18 @@ its pipeline is freed before the workers start, so rank 0's GPU holds only rank 
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from causvid_perf.config import ResolvedConfig
 from causvid_perf.experiments.parallel_launch import launch
 from causvid_perf.measure.runner import measure_run
 from causvid_perf.parallel_config import parse_parallel
 from causvid_perf.pipeline.loading import load_pipeline
+from causvid_perf.pipeline.recipe import release_cached_memory
 from causvid_perf.records.result import RunResult
 
 WARMUP = 1
@@ -101,7 +100,5 @@ def _one_process(config: ResolvedConfig, models_dir: str | None) -> RunResult:
         measure_run(loaded, loaded.config, include_load=False, keep_frames=False)
     result = measure_run(loaded, loaded.config, include_load=True, keep_frames=True)
     del loaded  # the workers' rank 0 shares this GPU: its memory goes back first
-    gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
+    release_cached_memory(device)
     return result
