@@ -46,10 +46,6 @@ class LoadedPipeline:
         return MemoryRecipe.of(self.config.memory)
 
     @property
-    def text_encoder_offloaded(self) -> bool:
-        return self.recipe.te_offload
-
-    @property
     def on_gpu(self) -> bool:
         return self.config.device.startswith("cuda")
 
